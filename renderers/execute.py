@@ -1,0 +1,175 @@
+"""Running one chart script and turning its figure into an image plus a trace.
+
+This is the work a sandboxed child does; `render_in_process` runs the same steps with
+no isolation (used by benchmarks as the physical floor and by trusted callers).
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import math
+import sys
+import time
+import traceback
+from typing import Any
+
+from renderers import instrument
+
+USER_FILENAME = "<chart>"
+
+
+class SandboxViolation(PermissionError):
+    """Raised by the sandbox's audit hook when user code attempts something refused."""
+
+    __module__ = "builtins"  # tracebacks then read "SandboxViolation: ..." without our path
+
+
+class BoundedWriter(io.TextIOBase):
+    """stdout/stderr stand-in that keeps the first `limit` characters and drops the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            s = str(s)
+        room = self.limit - self.size
+        if room > 0:
+            kept = s[:room]
+            self.parts.append(kept)
+            self.size += len(kept)
+            self.dropped += len(s) - len(kept)
+        else:
+            self.dropped += len(s)
+        return len(s)
+
+    def getvalue(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[... {self.dropped} more characters dropped]"
+        return text
+
+
+def _user_error(exc: BaseException) -> str:
+    """'line N: ExcType: message' for the deepest frame of the user's own code."""
+    lineno = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == USER_FILENAME:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    if len(last) > 500:
+        last = last[:500] + "..."
+    return f"line {lineno}: {last}" if lineno is not None else last
+
+
+def _restore_builtins(saved: dict[str, Any]) -> None:
+    """User code may rebind builtins (print, open, isinstance...); ours must not see that."""
+    current = builtins.__dict__
+    for name in [n for n in current if n not in saved]:
+        del current[name]
+    for name, value in saved.items():
+        if current.get(name) is not value:
+            current[name] = value
+
+
+def _capped_dpi(fig, dpi: float, max_pixels: int) -> float:
+    width, height = fig.get_size_inches()
+    area = max(width * height, 1e-6)
+    if area * dpi * dpi > max_pixels:
+        dpi = math.sqrt(max_pixels / area)
+    # matplotlib refuses images over 2**16 pixels on a side
+    longest = max(width, height, 1e-6)
+    return max(1.0, min(dpi, 65000 / longest))
+
+
+def run_code(code: str, *, dpi: float = 100, max_pixels: int = 4_000_000, with_trace: bool = True,
+             is_violation=lambda: False) -> dict[str, Any]:
+    """Execute `code`, capture the current figure. Returns a plain dict (see RenderResult)."""
+    import matplotlib.pyplot as plt
+
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"ok": False, "error_kind": None, "error": None, "png": None, "trace": {}}
+
+    def fail(kind: str, error: str) -> dict[str, Any]:
+        out.update(error_kind=kind, error=error, seconds=time.perf_counter() - t0)
+        return out
+
+    try:
+        compiled = compile(code, USER_FILENAME, "exec")
+    except (SyntaxError, ValueError) as exc:
+        lineno = getattr(exc, "lineno", None)
+        msg = f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}"
+        return fail("syntax", f"line {lineno}: {msg}" if lineno else msg)
+
+    saved_builtins = dict(builtins.__dict__)
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        exec(compiled, namespace)
+        error = None
+    except BaseException as exc:  # noqa: BLE001 - user code may raise anything, SystemExit included
+        error = exc
+    finally:
+        _restore_builtins(saved_builtins)
+
+    if error is not None:
+        if isinstance(error, SandboxViolation) or is_violation():
+            return fail("forbidden", _user_error(error))
+        if isinstance(error, MemoryError):
+            return fail("memory", _user_error(error) or "MemoryError")
+        if isinstance(error, RecursionError):
+            return fail("runtime", _user_error(error))
+        return fail("runtime", _user_error(error))
+    if is_violation():
+        return fail("forbidden", "the script attempted an operation the sandbox refuses")
+    if not plt.get_fignums():
+        return fail("no_figure", "the script ran but created no figure")
+
+    fig = plt.gcf()
+    try:
+        png = io.BytesIO()
+        instrument.RECORDS.drawn_texts = []
+        instrument.RECORDS.capturing_text = True
+        fig.savefig(png, format="png", dpi=_capped_dpi(fig, dpi, max_pixels))
+        instrument.RECORDS.capturing_text = False
+        out["png"] = png.getvalue()
+        if with_trace:
+            out["trace"] = instrument.collect_trace(fig, instrument.RECORDS.drawn_texts)
+    except MemoryError as exc:
+        return fail("memory", "while drawing: " + _user_error(exc))
+    except BaseException as exc:  # noqa: BLE001 - a figure can fail only when drawn
+        if isinstance(exc, SandboxViolation) or is_violation():
+            return fail("forbidden", "while drawing: " + _user_error(exc))
+        return fail("runtime", "while drawing: " + _user_error(exc))
+    finally:
+        instrument.RECORDS.capturing_text = False
+    out["ok"] = True
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def render_in_process(code: str, **kwargs: Any) -> dict[str, Any]:
+    """Run in this process with no isolation: only for trusted code and for benchmarks."""
+    import matplotlib.pyplot as plt
+
+    instrument.install()
+    instrument.RECORDS.reset()
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = BoundedWriter(8192)
+    try:
+        return run_code(code, **kwargs)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        plt.close("all")
+        import matplotlib
+
+        matplotlib.rcdefaults()
+        matplotlib.use("Agg")

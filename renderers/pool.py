@@ -1,0 +1,268 @@
+"""RenderPool: the client side of the warm, sandboxed render server.
+
+    with RenderPool(workers=4) as pool:
+        result = pool.render(code)                 # one script
+        results = pool.render_many(codes)          # many, concurrently, in input order
+        future = pool.submit(code)                 # non-blocking; future.result() -> RenderResult
+
+If the server process dies (it should not: user code only ever runs in its children) it
+is restarted and the jobs in flight are sent again once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from renderers.code import prepare_code
+from renderers.result import RenderResult
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+
+@dataclass
+class PoolOptions:
+    """Settings of a RenderPool. Each is also a keyword of RenderPool()."""
+
+    workers: int = 0  # concurrent jobs; 0 = number of CPU cores
+    timeout: float = 20.0  # wall-clock seconds per script (CPU time is capped at timeout + 1)
+    memory_mb: int = 2048  # address space a script may add on top of the warm server's
+    dpi: float = 100.0  # resolution of the PNG
+    max_pixels: int = 4_000_000  # larger figures are drawn at a lower dpi to fit
+    stdout_limit: int = 8192  # characters of print output kept per job
+    file_mb: int = 64  # largest file a job may write (its own temp dir only)
+    trace: bool = True  # record the trace (types, colours, texts, layout, data)
+    seccomp: bool = True  # kernel-level syscall filter where the platform supports it
+    start_timeout: float = 120.0  # seconds to wait for the server to import the chart stack
+
+
+class RenderPool:
+    def __init__(self, workers: int = 0, **options) -> None:
+        self.options = PoolOptions(workers=workers, **options)
+        if self.options.workers <= 0:
+            self.options.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._futures: dict[int, tuple[Future, dict, int]] = {}
+        self._proc: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._reader: threading.Thread | None = None
+        self._root: str | None = None
+        self._closed = False
+        self.seccomp = False
+        self.restarts = 0
+        self._start()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _start(self) -> None:
+        self._root = tempfile.mkdtemp(prefix="vlrl-render-")
+        ours, theirs = socket.socketpair()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": self._root,
+            "TMPDIR": self._root,
+            "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg",
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONPATH": _PACKAGE_PARENT,
+        }
+        # The font cache lives outside the job sandbox; reuse the user's so start-up is fast.
+        mpl_config = os.environ.get("MPLCONFIGDIR") or os.path.join(Path.home(), ".cache", "vlrl-matplotlib")
+        os.makedirs(mpl_config, exist_ok=True)
+        env["MPLCONFIGDIR"] = mpl_config
+        theirs_fd = theirs.detach()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "renderers.server", str(theirs_fd)],
+            pass_fds=(theirs_fd,),
+            env=env,
+            cwd=self._root,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        os.close(theirs_fd)
+        self._conn = Connection(ours.detach())
+        o = self.options
+        self._conn.send(
+            {
+                "root": self._root,
+                "max_parallel": o.workers,
+                "memory_mb": o.memory_mb,
+                "stdout_limit": o.stdout_limit,
+                "file_bytes": o.file_mb * 2**20,
+                "seccomp": o.seccomp,
+            }
+        )
+        if not self._conn.poll(o.start_timeout):
+            self._kill_server()
+            raise RuntimeError(f"render server did not start within {o.start_timeout:g} s")
+        try:
+            hello = self._conn.recv()
+        except EOFError:
+            self._kill_server()
+            raise RuntimeError("render server exited during start-up (see its stderr above)") from None
+        self.seccomp = bool(hello.get("seccomp"))
+        self._reader = threading.Thread(target=self._read_loop, args=(self._conn,), daemon=True)
+        self._reader.start()
+
+    def _kill_server(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                os.killpg(self._proc.pid, 9)
+            except ProcessLookupError:
+                pass
+            self._proc.wait()
+        if self._root:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.send(None)
+            self._proc.wait(timeout=10)
+        except Exception:
+            pass
+        self._kill_server()
+        with self._lock:
+            pending = list(self._futures.values())
+            self._futures.clear()
+        for fut, _, _ in pending:
+            if not fut.done():
+                fut.set_result(RenderResult.failure("crashed", "the render pool was closed"))
+
+    def __enter__(self) -> "RenderPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ results
+
+    def _read_loop(self, conn: Connection) -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                entry = self._futures.pop(msg.pop("id"), None)
+            if entry is None:
+                continue
+            fut = entry[0]
+            fut.set_result(
+                RenderResult(
+                    ok=msg["ok"],
+                    png=msg.get("png"),
+                    error_kind=msg.get("error_kind"),
+                    error=msg.get("error"),
+                    seconds=float(msg.get("seconds", 0.0)),
+                    trace=msg.get("trace") or {},
+                    stdout=msg.get("stdout", ""),
+                    violations=msg.get("violations", []),
+                )
+            )
+        if not self._closed:
+            self._recover(conn)
+
+    def _recover(self, dead_conn: Connection) -> None:
+        """The server died: start a new one and resend the jobs in flight once."""
+        with self._lock:
+            if self._conn is not dead_conn or self._closed:
+                return
+            inflight = list(self._futures.items())
+            self._futures.clear()
+        self._kill_server()
+        self.restarts += 1
+        self._start()
+        for job_id, (fut, job, attempts) in inflight:
+            if attempts >= 1:
+                fut.set_result(RenderResult.failure("crashed", "the render server died twice on this job"))
+            else:
+                self._send(job, fut, attempts + 1)
+
+    # ------------------------------------------------------------------ submitting
+
+    def _send(self, job: dict, fut: Future, attempts: int) -> None:
+        with self._lock:
+            self._futures[job["id"]] = (fut, job, attempts)
+            try:
+                self._conn.send(job)
+            except (OSError, ValueError):
+                pass  # the reader notices the dead server and resends
+
+    def submit(self, code: str, *, timeout: float | None = None, dpi: float | None = None,
+               trace: bool | None = None) -> "Future[RenderResult]":
+        """Render a script (already extracted code) without waiting; returns a Future."""
+        if self._closed:
+            raise RuntimeError("the render pool is closed")
+        if not isinstance(code, str):
+            raise TypeError(f"code must be a str, not {type(code).__name__}")
+        o = self.options
+        job = {
+            "id": next(self._ids),
+            "code": code,
+            "timeout": float(timeout if timeout is not None else o.timeout),
+            "dpi": float(dpi if dpi is not None else o.dpi),
+            "max_pixels": int(o.max_pixels),
+            "trace": bool(o.trace if trace is None else trace),
+            "nonce": secrets.token_hex(16),
+        }
+        fut: Future = Future()
+        self._send(job, fut, 0)
+        return fut
+
+    def render(self, code: str, **kwargs) -> RenderResult:
+        return self.submit(code, **kwargs).result()
+
+    def render_many(self, codes: Iterable[str], **kwargs) -> list[RenderResult]:
+        futures = [self.submit(code, **kwargs) for code in codes]
+        return [f.result() for f in futures]
+
+    def imap(self, codes: Iterable[str], window: int | None = None, **kwargs) -> Iterator[RenderResult]:
+        """Results in input order while keeping at most `window` jobs in flight (bounded memory)."""
+        window = window or 4 * self.options.workers
+        pending: list[Future] = []
+        for code in codes:
+            pending.append(self.submit(code, **kwargs))
+            if len(pending) >= window:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
+
+    def render_response(self, text: str, *, strict: bool = False, **kwargs) -> RenderResult:
+        """Render a model response: extract its code block first (see renderers.code)."""
+        return self.submit_response(text, strict=strict, **kwargs).result()
+
+    def submit_response(self, text: str, *, strict: bool = False, **kwargs) -> "Future[RenderResult]":
+        code = prepare_code(text, strict=strict)
+        if code is None:
+            fut: Future = Future()
+            fut.set_result(RenderResult.failure("syntax", "no python code block found in the response"))
+            return fut
+        return self.submit(code, **kwargs)

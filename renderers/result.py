@@ -1,0 +1,45 @@
+"""What a render returns. Plain data only, so results cross process boundaries as JSON."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+ERROR_KINDS = ("syntax", "runtime", "timeout", "memory", "no_figure", "forbidden", "crashed")
+
+
+@dataclass
+class RenderResult:
+    ok: bool
+    png: bytes | None = None
+    error_kind: str | None = None  # one of ERROR_KINDS when ok is False
+    error: str | None = None  # last line of the user code's traceback, or why the job died
+    seconds: float = 0.0
+    trace: dict[str, Any] = field(default_factory=dict)
+    stdout: str = ""
+    violations: list[str] = field(default_factory=list)  # sandbox refusals, even if caught
+
+    @property
+    def image(self):
+        """The rendering as an RGB PIL image (None when nothing was rendered)."""
+        if self.png is None:
+            return None
+        from PIL import Image
+
+        with Image.open(io.BytesIO(self.png)) as im:
+            return im.convert("RGB")
+
+    def summary(self) -> dict[str, Any]:
+        """The row written to results.jsonl: everything but the image and the trace."""
+        return {
+            "ok": self.ok,
+            "error_kind": self.error_kind,
+            "error": self.error,
+            "seconds": round(self.seconds, 4),
+        }
+
+    @classmethod
+    def failure(cls, kind: str, error: str, seconds: float = 0.0, **extra: Any) -> "RenderResult":
+        assert kind in ERROR_KINDS, kind
+        return cls(ok=False, error_kind=kind, error=error, seconds=seconds, **extra)

@@ -1,0 +1,376 @@
+"""Confinement for a child about to run untrusted chart code.
+
+Three layers, each covering what the others cannot:
+- resource limits (CPU seconds, address space, file size, open files, no core dumps);
+- a seccomp filter (Linux x86_64/aarch64) refusing process creation, sockets, signals to
+  other processes, rlimit changes and a few kernel-escape syscalls, so even code that
+  reaches raw syscalls cannot fork, connect or kill;
+- a Python audit hook refusing, at the language level, process creation, sockets,
+  dynamic library loading, writes outside the job's directory and reads outside an
+  allowlist. The hook resolves paths with primitives captured at install time, so user
+  code that monkeypatches os.path or builtins cannot steer it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+from typing import Callable
+
+from renderers.execute import SandboxViolation
+
+# --------------------------------------------------------------------------- rlimits
+
+
+def address_space_bytes() -> int:
+    """Current virtual size of this process (the child inherits the server's mappings)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def apply_rlimits(*, cpu_seconds: float, memory_bytes: int, file_bytes: int, open_files: int = 256) -> None:
+    cpu = max(1, int(cpu_seconds + 0.999))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    if memory_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = min(open_files, hard) if hard != resource.RLIM_INFINITY else open_files
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+# --------------------------------------------------------------------------- seccomp
+
+# Syscall numbers refused outright, per architecture.
+_DENY = {
+    "x86_64": {
+        "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "socket": 41, "socketpair": 53,
+        "connect": 42, "bind": 49, "listen": 50, "accept": 43, "accept4": 288,
+        "tkill": 200, "setrlimit": 160, "ptrace": 101,
+        "process_vm_readv": 310, "process_vm_writev": 311, "unshare": 272, "setns": 308,
+        "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "bpf": 321,
+        "perf_event_open": 298, "keyctl": 250, "add_key": 248, "request_key": 249,
+        "userfaultfd": 323, "open_by_handle_at": 304, "name_to_handle_at": 303,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438, "mknod": 133,
+        "mknodat": 259, "reboot": 169, "kexec_load": 246, "init_module": 175,
+        "finit_module": 313, "delete_module": 176, "iopl": 172, "ioperm": 173,
+        "swapon": 167, "swapoff": 168, "syslog": 103, "acct": 163, "settimeofday": 164,
+        "clock_settime": 227, "sethostname": 170, "setdomainname": 171, "personality": 135,
+        "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297,
+    },
+    "aarch64": {
+        "execve": 221, "execveat": 281, "socket": 198, "socketpair": 199, "connect": 203,
+        "bind": 200, "listen": 201, "accept": 202, "accept4": 242, "tkill": 130,
+        "setrlimit": 164, "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
+        "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41,
+        "chroot": 51, "bpf": 280, "perf_event_open": 241, "keyctl": 219, "add_key": 217,
+        "request_key": 218, "userfaultfd": 282, "open_by_handle_at": 265,
+        "name_to_handle_at": 264, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427, "pidfd_open": 434, "pidfd_send_signal": 424,
+        "pidfd_getfd": 438, "mknodat": 33, "reboot": 142, "kexec_load": 104,
+        "init_module": 105, "finit_module": 273, "delete_module": 106, "swapon": 224,
+        "swapoff": 225, "syslog": 116, "acct": 89, "settimeofday": 170, "clock_settime": 112,
+        "sethostname": 161, "setdomainname": 162, "personality": 92,
+        "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240,
+    },
+}
+# Syscalls allowed only with particular arguments.
+_SPECIAL = {
+    "x86_64": {"clone": 56, "clone3": 435, "kill": 62, "tgkill": 234, "prlimit64": 302},
+    "aarch64": {"clone": 220, "clone3": 435, "kill": 129, "tgkill": 131, "prlimit64": 261},
+}
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_CLONE_THREAD = 0x00010000
+_EPERM, _ENOSYS = 1, 38
+_RET_ALLOW = 0x7FFF0000
+_RET_ERRNO = 0x00050000
+_LD_ABS_W, _JEQ_K, _JSET_K, _JGE_K, _RET_K = 0x20, 0x15, 0x45, 0x35, 0x06
+_OFF_NR, _OFF_ARCH = 0, 4
+
+
+def _arg_lo(i: int) -> int:
+    return 16 + 8 * i
+
+
+def _arg_hi(i: int) -> int:
+    return 16 + 8 * i + 4
+
+
+def seccomp_program(arch: str, own_pid: int) -> list[tuple[int, int, int, int]]:
+    """Classic BPF instructions (code, jt, jf, k) for this architecture and process."""
+    deny = (_RET_K, 0, 0, _RET_ERRNO | _EPERM)
+    allow = (_RET_K, 0, 0, _RET_ALLOW)
+    sp = _SPECIAL[arch]
+    prog = [
+        (_LD_ABS_W, 0, 0, _OFF_ARCH),
+        (_JEQ_K, 1, 0, _AUDIT_ARCH[arch]),
+        deny,  # another ABI (e.g. 32-bit syscalls) is refused wholesale
+        (_LD_ABS_W, 0, 0, _OFF_NR),
+    ]
+    if arch == "x86_64":
+        prog += [(_JGE_K, 0, 1, 0x40000000), deny]  # x32 ABI
+    for nr in sorted(_DENY[arch].values()):
+        prog += [(_JEQ_K, 0, 1, nr), deny]
+    # clone3 hides its flags behind a pointer: report it missing so libc falls back to clone.
+    prog += [(_JEQ_K, 0, 1, sp["clone3"]), (_RET_K, 0, 0, _RET_ERRNO | _ENOSYS)]
+    # clone: threads (CLONE_THREAD) are fine, new processes are not.
+    prog += [
+        (_JEQ_K, 0, 4, sp["clone"]),
+        (_LD_ABS_W, 0, 0, _arg_lo(0)),
+        (_JSET_K, 1, 0, _CLONE_THREAD),
+        deny,
+        allow,
+        (_LD_ABS_W, 0, 0, _OFF_NR),
+    ]
+    # kill / tgkill: only this process may be signalled (abort() must still work).
+    for name in ("kill", "tgkill"):
+        prog += [
+            (_JEQ_K, 0, 6, sp[name]),
+            (_LD_ABS_W, 0, 0, _arg_lo(0)),
+            (_JEQ_K, 0, 2, own_pid),
+            (_LD_ABS_W, 0, 0, _arg_hi(0)),
+            (_JEQ_K, 1, 0, 0),
+            deny,
+            allow,
+            (_LD_ABS_W, 0, 0, _OFF_NR),
+        ]
+    # prlimit64 reads limits for getrlimit(); setting one (new_limit != NULL) is refused.
+    prog += [
+        (_JEQ_K, 0, 5, sp["prlimit64"]),
+        (_LD_ABS_W, 0, 0, _arg_lo(2)),
+        (_JEQ_K, 0, 2, 0),
+        (_LD_ABS_W, 0, 0, _arg_hi(2)),
+        (_JEQ_K, 1, 0, 0),
+        deny,
+        allow,
+    ]
+    prog.append(allow)
+    return prog
+
+
+class _Seccomp:
+    """Loads libc once (in the server, before any hook) so children only make calls."""
+
+    def __init__(self) -> None:
+        self.arch = platform.machine()
+        self.prctl = None
+        if sys.platform != "linux" or self.arch not in _DENY:
+            return
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            self.prctl = libc.prctl
+            self.ctypes = ctypes
+        except (OSError, AttributeError):
+            self.prctl = None
+
+    def install(self, own_pid: int) -> bool:
+        if self.prctl is None:
+            return False
+        ctypes = self.ctypes
+
+        class SockFilter(ctypes.Structure):
+            _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+        class SockFprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+        program = seccomp_program(self.arch, own_pid)
+        filters = (SockFilter * len(program))(*[SockFilter(*ins) for ins in program])
+        fprog = SockFprog(len(program), filters)
+        pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
+        if self.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
+            return False
+        return self.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) == 0
+
+
+SECCOMP = _Seccomp()
+
+
+# --------------------------------------------------------------------------- audit hook
+
+_ALWAYS_REFUSED = frozenset(
+    {
+        "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+        "os.forkpty", "os.startfile", "pty.spawn", "socket.__new__", "socket.connect",
+        "socket.bind", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
+        "socket.sendto", "socket.sethostname", "sqlite3.connect", "urllib.Request",
+        "http.client.connect", "ftplib.connect", "smtplib.connect", "poplib.connect",
+        "imaplib.open", "nntplib.connect", "telnetlib.Telnet.open", "webbrowser.open",
+        "resource.setrlimit", "sys.addaudithook", "ctypes.dlopen", "ctypes.dlsym",
+        "ctypes.dlsym/handle", "sys.remote_exec", "os.setuid", "os.setgid",
+    }
+)
+# event -> (indexes of the path arguments it writes, indexes of its dir_fd arguments)
+_WRITE_EVENTS = {
+    "os.remove": ((0,), (1,)), "os.rmdir": ((0,), (1,)), "os.mkdir": ((0,), (2,)),
+    "os.rename": ((0, 1), (2, 3)), "os.link": ((0, 1), (2, 3)), "os.symlink": ((1,), (2,)),
+    "os.truncate": ((0,), ()), "os.chmod": ((0,), (2,)), "os.chown": ((0,), (3,)),
+    "os.utime": ((0,), (3,)), "os.chflags": ((0,), ()), "os.lchflags": ((0,), ()),
+    "os.setxattr": ((0,), ()), "os.removexattr": ((0,), ()), "tempfile.mkstemp": ((0,), ()),
+    "tempfile.mkdtemp": ((0,), ()), "shutil.rmtree": ((0,), (1,)),
+}
+_READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "glob.glob/2": (0,),
+                "os.getxattr": (0,), "os.listxattr": (0,)}
+
+
+def install_audit_hook(write_root: str, read_roots: list[str]) -> Callable[[], list[str]]:
+    """Install the hook for the rest of this process's life; returns a getter of violations."""
+    import posix
+
+    lstat, readlink, getcwd, fspath, getpid = posix.lstat, posix.readlink, posix.getcwd, posix.fspath, posix.getpid
+    own_pid = getpid()
+    write_flags = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
+    s_ifmt, s_iflnk = 0o170000, 0o120000
+    write_root = write_root.rstrip("/")
+    readable = tuple(r.rstrip("/") for r in read_roots) + (write_root,)
+    violations: list[str] = []
+    raise_violation = SandboxViolation
+
+    def resolve(path) -> str:
+        path = fspath(path)
+        if isinstance(path, bytes):
+            path = path.decode("utf-8", "surrogateescape")
+        if not path.startswith("/"):
+            path = getcwd() + "/" + path
+        pending = [p for p in path.split("/") if p][::-1]
+        parts: list[str] = []
+        hops = 0
+        while pending:
+            comp = pending.pop()
+            if comp == ".":
+                continue
+            if comp == "..":
+                if parts:
+                    parts.pop()
+                continue
+            candidate = "/" + "/".join(parts + [comp])
+            try:
+                mode = lstat(candidate).st_mode
+            except OSError:
+                parts.append(comp)
+                continue
+            if mode & s_ifmt == s_iflnk:
+                hops += 1
+                if hops > 40:
+                    raise raise_violation("too many symbolic links")
+                target = readlink(candidate)
+                if target.startswith("/"):
+                    parts = []
+                pending.extend([p for p in target.split("/") if p][::-1])
+            else:
+                parts.append(comp)
+        return "/" + "/".join(parts)
+
+    def inside(path: str, roots: tuple[str, ...]) -> bool:
+        for root in roots:
+            if path == root or path.startswith(root + "/"):
+                return True
+        return False
+
+    def refuse(what: str) -> None:
+        violations.append(what)
+        raise raise_violation(f"sandbox refused {what}")
+
+    def check_path(event: str, raw, write: bool) -> None:
+        if raw is None or isinstance(raw, int):
+            return  # an already-open descriptor: it passed this check when it was opened
+        try:
+            path = resolve(raw)
+        except raise_violation:
+            raise
+        except Exception:
+            refuse(f"{event} on an unresolvable path")
+            return
+        if write and not inside(path, (write_root,)):
+            refuse(f"{event} writing {path}")
+        elif not write and not inside(path, readable):
+            refuse(f"{event} reading {path}")
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            path, mode, flags = (tuple(args) + (None, None, None))[:3]
+            write = False
+            if isinstance(mode, str) and ("w" in mode or "a" in mode or "x" in mode or "+" in mode):
+                write = True
+            if isinstance(flags, int) and flags & write_flags:
+                write = True
+            check_path(event, path, write)
+        elif event in _ALWAYS_REFUSED:
+            refuse(event)
+        elif event in ("os.kill", "os.killpg"):
+            if event == "os.killpg" or args[0] != own_pid:
+                refuse(f"{event} {args[0]}")
+        elif event == "resource.prlimit":
+            if len(args) > 2 and args[2] is not None:
+                refuse(event)
+        elif event in _WRITE_EVENTS:
+            path_idxs, dir_fd_idxs = _WRITE_EVENTS[event]
+            for i in dir_fd_idxs:
+                if i < len(args) and isinstance(args[i], int) and args[i] >= 0:
+                    refuse(f"{event} relative to a directory descriptor")
+            for i in path_idxs:
+                if i < len(args):
+                    check_path(event, args[i], True)
+        elif event in _READ_EVENTS:
+            for i in _READ_EVENTS[event]:
+                if i < len(args):
+                    check_path(event, args[i] if args[i] is not None else ".", False)
+
+    sys.addaudithook(hook)
+    return lambda: list(violations)
+
+
+def path_inside(path: str, roots) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def default_read_roots() -> list[str]:
+    """Where a chart script may read: the Python installation, its packages, fonts, data."""
+    import site
+    import sysconfig
+
+    import matplotlib
+
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib", "data"):
+        try:
+            roots.add(sysconfig.get_paths()[key])
+        except KeyError:
+            pass
+    try:
+        roots.update(site.getsitepackages())
+    except AttributeError:
+        pass
+    roots.add(matplotlib.get_data_path())
+    roots.add(matplotlib.get_cachedir())
+    for d in ("/usr/share/fonts", "/usr/local/share/fonts", "/usr/share/texmf/fonts",
+              "/usr/share/zoneinfo", "/usr/share/matplotlib", "/etc/fonts"):
+        roots.add(d)
+    roots.update({"/dev/null", "/dev/urandom", "/dev/zero"})
+    return sorted(os.path.realpath(r) for r in roots if r)
+
+
+def child_environment(job_dir: str) -> dict[str, str]:
+    """The whole environment a job sees: nothing inherited, so no secrets."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": job_dir,
+        "TMPDIR": job_dir,
+        "MPLBACKEND": "Agg",
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
