@@ -1,0 +1,128 @@
+"""The `vlrl` command line: `vlrl COMMAND [key=value ...]`, `vlrl COMMAND --help`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from vlrl.options import UserError, describe_options, parse_options
+
+
+@dataclass
+class Command:
+    name: str
+    summary: str
+    usage: str
+    options: Callable[[], type]  # imported lazily: `vlrl --help` must not import torch
+    run: Callable[[object], int]
+    positional: str | None = None
+
+
+def _render_options():
+    from vlrl.render_files import RenderOptions
+
+    return RenderOptions
+
+
+def _render_run(opts):
+    from vlrl.render_files import run
+
+    return run(opts)
+
+
+def _synth_options():
+    from vlrl.datasets.corpus import SynthOptions
+
+    return SynthOptions
+
+
+def _synth_run(opts):
+    from vlrl.datasets.corpus import run
+
+    return run(opts)
+
+
+def _eval_options():
+    from vlrl.evaluation.chart_eval import EvalOptions
+
+    return EvalOptions
+
+
+def _eval_run(opts):
+    from vlrl.evaluation.chart_eval import run
+
+    return run(opts)
+
+
+COMMANDS = {
+    "render": Command(
+        "render",
+        "render chart scripts in the sandboxed pool: PNG, trace and results.jsonl per script",
+        "vlrl render PATH... out=DIR [key=value ...]",
+        _render_options, _render_run, positional="paths",
+    ),
+    "data synth": Command(
+        "data synth",
+        "generate and render a deterministic synthetic chart corpus (images + code + index.jsonl)",
+        "vlrl data synth n=N out=DIR seed=S [key=value ...]",
+        _synth_options, _synth_run,
+    ),
+    "eval": Command(
+        "eval",
+        "score chart-to-code predictions with ChartMimic's metrics (chartmimic | reachqa | jsonl)",
+        "vlrl eval benchmark=chartmimic data_dir=DIR predictions=FILE out=DIR [key=value ...]",
+        _eval_options, _eval_run,
+    ),
+}
+
+
+def _overview() -> str:
+    lines = ["usage: vlrl COMMAND [key=value ...]   (vlrl COMMAND --help for its options)", "", "commands:"]
+    for cmd in COMMANDS.values():
+        lines.append(f"  {cmd.name:<12} {cmd.summary}")
+    return "\n".join(lines)
+
+
+def _command_help(cmd: Command) -> str:
+    return f"usage: {cmd.usage}\n\n{cmd.summary}\n\noptions:\n{describe_options(cmd.options())}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # offline first: nothing downloads weights
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_overview())
+        return 0
+    name = argv[0]
+    rest = argv[1:]
+    if name == "data":
+        if not rest or rest[0] in ("-h", "--help"):
+            print(_command_help(COMMANDS["data synth"]))
+            return 0 if rest else 2
+        name, rest = f"data {rest[0]}", rest[1:]
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(COMMANDS), n=2)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        print(f"vlrl: unknown command '{name}'{hint}\n\n{_overview()}", file=sys.stderr)
+        return 2
+    if any(a in ("-h", "--help") for a in rest):
+        print(_command_help(cmd))
+        return 0
+    try:
+        opts = parse_options(cmd.options(), rest, positional=cmd.positional)
+        return int(cmd.run(opts) or 0)
+    except UserError as exc:
+        print(f"vlrl {cmd.name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vlrl {cmd.name}: interrupted; written results are kept and the run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""`vlrl eval`: ChartMimic / ReachQA / JSONL chart-to-code evaluation from predictions.
+
+    vlrl eval benchmark=chartmimic data_dir=DIR predictions=FILE out=DIR
+
+Predictions are ChartMimic's output format, JSONL rows {"file": <ground-truth path>,
+"response": <raw model text>} (our own datasets may use "id" instead of "file"). Each
+response goes through ChartMimic's post-processing (first ```python block, cut at the
+first plt.savefig(/plt.show(), the figure captured), is rendered once in the sandbox, and
+scored against the ground truth's trace (cached across runs). Writes:
+
+    out/items.jsonl   per item: exec, precision/recall/F1 per metric, error, critique
+    out/summary.json  n, exec_rate, text, layout, type, color, low_level (0-100), optional
+                      high_level/overall, per chart type, and counts of bad input
+    out/summary.md    the same as a table laid out like the MSRL paper's
+
+The run resumes: items already in items.jsonl are not scored again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm import tqdm
+
+from vlrl.evaluation.benchmarks import LOADERS, BenchmarkItem, prediction_key
+from vlrl.jsonl import JsonlWriter, read_jsonl, write_json_atomic
+from vlrl.options import UserError, option
+
+TRACE_VERSION = "1"  # bump when the renderer's trace changes, to invalidate cached references
+METRICS = ("text", "layout", "type", "color")
+
+
+@dataclass
+class EvalOptions:
+    benchmark: Literal["chartmimic", "reachqa", "jsonl"] = option(help="layout of data_dir")
+    data_dir: str = option(help="benchmark folder (chartmimic: *.py + images; reachqa: code/, plot_info.jsonl; jsonl: index.jsonl or a .jsonl file)")
+    predictions: str = option(help='JSONL of {"file": ..., "response": ...} rows')
+    out: str = option(help="output folder")
+    judge_responses: str = option("", help='optional JSONL of {"file", "response"} judge replies ending in "Score: N" -> high_level, overall')
+    workers: int = option(0, help="concurrent renders (0 = CPU cores)")
+    timeout: float = option(20.0, help="seconds per script before it is killed")
+    strict: bool = option(True, help="only a ```python block counts as code (ChartMimic's rule)")
+    only_predicted: bool = option(False, help="score only items that have a prediction (default: missing ones score 0)")
+    cache_dir: str = option("", help="reference trace cache (default ~/.cache/vlrl/reference_traces)")
+    name: str = option("", help="row label in summary.md (default: the predictions file name)")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class Predictions:
+    responses: dict[str, Any]
+    bad_lines: list[str]
+    unknown_files: list[str]
+    duplicates: list[str]
+    missing_response: list[str]
+
+
+def read_predictions(path: Path, known: set[str]) -> Predictions:
+    """Tolerant reader: every problem is counted and named, none is fatal."""
+    if not path.exists():
+        raise UserError(f"no predictions file at {path}")
+    p = Predictions({}, [], [], [], [])
+    with path.open("r", encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                p.bad_lines.append(f"line {number}: not valid JSON ({exc.msg})")
+                continue
+            name = row.get("file", row.get("id")) if isinstance(row, dict) else None
+            if name is None:
+                p.bad_lines.append(f"line {number}: no 'file' or 'id' field")
+                continue
+            key = prediction_key(str(name))
+            if key not in known:
+                p.unknown_files.append(str(name))
+                continue
+            if key in p.responses:
+                p.duplicates.append(str(name))
+                continue
+            response = row.get("response")
+            if not isinstance(response, str) or not response.strip():
+                p.missing_response.append(str(name))
+                response = None
+            p.responses[key] = response
+    return p
+
+
+def read_judge_scores(path: Path) -> dict[str, float | None]:
+    from rewards.judge import parse_judge_score
+
+    scores: dict[str, float | None] = {}
+    for row in read_jsonl(path):
+        name = row.get("file", row.get("id"))
+        if name is not None:
+            scores[prediction_key(str(name))] = parse_judge_score(row.get("response", ""))
+    return scores
+
+
+# --------------------------------------------------------------------------- references
+
+
+class ReferenceCache:
+    """Ground-truth renders keyed by a hash of their code, kept across runs."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _key(self, code: str) -> str:
+        return hashlib.sha256((TRACE_VERSION + "\0" + code).encode()).hexdigest()
+
+    def get(self, code: str) -> dict[str, Any] | None:
+        path = self.dir / f"{self._key(code)}.json"
+        if not path.exists():
+            return None
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        png = self.dir / f"{self._key(code)}.png"
+        entry["png_path"] = str(png) if png.exists() else None
+        return entry
+
+    def put(self, code: str, result) -> dict[str, Any]:
+        key = self._key(code)
+        entry = {"ok": result.ok, "error_kind": result.error_kind, "error": result.error, "trace": result.trace}
+        if result.png:
+            (self.dir / f"{key}.png").write_bytes(result.png)
+        write_json_atomic(self.dir / f"{key}.json", entry)
+        entry["png_path"] = str(self.dir / f"{key}.png") if result.png else None
+        return entry
+
+
+def render_references(items: list[BenchmarkItem], pool, cache: ReferenceCache) -> dict[str, dict[str, Any]]:
+    from renderers import strip_output_calls
+
+    refs: dict[str, dict[str, Any]] = {}
+    todo = []
+    for item in items:
+        if item.code is None:
+            refs[item.key] = {"ok": False, "error_kind": "unreadable", "error": item.problem, "trace": {}}
+            continue
+        code = strip_output_calls(item.code)
+        cached = cache.get(code)
+        if cached is not None:
+            refs[item.key] = cached
+        else:
+            todo.append((item, code, pool.submit(code)))
+    for item, code, fut in tqdm(todo, desc="references", unit="chart", dynamic_ncols=True, disable=not todo):
+        refs[item.key] = cache.put(code, fut.result())
+    return refs
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def ran_like_chartmimic(result) -> bool:
+    """ChartMimic's exec: the script ran without error and its appended savefig worked.
+
+    A script that draws nothing still "runs": plt.savefig saves an empty figure, so
+    ChartMimic counts it as executed (it then scores 0 on every metric).
+    """
+    return bool(result.ok or result.error_kind == "no_figure")
+
+
+def score_item(item: BenchmarkItem, response: str | None, result, ref: dict[str, Any]) -> dict[str, Any]:
+    from rewards.chartmimic import low_level_metrics
+    from rewards.critique import chart_critique
+
+    row: dict[str, Any] = {"key": item.key, "chart_type": item.chart_type}
+    if not ref["ok"]:
+        row.update(reference_failed=True, exec=False,
+                   error=f"ground truth failed: {ref.get('error_kind')}: {ref.get('error')}")
+        return row
+    row["reference_failed"] = False
+    if response is None:
+        row.update(exec=False, error_kind="no_prediction", error="no prediction or an empty response")
+        scores = low_level_metrics(None, ref["trace"], gen_ok=False)
+    else:
+        executed = ran_like_chartmimic(result)
+        row.update(exec=executed, error_kind=result.error_kind, error=result.error)
+        scores = low_level_metrics(result.trace if result.ok else None, ref["trace"], gen_ok=result.ok,
+                                   graph=item.chart_type == "graph")
+        row["critique"] = chart_critique(result.trace if result.ok else None, ref["trace"], gen_ok=result.ok,
+                                         error=f"{result.error_kind}: {result.error}")
+    for m in METRICS:
+        row[m] = scores[m].as_dict()
+    row["low_level"] = 100.0 * sum(scores[m].f1 for m in METRICS) / len(METRICS)
+    return row
+
+
+def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """ChartMimic's code_pass aggregation: 100 * sum(F1 of executed items) / n."""
+    n = len(rows)
+    if n == 0:
+        return {"n": 0}
+    out: dict[str, Any] = {"n": n, "exec_rate": 100.0 * sum(bool(r["exec"]) for r in rows) / n}
+    for m in METRICS:
+        out[m] = 100.0 * sum(r[m]["f1"] for r in rows if r["exec"]) / n
+    out["low_level"] = sum(out[m] for m in METRICS) / len(METRICS)
+    if any("judge" in r for r in rows):
+        out["high_level"] = sum(r.get("judge") or 0.0 for r in rows if r["exec"]) / n
+        out["overall"] = (out["low_level"] + out["high_level"]) / 2
+    return out
+
+
+def summary_markdown(name: str, summary: dict[str, Any]) -> str:
+    def f(key):
+        v = summary.get(key)
+        return f"{v:.1f}" if isinstance(v, (int, float)) else "-"
+
+    lines = [
+        f"# Chart-to-code evaluation: {summary['benchmark']}",
+        "",
+        "| model | Exec | Low | High | Overall | Text | Layout | Type | Color | n |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {name} | {f('exec_rate')} | {f('low_level')} | {f('high_level')} | {f('overall')} | {f('text')} | "
+        f"{f('layout')} | {f('type')} | {f('color')} | {summary.get('n', 0)} |",
+        "",
+        "## By chart type",
+        "",
+        "| chart type | n | Exec | Low | Text | Layout | Type | Color |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for ctype, s in sorted(summary.get("per_chart_type", {}).items()):
+        lines.append(f"| {ctype} | {s['n']} | {s['exec_rate']:.1f} | {s['low_level']:.1f} | {s['text']:.1f} | "
+                     f"{s['layout']:.1f} | {s['type']:.1f} | {s['color']:.1f} |")
+    issues = summary.get("input_problems", {})
+    if any(issues.values()):
+        lines += ["", "## Input problems", ""]
+        lines += [f"- {k.replace('_', ' ')}: {len(v)}" + (f" ({', '.join(map(str, v[:5]))}{', ...' if len(v) > 5 else ''})" if v else "")
+                  for k, v in issues.items() if v]
+    return "\n".join(lines) + "\n"
+
+
+def run(opts: EvalOptions) -> int:
+    from renderers import RenderPool, RenderResult, prepare_code
+
+    data_dir = Path(opts.data_dir)
+    if not data_dir.exists():
+        raise UserError(f"no such benchmark folder or file: {data_dir}")
+    items = LOADERS[opts.benchmark](data_dir)
+    by_key = {it.key: it for it in items}
+    preds = read_predictions(Path(opts.predictions), set(by_key))
+    for problem in preds.bad_lines:
+        print(f"{opts.predictions}: {problem} (skipped)", file=sys.stderr)
+    judge = read_judge_scores(Path(opts.judge_responses)) if opts.judge_responses else None
+
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    items_path = out / "items.jsonl"
+    done = {r["key"]: r for r in read_jsonl(items_path, skip_torn_tail=True)} if items_path.exists() else {}
+    scope = [it for it in items if not opts.only_predicted or it.key in preds.responses]
+    todo = [it for it in scope if it.key not in done]
+    cache = ReferenceCache(Path(opts.cache_dir) if opts.cache_dir
+                           else Path(os.path.expanduser("~/.cache/vlrl/reference_traces")))
+
+    with RenderPool(workers=opts.workers, timeout=opts.timeout) as pool, JsonlWriter(items_path) as writer:
+        refs = render_references(todo, pool, cache)
+        if opts.benchmark == "reachqa":
+            _save_missing_reference_images(todo, refs, out)
+        jobs = []
+        for it in todo:
+            response = preds.responses.get(it.key)
+            fut = None
+            if refs[it.key]["ok"] and response is not None:
+                code = prepare_code(response, strict=opts.strict)
+                fut = pool.submit(code) if code is not None else None
+                if code is None:
+                    response_result = RenderResult.failure("syntax", "no python code block found in the response")
+                    jobs.append((it, response, None, response_result))
+                    continue
+            jobs.append((it, response, fut, None))
+        for it, response, fut, ready in tqdm(jobs, desc=f"eval {opts.benchmark}", unit="item", dynamic_ncols=True):
+            result = ready if ready is not None else (fut.result() if fut is not None else None)
+            row = score_item(it, response, result, refs[it.key])
+            writer.write(row)
+            done[it.key] = row
+
+    rows = [done[it.key] for it in scope if it.key in done]
+    if judge is not None:
+        for r in rows:
+            r["judge"] = judge.get(r["key"])
+    scored = [r for r in rows if not r.get("reference_failed")]
+    summary: dict[str, Any] = {"benchmark": opts.benchmark, **aggregate(scored)}
+    per_type: dict[str, list[dict[str, Any]]] = {}
+    for r in scored:
+        per_type.setdefault(r["chart_type"], []).append(r)
+    summary["per_chart_type"] = {k: aggregate(v) for k, v in sorted(per_type.items())}
+    summary["input_problems"] = {
+        "malformed_lines": preds.bad_lines,
+        "unknown_files": preds.unknown_files,
+        "duplicates": preds.duplicates,
+        "missing_response": preds.missing_response,
+        "missing_prediction": [it.key for it in scope if it.key not in preds.responses],
+        "reference_failed": [r["key"] for r in rows if r.get("reference_failed")],
+    }
+    summary["failures"] = {k: sum(1 for r in scored if r.get("error_kind") == k)
+                           for k in sorted({r.get("error_kind") for r in scored if r.get("error_kind")})}
+    summary["options"] = asdict(opts)
+    write_json_atomic(out / "summary.json", summary)
+    name = opts.name or Path(opts.predictions).stem
+    (out / "summary.md").write_text(summary_markdown(name, summary), encoding="utf-8")
+    print(f"{opts.benchmark}: n={summary.get('n', 0)} exec={summary.get('exec_rate', 0):.1f} "
+          f"low={summary.get('low_level', 0):.1f} (text {summary.get('text', 0):.1f}, layout {summary.get('layout', 0):.1f}, "
+          f"type {summary.get('type', 0):.1f}, color {summary.get('color', 0):.1f})"
+          + (f" high={summary['high_level']:.1f} overall={summary['overall']:.1f}" if "high_level" in summary else "")
+          + f" -> {out}/summary.json")
+    problems = {k: len(v) for k, v in summary["input_problems"].items() if v}
+    if problems:
+        print("input problems: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in problems.items()), file=sys.stderr)
+    return 0
+
+
+def _save_missing_reference_images(items: list[BenchmarkItem], refs: dict[str, dict[str, Any]], out: Path) -> None:
+    """ReachQA ships code; where its image is absent, keep the rendering we made of it."""
+    target = out / "reference_images"
+    for it in items:
+        ref = refs.get(it.key, {})
+        if it.image is None and ref.get("png_path"):
+            target.mkdir(exist_ok=True)
+            dest = target / f"{it.key}.png"
+            if not dest.exists():
+                dest.write_bytes(Path(ref["png_path"]).read_bytes())
