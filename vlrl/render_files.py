@@ -18,7 +18,7 @@ from vlrl.jsonl import JsonlWriter, read_jsonl
 from vlrl.options import OptionError, option
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RenderOptions:
     paths: list[str] = option([], help="chart scripts (.py) or folders of them")
     out: str = option(help="output folder")

@@ -23,7 +23,7 @@ from vlrl.jsonl import JsonlWriter, read_jsonl, write_json_atomic
 from vlrl.options import OptionError, option
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SynthOptions:
     n: int = option(help="number of charts")
     out: str = option(help="output folder")

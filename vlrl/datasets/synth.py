@@ -252,7 +252,8 @@ _HEATMAP_DOMAINS = (
          cmaps=["Greens", "OrRd", "viridis", "YlOrBr"]),
     dict(title="Benchmark accuracy by model", rows=["Baseline", "Model v1", "Model v2", "Model v3", "Ours"],
          cols=["MMLU", "GSM8K", "HumanEval", "ARC", "HellaSwag", "TruthfulQA"], xlabel="Benchmark",
-         ylabel="Model", cbar="Accuracy (%)", lo=25, hi=92, decimals=1, cmaps=["viridis", "Blues", "cividis"]),
+         ylabel="Model", cbar="Accuracy (%)", lo=25, hi=92, decimals=1,
+         cmaps=["viridis", "Blues", "cividis"]),
     dict(title="Feature correlation matrix", rows=["Price", "Size", "Age", "Rooms", "Distance", "Rating"],
          cols=None, xlabel="", ylabel="", cbar="Correlation", lo=-1, hi=1, decimals=2,
          cmaps=["coolwarm", "RdBu_r"], correlation=True),
@@ -262,7 +263,8 @@ _DARK_CMAPS = ("viridis", "magma", "plasma", "cividis")
 _RADAR_DOMAINS = (
     ("Player attributes", ["Speed", "Strength", "Agility", "Stamina", "Technique", "Vision", "Teamwork"],
      ["Alex", "Jordan", "Sam", "Taylor"]),
-    ("Smartphone comparison", ["Price", "Battery", "Camera", "Display", "Performance", "Design", "Durability"],
+    ("Smartphone comparison",
+     ["Price", "Battery", "Camera", "Display", "Performance", "Design", "Durability"],
      ["Phone X", "Phone Y", "Phone Z"]),
     ("Student performance", ["Math", "Reading", "Science", "History", "Art", "Music", "Sports"],
      ["Emma", "Liam", "Olivia", "Noah"]),
@@ -302,6 +304,7 @@ _VOCAB_LISTS: tuple[list, ...] = tuple(
     + [d[1] for d in _RADAR_DOMAINS] + [d[2] for d in _RADAR_DOMAINS]
     + [d["rows"] for d in _HEATMAP_DOMAINS] + [d["cols"] for d in _HEATMAP_DOMAINS if d["cols"]]
     + [list(g) for g in _ERRORBAR_GROUPS]
+    + [x[2] for x in _ERRORBAR_X if isinstance(x[2][0], str)]
 )
 # A renamed axis label stays the same sort of label: a quantity with units, or a grouping noun.
 _VALUE_LABELS = tuple(sorted(
@@ -311,7 +314,7 @@ _VALUE_LABELS = tuple(sorted(
 ))
 _GROUP_LABELS = tuple(sorted(
     {d.label for d in _DIMENSIONS} | {d.groups_label for d in _DIST_DOMAINS} | {g for g, _ in _SERIES_GROUPS}
-    | {d["xlabel"] for d in _HEATMAP_DOMAINS if d["xlabel"]} | {d["ylabel"] for d in _HEATMAP_DOMAINS if d["ylabel"]}
+    | {d[key] for d in _HEATMAP_DOMAINS for key in ("xlabel", "ylabel") if d[key]}
 ))
 
 
@@ -409,6 +412,13 @@ def _clamp(v: float, lo: float, hi: float) -> float:
     return max(lo, min(hi, v))
 
 
+def _reflect(v: float, lo: float, hi: float) -> float:
+    """Fold ``v`` back into [lo, hi]; clamping would pile values up on the bound."""
+    span = hi - lo
+    t = (v - lo) % (2 * span)
+    return lo + (t if t <= span else 2 * span - t)
+
+
 def _window(rng: random.Random, values: list, n: int, ordered: bool) -> list:
     n = min(n, len(values))
     if ordered:
@@ -431,7 +441,7 @@ def _series_values(rng: random.Random, metric: _Metric, n: int, ordered: bool) -
         raw = [rng.uniform(lo, hi) for _ in range(n)]
     else:
         raw = _time_series(rng, lo, span, n)
-    return [_round(_clamp(v, lo, hi), metric.decimals) for v in raw]
+    return [_round(_reflect(v, lo, hi), metric.decimals) for v in raw]
 
 
 def _time_series(rng: random.Random, lo: float, span: float, n: int) -> list[float]:
@@ -453,8 +463,13 @@ def _time_series(rng: random.Random, lo: float, span: float, n: int) -> list[flo
     return out
 
 
-def _metric(rng: random.Random, nonneg: bool = False) -> _Metric:
-    pool = [m for m in _METRICS if m.lo >= 0 or not nonneg]
+# Only quantities that add up to a meaningful whole belong in a pie.
+_PART_OF_WHOLE = ("Revenue", "Units sold", "Website visitors", "Energy consumption", "Headcount",
+                  "Market share", "Budget")
+
+
+def _metric(rng: random.Random, nonneg: bool = False, additive: bool = False) -> _Metric:
+    pool = [m for m in _METRICS if (m.lo >= 0 or not nonneg) and (m.name in _PART_OF_WHOLE or not additive)]
     return rng.choice(pool)
 
 
@@ -637,7 +652,7 @@ def _scatter_series(rng: random.Random, dom: _ScatterDomain, name: str, color: s
 def _build_pie(rng: random.Random, compact: bool) -> dict:
     dim = _dimension(rng, temporal=False)
     labels = _window(rng, dim.values, rng.randint(3, 5 if compact else 8), ordered=False)
-    metric = _metric(rng, nonneg=True)
+    metric = _metric(rng, nonneg=True, additive=True)
     decimals = rng.choice((0, 1))
     values = [_round(rng.uniform(5, 40), decimals) for _ in labels]
     title = rng.choice(_PIE_TITLES).format(m=metric.name, d=dim.label.lower(), y=rng.randint(2019, 2024))
@@ -731,7 +746,8 @@ def _build_radar(rng: random.Random, compact: bool) -> dict:
     rmax, decimals = rng.choice(((10, 1), (100, 0), (5, 1)))
     colors = _colors(rng, k)
     marker = rng.choice(("o", None, "s"))
-    series = [{"name": name, "color": c, "marker": marker, "linestyle": "-" if i == 0 else rng.choice(LINESTYLES),
+    series = [{"name": name, "color": c, "marker": marker,
+               "linestyle": "-" if i == 0 else rng.choice(LINESTYLES),
                "values": [_round(rng.uniform(0.25, 0.95) * rmax, decimals) for _ in labels]}
               for i, (name, c) in enumerate(zip(chosen, colors))]
     if k > 1 and rng.random() < 0.5:
@@ -747,7 +763,7 @@ def _build_grid(family: str, rng: random.Random) -> dict:
     kinds = rng.sample(_PANEL_FAMILIES, nrows * ncols)
     return {
         "suptitle": rng.choice(_SUPTITLES) if rng.random() < 0.7 else None,
-        "figsize": [rng.choice((9, 10)), rng.choice((3.5, 4, 4.5, 5)) if nrows == 1 else rng.choice((5.5, 6))],
+        "figsize": [rng.choice((9, 10)), rng.choice((3.5, 4, 4.5, 5) if nrows == 1 else (5.5, 6))],
         "panels": [{"family": f, "params": _build(f, rng, compact=True)} for f in kinds],
     }
 
@@ -1117,7 +1133,7 @@ def _emit_radar(p: dict) -> tuple[list[str], list[str]]:
         kw = _kwargs(color=s["color"], linewidth=2, linestyle=s.get("linestyle", "-"), marker=s.get("marker"),
                      label=s["name"] if legend else None)
         plot += [f"values = {var} + {var}[:1]", f"ax.plot(angles, values, {kw})",
-                 f"ax.fill(angles, values, color={_lit(s['color'])}, alpha={_num(p.get('fill_alpha', 0.25))})"]
+                 f"ax.fill(angles, values, {_kwargs(color=s['color'], alpha=p.get('fill_alpha', 0.25))})"]
     plot += ["ax.set_xticks(angles[:-1], labels)", f"ax.set_ylim(0, {_num(p['rmax'])})",
              f"ax.set_title({_lit(p['title'])}, pad=20)"]
     if legend:
@@ -1150,7 +1166,8 @@ def _render(family: str, p: dict) -> str:
         return _render_grid(family, p)
     data, plot = _EMITTERS[family](p)
     polar = ", subplot_kw=dict(polar=True)" if family == "radar" else ""
-    lines = (_imports([family]) + [""] + data + ["", f"fig, ax = plt.subplots(figsize={_figsize_lit(p)}{polar})"]
+    subplots = f"fig, ax = plt.subplots(figsize={_figsize_lit(p)}{polar})"
+    lines = (_imports([family]) + [""] + data + ["", subplots]
              + plot + ["", "plt.tight_layout()", 'plt.savefig("chart.png")'])
     return "\n".join(lines) + "\n"
 
@@ -1314,7 +1331,8 @@ def _visible(old: float, new: float, ref: float) -> bool:
     return diff >= 0.2 * abs(old) and diff >= 0.05 * ref and new != old
 
 
-def _new_value(rng: random.Random, old: float, lo: float, hi: float, ref: float, decimals: int) -> float | int:
+def _new_value(rng: random.Random, old: float, lo: float, hi: float, ref: float,
+               decimals: int) -> float | int:
     mag = max(0.3 * abs(old), 0.12 * ref) * rng.uniform(1.0, 1.4)
     for _ in range(8):
         directions = [1, -1]
@@ -1331,7 +1349,8 @@ def _p_change_value(spec: ChartSpec, rng: random.Random, keep: frozenset = froze
     p = spec.params
     slots = _value_slots(spec.family, p)
     if not slots:
-        raise PerturbationNotApplicable(f"change_value does not apply to {spec.family} charts (no plotted values)")
+        raise PerturbationNotApplicable(
+            f"change_value does not apply to {spec.family} charts (no individually plotted values)")
     values = [_get(p, s.path) for s in slots]
     lo, hi = _value_bounds(spec.family, p, values)
     slot = rng.choice(slots)
@@ -1358,7 +1377,7 @@ def _color_slots(family: str, p: dict) -> list[tuple[str, Path]]:
 
 def _p_swap_colors(spec: ChartSpec, rng: random.Random, keep: frozenset = frozenset()) -> dict:
     p = spec.params
-    slots = [s for s in _color_slots(spec.family, p)]
+    slots = _color_slots(spec.family, p)
     distinct = len({_get(p, path) for _, path in slots})
     if len(slots) < 2 or distinct < 2:
         raise PerturbationNotApplicable(
@@ -1439,11 +1458,11 @@ def _p_rename_label(spec: ChartSpec, rng: random.Random, keep: frozenset = froze
 
 # -- change_chart_type --------------------------------------------------------
 
-# Target family -> style attributes that survive the conversion; used so a
-# marker/linestyle change earlier in perturb_random is not silently dropped.
+# (from, to) -> style attributes that survive the conversion (none, if absent).
+# perturb_random uses it so an earlier marker/linestyle change is not converted away.
 _KEPT_STYLE = {
     ("line", "scatter"): {"marker"}, ("scatter", "line"): {"marker"},
-    ("errorbar", "line"): {"marker", "linestyle"}, ("line", "area"): set(), ("line", "bar"): set(),
+    ("errorbar", "line"): {"marker", "linestyle"},
 }
 
 

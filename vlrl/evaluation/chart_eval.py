@@ -36,7 +36,7 @@ TRACE_VERSION = "1"  # bump when the renderer's trace changes, to invalidate cac
 METRICS = ("text", "layout", "type", "color")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EvalOptions:
     benchmark: Literal["chartmimic", "reachqa", "jsonl"] = option(help="layout of data_dir")
     data_dir: str = option(help="benchmark folder (chartmimic: *.py + images; reachqa: code/, plot_info.jsonl; jsonl: index.jsonl or a .jsonl file)")

@@ -1,0 +1,37 @@
+"""Shared fixtures. Everything runs offline: no code path may download anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+SAMPLES = DATA / "chartmimic_samples"
+PARITY = DATA / "chartmimic_parity"
+
+
+@pytest.fixture(scope="session")
+def render_pool():
+    """One warm pool for the whole session (start-up imports the chart stack once)."""
+    from renderers import RenderPool
+
+    pool = RenderPool(workers=2, timeout=20)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def sample_renders(render_pool):
+    """name -> RenderResult of every shared ChartMimic ground-truth script."""
+    from renderers import strip_output_calls
+
+    names = sorted(p.stem for p in SAMPLES.glob("*.py"))
+    codes = [strip_output_calls((SAMPLES / f"{n}.py").read_text()) for n in names]
+    return dict(zip(names, render_pool.render_many(codes)))
