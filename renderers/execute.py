@@ -6,6 +6,7 @@ no isolation (used by benchmarks as the physical floor and by trusted callers).
 
 from __future__ import annotations
 
+import ast
 import builtins
 import io
 import math
@@ -71,6 +72,25 @@ def _user_error(exc: BaseException) -> str:
     return f"line {lineno}: {last}" if lineno is not None else last
 
 
+# Attributes that reach interpreter internals without raising an audit event; chart code
+# never needs them, and through them a script could rewrite its own trace.
+INTROSPECTION_NAMES = frozenset({
+    "__globals__", "__closure__", "cell_contents", "f_back", "f_locals", "f_globals", "f_builtins",
+    "__wrapped__", "_getframe", "tb_frame", "gi_frame", "cr_frame", "__code__", "__subclasses__",
+    "__getattribute__", "get_objects", "get_referrers", "get_referents",
+})
+
+
+def find_introspection(tree: ast.AST) -> tuple[int, str] | None:
+    """(line, name) of the first use of an introspection name, as attribute or string."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in INTROSPECTION_NAMES:
+            return node.lineno, node.attr
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in INTROSPECTION_NAMES:
+            return node.lineno, node.value
+    return None
+
+
 def _restore_builtins(saved: dict[str, Any]) -> None:
     """User code may rebind builtins (print, open, isinstance...); ours must not see that."""
     current = builtins.__dict__
@@ -92,7 +112,7 @@ def _capped_dpi(fig, dpi: float, max_pixels: int) -> float:
 
 
 def run_code(code: str, *, dpi: float = 100, max_pixels: int = 4_000_000, with_trace: bool = True,
-             is_violation=lambda: False) -> dict[str, Any]:
+             is_violation=lambda: False, check_introspection: bool = True) -> dict[str, Any]:
     """Execute `code`, capture the current figure. Returns a plain dict (see RenderResult)."""
     import matplotlib.pyplot as plt
 
@@ -104,11 +124,16 @@ def run_code(code: str, *, dpi: float = 100, max_pixels: int = 4_000_000, with_t
         return out
 
     try:
-        compiled = compile(code, USER_FILENAME, "exec")
+        tree = ast.parse(code, USER_FILENAME)
+        compiled = compile(tree, USER_FILENAME, "exec")
     except (SyntaxError, ValueError) as exc:
         lineno = getattr(exc, "lineno", None)
         msg = f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}"
         return fail("syntax", f"line {lineno}: {msg}" if lineno else msg)
+    if check_introspection:
+        found = find_introspection(tree)
+        if found is not None:
+            return fail("forbidden", f"line {found[0]}: the script uses '{found[1]}', which inspects interpreter internals")
 
     saved_builtins = dict(builtins.__dict__)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
@@ -121,7 +146,9 @@ def run_code(code: str, *, dpi: float = 100, max_pixels: int = 4_000_000, with_t
         _restore_builtins(saved_builtins)
 
     if error is not None:
-        if isinstance(error, SandboxViolation) or is_violation():
+        # Inside the sandbox a PermissionError can only come from a refusal (the audit hook,
+        # or the kernel layers: Landlock answers EACCES, seccomp EPERM).
+        if isinstance(error, (SandboxViolation, PermissionError)) or is_violation():
             return fail("forbidden", _user_error(error))
         if isinstance(error, MemoryError):
             return fail("memory", _user_error(error) or "MemoryError")

@@ -45,6 +45,7 @@ class PoolOptions:
     file_mb: int = 64  # largest file a job may write (its own temp dir only)
     trace: bool = True  # record the trace (types, colours, texts, layout, data)
     seccomp: bool = True  # kernel-level syscall filter where the platform supports it
+    landlock: bool = True  # kernel-level file confinement (Linux >= 5.13) where available
     start_timeout: float = 120.0  # seconds to wait for the server to import the chart stack
 
 
@@ -62,7 +63,9 @@ class RenderPool:
         self._root: str | None = None
         self._closed = False
         self.seccomp = False
+        self.landlock = False
         self.restarts = 0
+        self._restarting = False
         self._start()
 
     # ------------------------------------------------------------------ lifecycle
@@ -107,6 +110,7 @@ class RenderPool:
                 "stdout_limit": o.stdout_limit,
                 "file_bytes": o.file_mb * 2**20,
                 "seccomp": o.seccomp,
+                "landlock": o.landlock,
             }
         )
         if not self._conn.poll(o.start_timeout):
@@ -118,6 +122,7 @@ class RenderPool:
             self._kill_server()
             raise RuntimeError("render server exited during start-up (see its stderr above)") from None
         self.seccomp = bool(hello.get("seccomp"))
+        self.landlock = bool(hello.get("landlock"))
         self._reader = threading.Thread(target=self._read_loop, args=(self._conn,), daemon=True)
         self._reader.start()
 
@@ -191,26 +196,47 @@ class RenderPool:
             self._recover(conn)
 
     def _recover(self, dead_conn: Connection) -> None:
-        """The server died: start a new one and resend the jobs in flight once."""
+        """The server died: start a new one and resend its jobs (each survives one death)."""
         with self._lock:
             if self._conn is not dead_conn or self._closed:
                 return
-            inflight = list(self._futures.items())
-            self._futures.clear()
+            inflight = set(self._futures)
+            self._restarting = True  # jobs submitted from now on wait for the new server
         self._kill_server()
         self.restarts += 1
-        self._start()
-        for job_id, (fut, job, attempts) in inflight:
-            if attempts >= 1:
-                fut.set_result(RenderResult.failure("crashed", "the render server died twice on this job"))
-            else:
-                self._send(job, fut, attempts + 1)
+        failed: list[tuple[Future, str]] = []
+        try:
+            self._start()
+        except RuntimeError as exc:
+            with self._lock:
+                failed = [(fut, str(exc)) for fut, _, _ in self._futures.values()]
+                self._futures.clear()
+                self._restarting = False
+        else:
+            with self._lock:
+                self._restarting = False
+                for job_id, (fut, job, deaths) in list(self._futures.items()):
+                    if job_id in inflight:
+                        deaths += 1
+                        if deaths >= 2:
+                            del self._futures[job_id]
+                            failed.append((fut, "the render server died twice while running this job"))
+                            continue
+                        self._futures[job_id] = (fut, job, deaths)
+                    try:
+                        self._conn.send(job)
+                    except (OSError, ValueError):
+                        pass  # died again: the new reader thread recovers once more
+        for fut, why in failed:
+            fut.set_result(RenderResult.failure("crashed", why))
 
     # ------------------------------------------------------------------ submitting
 
-    def _send(self, job: dict, fut: Future, attempts: int) -> None:
+    def _send(self, job: dict, fut: Future, deaths: int) -> None:
         with self._lock:
-            self._futures[job["id"]] = (fut, job, attempts)
+            self._futures[job["id"]] = (fut, job, deaths)
+            if self._restarting:
+                return  # _recover sends it to the new server
             try:
                 self._conn.send(job)
             except (OSError, ValueError):

@@ -89,6 +89,8 @@ _SPECIAL = {
     "x86_64": {"clone": 56, "clone3": 435, "kill": 62, "tgkill": 234, "prlimit64": 302},
     "aarch64": {"clone": 220, "clone3": 435, "kill": 129, "tgkill": 131, "prlimit64": 261},
 }
+# landlock_create_ruleset, landlock_add_rule, landlock_restrict_self
+_LANDLOCK_SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _CLONE_THREAD = 0x00010000
 _EPERM, _ENOSYS = 1, 38
@@ -158,25 +160,41 @@ def seccomp_program(arch: str, own_pid: int) -> list[tuple[int, int, int, int]]:
     return prog
 
 
-class _Seccomp:
-    """Loads libc once (in the server, before any hook) so children only make calls."""
+class _Kernel:
+    """libc entry points, loaded once in the server so that children only make calls."""
 
     def __init__(self) -> None:
         self.arch = platform.machine()
         self.prctl = None
-        if sys.platform != "linux" or self.arch not in _DENY:
+        self.syscall = None
+        if sys.platform != "linux":
             return
         try:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
             self.prctl = libc.prctl
+            self.syscall = libc.syscall
+            self.syscall.restype = ctypes.c_long
             self.ctypes = ctypes
         except (OSError, AttributeError):
-            self.prctl = None
+            self.prctl = self.syscall = None
+        self.landlock_abi = self._landlock_abi()
 
-    def install(self, own_pid: int) -> bool:
-        if self.prctl is None:
+    # -- parent death
+    def die_with_parent(self) -> None:
+        """SIGKILL this process when the server that forked it dies (no orphaned jobs)."""
+        if self.prctl is not None:
+            pr_set_pdeathsig = 1
+            self.prctl(pr_set_pdeathsig, 9, 0, 0, 0)
+
+    # -- seccomp
+    @property
+    def seccomp_supported(self) -> bool:
+        return self.prctl is not None and self.arch in _DENY
+
+    def install_seccomp(self, own_pid: int) -> bool:
+        if not self.seccomp_supported:
             return False
         ctypes = self.ctypes
 
@@ -194,8 +212,74 @@ class _Seccomp:
             return False
         return self.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) == 0
 
+    # -- landlock
+    def _landlock_abi(self) -> int:
+        if self.syscall is None or self.arch not in _LANDLOCK_SYSCALLS:
+            return 0
+        create = _LANDLOCK_SYSCALLS[self.arch][0]
+        version = self.syscall(create, None, 0, 1)  # LANDLOCK_CREATE_RULESET_VERSION
+        return int(version) if version > 0 else 0
 
-SECCOMP = _Seccomp()
+    def install_landlock(self, read_roots: list[str], write_roots: list[str]) -> bool:
+        """Kernel-enforced file access: read-only under read_roots, anything under write_roots.
+
+        Unlike the audit hook this cannot be switched off from Python, and it checks the
+        file actually opened (no symlink races, no dir_fd tricks, no /proc/<pid>/mem).
+        """
+        abi = self.landlock_abi
+        if abi <= 0:
+            return False
+        ctypes = self.ctypes
+        create, add_rule, restrict = _LANDLOCK_SYSCALLS[self.arch]
+        fs_all = (1 << 13) - 1  # EXECUTE .. MAKE_SYM (ABI 1)
+        if abi >= 2:
+            fs_all |= 1 << 13  # REFER
+        if abi >= 3:
+            fs_all |= 1 << 14  # TRUNCATE
+        if abi >= 5:
+            fs_all |= 1 << 15  # IOCTL_DEV
+        read_dir = 1 | 4 | 8  # EXECUTE, READ_FILE, READ_DIR
+        file_only = 1 | 2 | 4 | (1 << 14 if abi >= 3 else 0) | (1 << 15 if abi >= 5 else 0)
+
+        class RulesetAttr(ctypes.Structure):
+            _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                        ("scoped", ctypes.c_uint64)]
+
+        class PathBeneath(ctypes.Structure):
+            _pack_ = 1
+            _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+        attr = RulesetAttr(fs_all, 0, 0)
+        size = 8
+        if abi >= 4:
+            attr.handled_access_net = 1 | 2  # BIND_TCP, CONNECT_TCP: no rule allows either
+            size = 16
+        if abi >= 6:
+            attr.scoped = 1 | 2  # abstract unix sockets and signals stay inside the sandbox
+            size = 24
+        ruleset = self.syscall(create, ctypes.byref(attr), size, 0)
+        if ruleset < 0:
+            return False
+        try:
+            for roots, access in ((read_roots, read_dir), (write_roots, fs_all)):
+                for root in roots:
+                    try:
+                        fd = os.open(root, os.O_PATH | os.O_CLOEXEC)
+                    except OSError:
+                        continue  # a root that does not exist on this machine
+                    try:
+                        allowed = access if os.path.isdir(root) else access & file_only
+                        rule = PathBeneath(allowed, fd)
+                        if self.syscall(add_rule, int(ruleset), 1, ctypes.byref(rule), 0) != 0:
+                            return False
+                    finally:
+                        os.close(fd)
+            return self.syscall(restrict, int(ruleset), 0) == 0
+        finally:
+            os.close(ruleset)
+
+
+KERNEL = _Kernel()
 
 
 # --------------------------------------------------------------------------- audit hook
@@ -210,8 +294,16 @@ _ALWAYS_REFUSED = frozenset(
         "imaplib.open", "nntplib.connect", "telnetlib.Telnet.open", "webbrowser.open",
         "resource.setrlimit", "sys.addaudithook", "ctypes.dlopen", "ctypes.dlsym",
         "ctypes.dlsym/handle", "sys.remote_exec", "os.setuid", "os.setgid",
+        # Walking the heap reaches the sandbox's own state (this hook, the trace records).
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents",
     }
 )
+# Frame and code access that, from user code, would reach the sandbox's locals.
+_FRAME_EVENTS = frozenset({"sys._getframe", "sys._current_frames", "sys._current_exceptions"})
+_FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code", "__code__"})
+# stdlib helpers that hand frames to their caller
+_FRAME_HELPERS = frozenset({"currentframe", "stack", "getouterframes", "getinnerframes", "trace",
+                            "walk_stack", "walk_tb"})
 # event -> (indexes of the path arguments it writes, indexes of its dir_fd arguments)
 _WRITE_EVENTS = {
     "os.remove": ((0,), (1,)), "os.rmdir": ((0,), (1,)), "os.mkdir": ((0,), (2,)),
@@ -225,11 +317,13 @@ _READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "glob
                 "os.getxattr": (0,), "os.listxattr": (0,)}
 
 
-def install_audit_hook(write_root: str, read_roots: list[str]) -> Callable[[], list[str]]:
+def install_audit_hook(write_root: str, read_roots: list[str], user_filename: str = "<chart>") -> Callable[[], list[str]]:
     """Install the hook for the rest of this process's life; returns a getter of violations."""
     import posix
 
     lstat, readlink, getcwd, fspath, getpid = posix.lstat, posix.readlink, posix.getcwd, posix.fspath, posix.getpid
+    getframe = sys._getframe
+    busy = [False]  # the hook's own frame inspection raises events too
     own_pid = getpid()
     write_flags = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
     s_ifmt, s_iflnk = 0o170000, 0o120000
@@ -298,7 +392,29 @@ def install_audit_hook(write_root: str, read_roots: list[str]) -> Callable[[], l
         elif not write and not inside(path, readable):
             refuse(f"{event} reading {path}")
 
+    def from_user_code() -> bool:
+        """Did the script itself (or a stdlib frame helper it called) trigger this event?"""
+        busy[0] = True
+        try:
+            frame = getframe(2)  # 0: this function, 1: the hook, 2: who raised the event
+            code = frame.f_code
+            if code.co_filename == user_filename:
+                return True
+            if code.co_name in _FRAME_HELPERS and frame.f_back is not None:
+                return frame.f_back.f_code.co_filename == user_filename
+            return False
+        except Exception:
+            return False
+        finally:
+            busy[0] = False
+
     def hook(event: str, args: tuple) -> None:
+        if busy[0]:
+            return
+        if event in _FRAME_EVENTS or (event == "object.__getattr__" and len(args) > 1 and args[1] in _FRAME_ATTRS):
+            if from_user_code():
+                refuse(f"{event} {args[1] if event == 'object.__getattr__' else ''}".strip())
+            return
         if event == "open":
             path, mode, flags = (tuple(args) + (None, None, None))[:3]
             write = False

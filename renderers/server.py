@@ -49,6 +49,15 @@ def _preload() -> None:
         except ImportError:
             pass
 
+    from matplotlib import _api
+
+    # matplotlib finds the user's frame for its warnings with sys._getframe; warnings are
+    # dropped in the sandbox anyway, and a frame-free version keeps frame access refusable.
+    def warn_external(message, category=None):
+        warnings.warn(message, category, stacklevel=2)
+
+    _api.warn_external = warn_external
+
     from renderers import instrument
 
     instrument.install()
@@ -69,6 +78,11 @@ def _child_main(job: dict[str, Any], job_dir: str, result_path: str, settings: d
     status = 0
     try:
         os.setpgid(0, 0)
+        from renderers import sandbox
+
+        sandbox.KERNEL.die_with_parent()
+        if os.getppid() != settings["server_pid"]:
+            os._exit(5)  # the server died between fork and prctl
         result_fd = os.open(result_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         nonce = job["nonce"]
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -81,7 +95,7 @@ def _child_main(job: dict[str, Any], job_dir: str, result_path: str, settings: d
         os.environ.update(settings["child_env"] | {"HOME": job_dir, "TMPDIR": job_dir})
         tempfile.tempdir = job_dir
 
-        from renderers import execute, sandbox
+        from renderers import execute
 
         out_writer = execute.BoundedWriter(settings["stdout_limit"])
         sys.stdout = sys.stderr = out_writer
@@ -90,7 +104,9 @@ def _child_main(job: dict[str, Any], job_dir: str, result_path: str, settings: d
             memory_bytes=settings["memory_bytes"],
             file_bytes=settings["file_bytes"],
         )
-        seccomp_on = sandbox.SECCOMP.install(os.getpid()) if settings["seccomp"] else False
+        landlock_on = sandbox.KERNEL.install_landlock(settings["read_roots"], [job_dir]) \
+            if settings["landlock"] else False
+        seccomp_on = sandbox.KERNEL.install_seccomp(os.getpid()) if settings["seccomp"] else False
         violations = sandbox.install_audit_hook(job_dir, settings["read_roots"])
         # Our own modules leave sys.modules so user code cannot simply import and patch them.
         for name in [n for n in sys.modules if n.split(".")[0] in ("renderers", "vlrl", "rewards", "games", "app")]:
@@ -106,6 +122,7 @@ def _child_main(job: dict[str, Any], job_dir: str, result_path: str, settings: d
         result["stdout"] = out_writer.getvalue()
         result["violations"] = violations()[:20]
         result["seccomp"] = seccomp_on
+        result["landlock"] = landlock_on
         png = result.pop("png") or b""
         result["nonce"] = nonce
         payload = json.dumps(result, default=str).encode()
@@ -285,10 +302,12 @@ def main(argv: list[str]) -> int:
     sys.path[:] = [p for p in sys.path if p and sandbox.path_inside(os.path.realpath(p), settings["read_roots"])]
     settings["memory_bytes"] = sandbox.address_space_bytes() + settings["memory_mb"] * 2**20
     settings["child_env"] = sandbox.child_environment(settings["root"])
-    settings["seccomp"] = settings.get("seccomp", True) and sandbox.SECCOMP.prctl is not None
+    settings["seccomp"] = settings.get("seccomp", True) and sandbox.KERNEL.seccomp_supported
+    settings["landlock"] = settings.get("landlock", True) and sandbox.KERNEL.landlock_abi > 0
+    settings["server_pid"] = os.getpid()
     gc.collect()
     gc.freeze()  # children then share these pages instead of touching them for GC
-    conn.send({"ready": True, "pid": os.getpid(), "seccomp": settings["seccomp"]})
+    conn.send({"ready": True, "pid": os.getpid(), "seccomp": settings["seccomp"], "landlock": settings["landlock"]})
     server = Server(conn, settings)
     try:
         server.serve()

@@ -13,8 +13,8 @@ also the things that matter if the sandbox leaks:
   6. the server was not killed/restarted and the next job on the same pool still renders;
   7. the test process's secret appears nowhere in what the job returns.
 
-Known holes are kept as strict xfails that document the expected behaviour: they start
-passing (XPASS -> failure, so the mark gets removed) once renderers/ is fixed.
+A Hostile case may carry `hole=...`: a known escape, kept as a strict xfail that
+documents the expected behaviour until renderers/ closes it (none is open now).
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ HOSTILE: list[Hostile] = [
     Hostile("raw_posixsubprocess", "import _posixsubprocess, os\nr, w = os.pipe()\n"
             "_posixsubprocess.fork_exec([b'/usr/bin/touch', b'@OUT@'], [b'/usr/bin/touch'], True, (), None, None,"
             " -1, -1, -1, -1, -1, -1, r, w, True, False, 0, None, None, None, -1, None, False)\n",
-            ("forbidden", "runtime"), seccomp_only=True),
+            ("forbidden",), seccomp_only=True),
 
     # ---- memory: the address-space limit turns bombs into MemoryError -> "memory"
     Hostile("memory_bytearray", "x = bytearray(10**11)\n", ("memory",)),
@@ -416,8 +416,11 @@ HOSTILE: list[Hostile] = [
     # ---- threads left running must not keep the job (or a process) alive
     Hostile("thread_sleeping", "import threading, time\nthreading.Thread(target=time.sleep, args=(100,)).start()\n"
             + PLOT, (None,)),
+    # A spinning thread competes for the GIL with OUR savefig afterwards (savefig is ~4x
+    # slower, 1.3-5.7 s observed for a trivial plot), so on a loaded machine the job may
+    # legitimately run out of time: either outcome is fine, the hygiene checks are the point.
     Hostile("thread_spinning", "import threading\ndef spin():\n    while True:\n        pass\n"
-            "threading.Thread(target=spin).start()\n" + PLOT, (None,)),
+            "threading.Thread(target=spin).start()\n" + PLOT, (None, "timeout")),
 
     # ---- tampering with the sandbox itself
     Hostile("setrlimit", "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (10**6, 10**6))\n",
@@ -434,11 +437,10 @@ HOSTILE: list[Hostile] = [
             "for fd in range(3, 256):\n    try:\n        os.write(fd, frame + b'junk' * 8)\n"
             "    except OSError:\n        pass\nos._exit(0)\n", ("crashed",)),
 
-    # ---- known holes (strict xfail: expected behaviour documented, observed otherwise)
-    Hostile("hole_audit_hook_tamper_write", TAMPER + "open('@OUT@', 'w').write('pwned')\n" + PLOT, ("forbidden",),
-            hole="audit hook is tamperable: gc.get_objects() reaches the hook closure, setting its "
-                 "check_path cell to a no-op disables all file checks; the write to /tmp succeeds, result ok"),
-    Hostile("hole_audit_hook_tamper_steal_secret", TAMPER + """
+    # ---- escapes through interpreter introspection and fd tricks (closed by the static
+    # introspection check, frame-access refusal, and Landlock file confinement)
+    Hostile("audit_hook_tamper_write", TAMPER + "open('@OUT@', 'w').write('pwned')\n" + PLOT, ("forbidden",)),
+    Hostile("audit_hook_tamper_steal_secret", TAMPER + """
 import re
 found = set()
 with open('/proc/@TEST_PID@/maps') as maps, open('/proc/@TEST_PID@/mem', 'rb', 0) as mem:
@@ -453,22 +455,15 @@ with open('/proc/@TEST_PID@/maps') as maps, open('/proc/@TEST_PID@/mem', 'rb', 0
         except OSError:
             pass
 print(sorted(found))
-""" + PLOT, ("forbidden",),
-            hole="with the hook tampered, /proc/<test pid>/mem is readable (same uid): the test "
-                 "process's VLRL_TEST_SECRET is found in its memory and printed into r.stdout"),
-    Hostile("hole_dir_fd_write", "import os\nd = os.open('@CACHE_DIR@', os.O_RDONLY)\n"
+""" + PLOT, ("forbidden",)),
+    Hostile("dir_fd_write", "import os\nd = os.open('@CACHE_DIR@', os.O_RDONLY)\n"
             "os.write(os.open('@CACHE_NAME@', os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=d), b'x')\n" + PLOT,
-            ("forbidden",),
-            hole="the 'open' audit event carries no dir_fd: os.open(name, O_CREAT, dir_fd=<fd of a readable "
-                 "dir>) is checked as if relative to the cwd (job dir) and creates a file in the matplotlib "
-                 "cache dir (any readable dir we can write)"),
-    Hostile("hole_dir_fd_read", "import os\nd = os.open('/usr/share/zoneinfo', os.O_RDONLY)\n"
+            ("forbidden",)),
+    Hostile("dir_fd_read", "import os\nd = os.open('/usr/share/zoneinfo', os.O_RDONLY)\n"
             "os.makedirs('a/b/c')\nos.chdir('a/b/c')\n"
             "print(os.read(os.open('../../../etc/passwd', os.O_RDONLY, dir_fd=d), 64))\n" + PLOT,
-            ("forbidden",), check=lambda r: ["/etc/passwd was read"] if "root:" in r.stdout else [],
-            hole="dir_fd read: '../../../etc/passwd' is checked against cwd (job/a/b/c -> job/etc/passwd, "
-                 "allowed) but opened relative to /usr/share/zoneinfo -> /etc/passwd is read, result ok"),
-    Hostile("hole_symlink_swap_race", """
+            ("forbidden",), check=lambda r: ["/etc/passwd was read"] if "root:" in r.stdout else []),
+    Hostile("symlink_swap_race", """
 import os, threading, time
 os.makedirs('A'); os.makedirs('B')
 open('A/inside', 'w').close()
@@ -490,11 +485,8 @@ while time.time() < t0 + 2.0 and not os.path.exists('@OUTDIR@/pwned'):
         pass
 stop.append(1)
 t.join()
-""" + PLOT, ("forbidden",),
-            hole="TOCTOU: the hook resolves 'p/l' while 'p' is the safe directory, the open() then follows "
-                 "'p' after a concurrent rename to the directory whose 'l' points outside; the file "
-                 "<outdir>/pwned is created (usually within 0.3 s)"),
-    Hostile("hole_forged_result_with_stolen_nonce", """
+""" + PLOT, ("forbidden", None)),
+    Hostile("forged_result_with_stolen_nonce", """
 import sys, os, json, struct
 f = sys._getframe()
 while f is not None and 'nonce' not in f.f_locals:
@@ -502,11 +494,8 @@ while f is not None and 'nonce' not in f.f_locals:
 payload = json.dumps({'ok': True, 'nonce': f.f_locals['nonce'], 'trace': {'forged': True}}).encode()
 os.write(f.f_locals['result_fd'], b'VLRLRES1' + struct.pack('<QQ', len(payload), 0) + payload)
 os._exit(0)
-""", ("crashed",),
-            hole="the per-job nonce and the result fd are in the child's own frames (_child_main locals): "
-                 "a script forges a frame {'ok': True, trace: anything}, exits, and is reported ok with a "
-                 "forged trace (reward hacking)"),
-    Hostile("hole_clear_violations", """
+""", ("forbidden",)),
+    Hostile("clear_violations", """
 import sys
 try:
     open('/etc/passwd')
@@ -516,9 +505,7 @@ for cell in sys._getframe().f_back.f_locals['is_violation'].__closure__:
     for inner in getattr(cell.cell_contents, '__closure__', None) or ():
         if isinstance(inner.cell_contents, list):
             inner.cell_contents.clear()
-""" + PLOT, ("forbidden",),
-            hole="the violations list is reachable from run_code's frame (is_violation closure): a script "
-                 "that caught a refusal clears it and is reported ok with r.violations == []"),
+""" + PLOT, ("forbidden",)),
 ]
 
 
@@ -627,43 +614,36 @@ def test_pool_survives_server_sigkill(scratch_pool):
     assert leftover_processes(pool) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RenderPool._recover collects the in-flight futures, then starts a new server: a job submitted "
-    "in between is sent on the dead connection (the error is swallowed) and never resent, so "
-    "render() would hang forever"))
 def test_job_submitted_during_recovery_is_not_lost(scratch_pool):
     pool = scratch_pool
     assert pool.render(BAR).ok
-    in_window = threading.Event()
+    in_window, restarted = threading.Event(), threading.Event()
     real_start = pool._start
 
     def slow_start():  # widen the window deterministically; the same happens with real timing
         pool._start = real_start
         in_window.set()
         time.sleep(0.5)
-        real_start()
+        try:
+            real_start()
+        finally:
+            restarted.set()
 
     pool._start = slow_start
-    os.killpg(pool._proc.pid, signal.SIGKILL)
-    assert in_window.wait(30), "the pool never tried to restart its server"
-    fut = pool.submit(BAR)
     try:
-        r = fut.result(timeout=20)
+        os.killpg(pool._proc.pid, signal.SIGKILL)
+        assert in_window.wait(30), "the pool never tried to restart its server"
+        fut = pool.submit(BAR)  # lands between "collect the in-flight jobs" and "new server"
+        assert restarted.wait(60), "the server did not come back"
+        r = fut.result(timeout=4)  # the new server is warm: a resent bar chart takes ~0.1 s
     finally:
         pool._start = real_start
-        deadline = time.monotonic() + 30
-        while pool._proc.poll() is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
     assert r.ok, describe(r)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "job children call setpgid(0, 0) and have no parent-death signal: when the server is "
-    "SIGKILLed, a job sleeping in time.sleep keeps running as an orphan (only the server enforced "
-    "its wall-clock deadline; the CPU rlimit never fires for a sleeper)"))
 def test_jobs_die_with_their_server(scratch_pool):
     pool = scratch_pool
-    fut = pool.submit("import time\ntime.sleep(30)\n", timeout=2)
+    fut = pool.submit("import time\ntime.sleep(30)\n", timeout=1)
     kids: list[psutil.Process] = []
     deadline = time.monotonic() + 10
     while not kids and time.monotonic() < deadline:
@@ -674,7 +654,7 @@ def test_jobs_die_with_their_server(scratch_pool):
     try:
         r = fut.result(timeout=60)  # resent to the new server, where it times out
         assert kind_of(r) == "timeout", describe(r)
-        gone, alive = psutil.wait_procs(kids, timeout=3)
+        gone, alive = psutil.wait_procs(kids, timeout=2)
         assert alive == [], f"orphaned job processes still running: {[p.pid for p in alive]}"
     finally:
         for p in kids:  # processes this test caused: end them by pid
