@@ -190,6 +190,7 @@ class RenderPool:
                     trace=msg.get("trace") or {},
                     stdout=msg.get("stdout", ""),
                     violations=msg.get("violations", []),
+                    phases=msg.get("phases", {}),
                 )
             )
         if not self._closed:

@@ -19,6 +19,7 @@ class RenderResult:
     trace: dict[str, Any] = field(default_factory=dict)
     stdout: str = ""
     violations: list[str] = field(default_factory=list)  # sandbox refusals, even if caught
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: fork_to_start, seal, run
 
     @property
     def image(self):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import selectors
 import shutil
 import signal
@@ -59,23 +60,21 @@ def _preload() -> None:
     _api.warn_external = warn_external
 
     from renderers import instrument
+    from renderers.warmup import warm_up
 
     instrument.install()
-    fig, axes = plt.subplots(1, 2, figsize=(4, 3))
-    axes[0].plot([1, 2], [3, 4], marker="o", label="a")
-    axes[0].bar([1, 2], [1, 2])
-    axes[0].set_title(r"warm $x^2$", fontweight="bold")
-    axes[0].legend()
-    axes[1].imshow(np.arange(4).reshape(2, 2))
-    axes[1].text(0.5, 0.5, "warm", style="italic")
-    fig.savefig(io.BytesIO(), format="png", dpi=50)
+    warm_up()
     plt.close("all")
+    matplotlib.rcdefaults()
+    matplotlib.use("Agg")
     instrument.RECORDS.reset()
 
 
 def _child_main(job: dict[str, Any], job_dir: str, result_path: str, settings: dict[str, Any]) -> None:
     """In the forked child: seal the sandbox, run the job, report, and exit. Never returns."""
     status = 0
+    t_start = time.perf_counter()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     try:
         os.setpgid(0, 0)
         from renderers import sandbox
@@ -108,6 +107,7 @@ def _child_main(job: dict[str, Any], job_dir: str, result_path: str, settings: d
             if settings["landlock"] else False
         seccomp_on = sandbox.KERNEL.install_seccomp(os.getpid()) if settings["seccomp"] else False
         violations = sandbox.install_audit_hook(job_dir, settings["read_roots"])
+        t_sealed = time.perf_counter()
         # Our own modules leave sys.modules so user code cannot simply import and patch them.
         for name in [n for n in sys.modules if n.split(".")[0] in ("renderers", "vlrl", "rewards", "games", "app")]:
             del sys.modules[name]
@@ -119,12 +119,16 @@ def _child_main(job: dict[str, Any], job_dir: str, result_path: str, settings: d
             with_trace=job["trace"],
             is_violation=lambda: bool(violations()),
         )
+        t_ran = time.perf_counter()
         result["stdout"] = out_writer.getvalue()
         result["violations"] = violations()[:20]
         result["seccomp"] = seccomp_on
         result["landlock"] = landlock_on
         png = result.pop("png") or b""
         result["nonce"] = nonce
+        result["phases"] = {"seal": t_sealed - t_start, "run": t_ran - t_sealed,
+                            "fork_to_start": t_start - job["forked_at"],
+                            "page_faults": float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0)}
         payload = json.dumps(result, default=str).encode()
         frame = _MAGIC + struct.pack("<QQ", len(payload), len(png)) + payload + png
         written = 0
@@ -184,6 +188,8 @@ def _sanitise(data: dict[str, Any]) -> dict[str, Any]:
         "stdout": str(data.get("stdout", ""))[:100_000],
         "violations": [str(v)[:300] for v in data.get("violations", [])][:20]
         if isinstance(data.get("violations"), list) else [],
+        "phases": {str(k): float(v) for k, v in data.get("phases", {}).items() if isinstance(v, (int, float))}
+        if isinstance(data.get("phases"), dict) else {},
     }
 
 
@@ -210,6 +216,7 @@ class Server:
     def _start(self, job: dict[str, Any]) -> None:
         job_dir = tempfile.mkdtemp(prefix=f"job{job['id']}-", dir=self.root)
         result_path = os.path.join(self.root, f"result-{job['id']}-{os.path.basename(job_dir)}")
+        job["forked_at"] = time.perf_counter()
         pid = os.fork()
         if pid == 0:
             _child_main(job, job_dir, result_path, self.settings)
