@@ -1,0 +1,72 @@
+"""The typed run config: presets, dotted overrides, errors that name the culprit."""
+
+import pytest
+import yaml
+
+from vlrl.config import Config, all_keys, describe_config, load_config, save_config
+from vlrl.options import OptionError
+
+
+def test_defaults_then_presets_then_overrides():
+    cfg = load_config(["stage=2", "model=tiny", "rollout.n=3", "algo.loss_type=dapo", "algo.eps_high=0.28"])
+    assert cfg.stage == 2 and cfg.model.path == "tiny" and cfg.rollout.n == 3
+    assert cfg.reward.weights == {"format": 0.1, "exec": 0.2, "msrl_text": 0.4, "ssim": 0.3}  # stage 2 preset
+    assert cfg.trainer.lr == 1e-4  # from the tiny preset
+    assert (cfg.algo.loss_type, cfg.algo.eps_high) == ("dapo", 0.28)
+    assert cfg.out == "runs/chart2code-stage2"
+
+
+def test_stage1_has_no_visual_reward():
+    weights = load_config(["stage=1"]).reward.weights
+    assert set(weights) == {"format", "exec", "msrl_text"}
+
+
+def test_model_path_and_deepspeed_selectors():
+    cfg = load_config(["model=/ckpt/qwen2.5-vl-7b", "deepspeed=zero3"])
+    assert cfg.model.path == "/ckpt/qwen2.5-vl-7b" and cfg.trainer.deepspeed == "zero3"
+
+
+def test_dict_options_and_types_from_the_command_line():
+    cfg = load_config(["reward.weights={format: 1, exec: 2}", "trainer.tensorboard=false", "trainer.steps=7"])
+    assert cfg.reward.weights == {"format": 1, "exec": 2}
+    assert cfg.trainer.tensorboard is False and cfg.trainer.steps == 7
+
+
+@pytest.mark.parametrize("args, message", [
+    (["rollout.nn=3"], "unknown config key 'rollout.nn'; did you mean rollout.n"),
+    (["rollout.lr=1"], "did you mean trainer.lr"),
+    (["stage=5"], "stage=5: the curriculum has stages 1, 2"),
+    (["algo.loss_type=ppo"], "expected one of grpo, bnpo, dr_grpo, dapo"),
+    (["trainer.steps=many"], "trainer.steps=many: expected int"),
+    (["reward.weights=[1, 2]"], "expected a mapping"),
+    (["oops"], "options are written key=value"),
+])
+def test_errors_name_the_culprit(args, message):
+    with pytest.raises(OptionError, match=message.replace("[", r"\[")):
+        load_config(args)
+
+
+def test_user_yaml_file_is_checked_too(tmp_path):
+    good = tmp_path / "run.yaml"
+    good.write_text(yaml.safe_dump({"rollout": {"n": 5}, "trainer": {"lr": 3e-6}}))
+    cfg = load_config([f"config={good}", "rollout.n=6"])
+    assert cfg.rollout.n == 6 and cfg.trainer.lr == 3e-6  # overrides win over the file
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("modle:\n  path: x\n")
+    with pytest.raises(OptionError, match=f"unknown config key 'modle.path' in {bad}; did you mean model.path"):
+        load_config([f"config={bad}"])
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config(["model=tiny", "rollout.n=2"])
+    save_config(cfg, tmp_path / "config.yaml")
+    again = load_config([f"config={tmp_path / 'config.yaml'}"])
+    assert again == cfg
+
+
+def test_help_lists_every_key_with_its_default():
+    text = describe_config()
+    for key in all_keys():
+        assert f"  {key}=" in text, key
+    assert "rollout.n=8" in text and "stage1.yaml" in text
+    assert Config().rollout.n == 8

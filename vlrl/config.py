@@ -1,0 +1,294 @@
+"""The one typed config of a training run: YAML presets plus `key=value` dotted overrides.
+
+    vlrl train stage=2 model.path=/ckpt/qwen2.5-vl-7b rollout.n=8
+
+Resolution order: dataclass defaults -> task preset (`task=chart2code|spy`) -> stage preset
+(`stage=1|2`) -> model preset (`model=tiny`, or `model=PATH` meaning `model.path=PATH`) ->
+DeepSpeed preset (`deepspeed=zero2|zero3`) -> a user file (`config=FILE.yaml`) -> dotted
+overrides, left to right. Every key is checked: an unknown one is an error naming the
+closest valid keys. The resolved config is saved in every run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from vlrl.options import OptionError, _unwrap_optional, convert, option
+
+PRESET_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    path: str = option("tiny", help="local HF model directory, or 'tiny' / 'tiny-qwen2_5_vl' for the built-in random tiny VLMs")
+    dtype: Literal["auto", "float32", "bfloat16"] = option("auto", help="auto = bfloat16 on GPU, float32 on CPU")
+    freeze_vision: bool = option(False, help="keep the vision tower fixed (train the language model only)")
+    gradient_checkpointing: bool = option(False, help="trade compute for activation memory")
+    min_pixels: int = option(3136, help="smallest image area after the processor's resize (pixels)")
+    max_pixels: int = option(401408, help="largest image area after the processor's resize (pixels)")
+
+
+@dataclass(kw_only=True)
+class RolloutConfig:
+    engine: Literal["hf", "vllm"] = option("hf", help="hf = transformers generate (default); vllm = colocated vLLM (extra)")
+    n: int = option(8, help="completions per prompt, the GRPO group size (MSRL family: 8)")
+    temperature: float = option(1.0, help="sampling temperature for training rollouts")
+    top_p: float = option(1.0, help="nucleus sampling")
+    max_new_tokens: int = option(1024, help="completion length limit (MSRL evaluates with 4096)")
+    eval_temperature: float = option(0.1, help="sampling temperature for evaluation (MSRL: ~0.1)")
+    vllm_gpu_memory_utilization: float = option(0.4, help="vLLM's share of GPU memory when colocated")
+    vllm_sleep: bool = option(True, help="free vLLM's memory during the training step when supported")
+
+
+@dataclass(kw_only=True)
+class AlgoConfig:
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = option("grpo", help="token aggregation (REFERENCE 4): grpo, bnpo, dr_grpo (Dr. GRPO), dapo (DAPO)")
+    advantage: Literal["group", "batch", "none"] = option("group", help="advantage scaling: group std (GRPO), batch std, or none (Dr. GRPO)")
+    beta: float = option(0.0, help="k3 KL weight to a frozen reference model; 0 loads no reference (MSRL family: 0 .. 1e-2)")
+    eps_low: float = option(0.2, help="PPO clip below 1")
+    eps_high: float = option(0.2, help="PPO clip above 1 (DAPO clip-higher: 0.28)")
+    dynamic_sampling: bool = option(False, help="DAPO: drop groups whose rewards are all equal and refill")
+    filter_low: float = option(0.0, help="drop groups whose mean reward is <= this (MSRL: 0.1); 0 disables")
+    filter_high: float = option(1.0, help="drop groups whose mean reward is >= this (MSRL: 0.9); 1 disables")
+    overlong: Literal["none", "filter", "soft"] = option("none", help="truncated completions: keep, mask out (filter), or DAPO's soft penalty")
+    overlong_cache: int = option(256, help="length of DAPO's soft-penalty buffer (tokens)")
+
+
+@dataclass(kw_only=True)
+class RewardConfig:
+    weights: dict[str, float] = option({"format": 0.1, "exec": 0.2, "msrl_text": 0.7},
+                                       help="reward name -> weight (stage 2 adds a visual reward)")
+    options: dict[str, dict] = option({}, help="reward name -> constructor options, e.g. clip: {checkpoint: PATH}")
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    train: str = option("runs/corpus", help="training charts: a `vlrl data synth` folder, a JSONL/Parquet file of (image, code), or a ChartMimic-layout folder")
+    eval: str = option("", help="held-out charts in the same formats (empty: none)")
+    eval_size: int = option(64, help="charts evaluated each eval step")
+    prompts_per_step: int = option(8, help="prompts (groups) per optimizer step across all ranks")
+    shuffle: bool = option(True, help="shuffle the training rows each epoch")
+
+
+@dataclass(kw_only=True)
+class TrainerConfig:
+    steps: int = option(100, help="optimizer steps")
+    lr: float = option(1e-6, help="peak learning rate (MSRL family: 1e-6 .. 5e-7)")
+    lr_schedule: Literal["cosine", "constant"] = option("cosine", help="after warmup")
+    warmup_ratio: float = option(0.1, help="fraction of steps with linear warmup")
+    weight_decay: float = option(0.0, help="AdamW weight decay")
+    grad_clip: float = option(1.0, help="gradient norm clipping (0 disables)")
+    micro_batch_tokens: int = option(8192, help="token budget of a micro-batch (sequences sorted by length)")
+    deepspeed: str = option("zero2", help="zero0 | zero1 | zero2 | zero3 | none | path to a DeepSpeed JSON")
+    save_every: int = option(50, help="checkpoint every N steps (0: only at the end)")
+    keep_checkpoints: int = option(2, help="rolling checkpoints kept besides the final weights")
+    log_every: int = option(1, help="metrics every N steps")
+    eval_every: int = option(0, help="evaluate every N steps (0: never)")
+    log_samples_every: int = option(0, help="HTML sample report every N steps (0: never)")
+    tensorboard: bool = option(True, help="also write TensorBoard events")
+    wandb: bool = option(False, help="also log to Weights & Biases (offline unless configured)")
+
+
+@dataclass(kw_only=True)
+class Config:
+    task: Literal["chart2code"] = option("chart2code", help="what the policy learns")
+    stage: int = option(1, help="curriculum stage: 1 = text + exec rewards, 2 = adds the visual reward and starts from stage 1's weights")
+    out: str = option("", help="run directory (default runs/<task>-stage<stage>)")
+    seed: int = option(0, help="global seed")
+    init_from: str = option("", help="weights to start from (stage 2 finds stage 1's in `out` when empty)")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+SELECTORS = {"task", "stage", "model", "deepspeed", "config"}
+
+
+# --------------------------------------------------------------------------- key space
+
+
+def _is_section(tp: Any) -> bool:
+    return dataclasses.is_dataclass(tp)
+
+
+def all_keys(cls: type = Config, prefix: str = "") -> dict[str, tuple[Any, dataclasses.Field]]:
+    """dotted key -> (type, field) for every leaf option."""
+    hints = typing.get_type_hints(cls)
+    keys = {}
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if _is_section(tp):
+            keys.update(all_keys(tp, prefix + f.name + "."))
+        else:
+            keys[prefix + f.name] = (tp, f)
+    return keys
+
+
+def _unknown(key: str, where: str = "") -> OptionError:
+    valid = list(all_keys()) + sorted(SELECTORS)
+    leaf = key.rsplit(".", 1)[-1]
+    # a right option in the wrong section (rollout.lr -> trainer.lr) is the likeliest slip
+    close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf]
+    close += [k for k in difflib.get_close_matches(key, valid, n=3, cutoff=0.6) if k not in close]
+    close = close[:3]
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return OptionError(f"unknown config key '{key}'{where}{hint}")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """YAML values arrive typed; strings from the command line are converted."""
+    base, optional = _unwrap_optional(tp)
+    if value is None and optional:
+        return None
+    origin = typing.get_origin(base)
+    if isinstance(value, str) and base is not str and origin is not dict:
+        if origin is typing.Literal or base in (int, float, bool) or origin in (list, tuple):
+            return convert(value, tp, key)
+    if origin is dict:
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise OptionError(f"{key}: not a mapping ({exc})") from None
+        if not isinstance(value, dict):
+            raise OptionError(f"{key}: expected a mapping like {{a: 1, b: 2}}, got {value!r}")
+        return dict(value)
+    if origin is typing.Literal:
+        if value not in typing.get_args(base):
+            raise OptionError(f"{key}={value}: expected one of {', '.join(map(str, typing.get_args(base)))}")
+        return value
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base in (int, float, bool, str) and not isinstance(value, base):
+        raise OptionError(f"{key}={value!r}: expected {base.__name__}")
+    return value
+
+
+def set_key(cfg: Config, key: str, value: Any, where: str = "") -> None:
+    keys = all_keys()
+    if key not in keys:
+        raise _unknown(key, where)
+    tp, _ = keys[key]
+    *path, leaf = key.split(".")
+    target = cfg
+    for part in path:
+        target = getattr(target, part)
+    setattr(target, leaf, _coerce(value, tp, key))
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML sections -> dotted keys; dict-valued options (reward.weights) stay whole."""
+    keys = all_keys()
+    flat: dict[str, Any] = {}
+    for k, v in data.items():
+        full = prefix + str(k)
+        if isinstance(v, dict) and full not in keys:
+            flat.update(_flatten(v, full + "."))
+        else:
+            flat[full] = v
+    return flat
+
+
+def apply_yaml(cfg: Config, path: Path) -> None:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise OptionError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise OptionError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise OptionError(f"{path} must hold a mapping of config keys")
+    for key, value in _flatten(data).items():
+        set_key(cfg, key, value, where=f" in {path}")
+
+
+def preset_path(name: str) -> Path:
+    return PRESET_DIR / f"{name}.yaml"
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_config(args: list[str]) -> Config:
+    """Defaults, then presets chosen by selector keys, then dotted overrides (see module doc)."""
+    selectors: dict[str, str] = {}
+    overrides: list[tuple[str, str]] = []
+    for token in args:
+        if "=" not in token:
+            raise OptionError(f"unexpected argument '{token}' (options are written key=value)")
+        key, _, value = token.partition("=")
+        key = key.strip()
+        if key in SELECTORS:
+            selectors[key] = value
+        else:
+            overrides.append((key, value))
+
+    cfg = Config()
+    task = selectors.get("task", "chart2code")
+    if preset_path(task).exists():
+        apply_yaml(cfg, preset_path(task))
+    set_key(cfg, "task", task)
+    if "stage" in selectors:
+        stage = selectors["stage"]
+        if not preset_path(f"stage{stage}").exists():
+            raise OptionError(f"stage={stage}: the curriculum has stages "
+                              + ", ".join(p[5:] for p in available_presets() if p.startswith("stage")))
+        apply_yaml(cfg, preset_path(f"stage{stage}"))
+    if "model" in selectors:
+        model = selectors["model"]
+        if preset_path(model).exists():
+            apply_yaml(cfg, preset_path(model))
+        else:
+            set_key(cfg, "model.path", model)
+    if "deepspeed" in selectors:
+        ds = selectors["deepspeed"]
+        if preset_path(ds).exists():
+            apply_yaml(cfg, preset_path(ds))
+        else:
+            set_key(cfg, "trainer.deepspeed", ds)
+    if "config" in selectors:
+        apply_yaml(cfg, Path(selectors["config"]))
+    for key, value in overrides:
+        set_key(cfg, key, value)
+    if not cfg.out:
+        cfg.out = f"runs/{cfg.task}-stage{cfg.stage}"
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+
+
+def describe_config() -> str:
+    """Every option with its default and meaning, for `vlrl train --help`."""
+    defaults = Config()
+    lines = ["  presets: " + "  ".join(f"{p}.yaml" for p in available_presets()),
+             "  selectors: task=NAME stage=N model=tiny|PATH deepspeed=zero2|zero3|PATH config=FILE.yaml"]
+    section = None
+    for key, (tp, f) in all_keys().items():
+        top = key.split(".")[0] if "." in key else ""
+        if top != section:
+            section = top
+            lines.append(f"\n  [{section or 'run'}]")
+        value: Any = defaults
+        for part in key.split("."):
+            value = getattr(value, part)
+        shown = ",".join(map(str, value)) if isinstance(value, list) else value
+        lines.append(f"  {key + '=' + str(shown):<38} {f.metadata.get('help', '')}")
+    return "\n".join(lines)
