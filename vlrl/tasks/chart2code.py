@@ -1,0 +1,107 @@
+"""Chart-to-code (MSRL): prompts from chart images, rewards from rendering the answers.
+
+The task builds chat prompts, renders completions in the sandboxed pool (starting as soon
+as completions exist, so rendering overlaps the next generation), and scores them with the
+stage's composite reward against the reference chart's render (cached per example).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from rewards import CompositeReward, RewardInput, RewardOutput
+from vlrl.datasets.charts import ChartExample
+
+PROMPT = (
+    "You are an expert Python developer who specialises in matplotlib. Look at the chart in the "
+    "image and write Python code that reproduces it as closely as possible: the same chart type, "
+    "data, layout, text, colours and style.{figsize} Answer with one complete script that starts "
+    "with ```python and ends with ```."
+)
+
+
+def chart2code_prompt(figsize: tuple[float, float] | None = None) -> str:
+    hint = f" Use figsize=({figsize[0]:g}, {figsize[1]:g}) so the figure has the same size." if figsize else ""
+    return PROMPT.format(figsize=hint)
+
+
+def chat_messages(image: Any, prompt: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]}]
+
+
+@dataclass
+class ScoredBatch:
+    outputs: list[RewardOutput]  # one per completion, in order
+    renders: list[Any]  # RenderResult per completion
+
+
+class Chart2CodeTask:
+    def __init__(self, pool, reward: CompositeReward, *, figsize_hint: bool = True) -> None:
+        self.pool = pool
+        self.reward = reward
+        self.figsize_hint = figsize_hint
+        self._references: dict[str, Any] = {}  # example id -> RenderResult of its code
+        self._images: dict[str, Any] = {}
+
+    def reference(self, ex: ChartExample):
+        if ex.id not in self._references:
+            from renderers import strip_output_calls
+
+            self._references[ex.id] = self.pool.render(strip_output_calls(ex.code))
+        return self._references[ex.id]
+
+    def references(self, examples: Sequence[ChartExample]) -> list[Any]:
+        """Render the references not seen yet, concurrently, then return all in order."""
+        from renderers import strip_output_calls
+
+        todo = {ex.id: self.pool.submit(strip_output_calls(ex.code)) for ex in examples if ex.id not in self._references}
+        for rid, fut in todo.items():
+            self._references[rid] = fut.result()
+        return [self._references[ex.id] for ex in examples]
+
+    def usable(self, examples: Sequence[ChartExample]) -> tuple[list[ChartExample], list[str]]:
+        """Examples whose reference code renders; the others are named and skipped."""
+        keep, skipped = [], []
+        for ex, ref in zip(examples, self.references(examples)):
+            if ref.ok:
+                keep.append(ex)
+            else:
+                skipped.append(f"{ex.id}: reference code failed ({ref.error_kind}: {ref.error})")
+        return keep, skipped
+
+    def image(self, ex: ChartExample):
+        if ex.id not in self._images:
+            self._images[ex.id] = ex.load_image()
+        return self._images[ex.id]
+
+    def prompt_messages(self, examples: Sequence[ChartExample]) -> list[list[dict[str, Any]]]:
+        refs = self.references(examples) if self.figsize_hint else [None] * len(examples)
+        messages = []
+        for ex, ref in zip(examples, refs):
+            size = None
+            if ref is not None and ref.ok:
+                fig = ref.trace.get("figure", {})
+                size = (fig.get("width_in"), fig.get("height_in")) if fig.get("width_in") else None
+            messages.append(chat_messages(self.image(ex), chart2code_prompt(size)))
+        return messages
+
+    def start_renders(self, texts: Sequence[str]) -> list[Future]:
+        """Submit every completion to the pool now; scoring waits for them later."""
+        return [self.pool.submit_response(t) for t in texts]
+
+    def score(self, examples: Sequence[ChartExample], texts: Sequence[str],
+              renders: Sequence[Future] | None = None) -> ScoredBatch:
+        """Completion i answers examples[i] (callers repeat an example once per sample)."""
+        if len(examples) != len(texts):
+            raise ValueError(f"{len(texts)} completions for {len(examples)} examples")
+        futures = list(renders) if renders is not None else self.start_renders(texts)
+        results = [f.result() for f in futures]
+        refs = self.references(examples)
+        inputs = [
+            RewardInput(completion=t, reference_code=ex.code, reference_image=self.image(ex), render=r,
+                        reference_render=ref, meta={"graph": ex.meta.get("chart_type") == "graph"})
+            for ex, t, r, ref in zip(examples, texts, results, refs)
+        ]
+        return ScoredBatch(self.reward(inputs), results)
