@@ -1,0 +1,163 @@
+"""Rollouts with transformers' generate: batched, left-padded, images per request, KV cache.
+
+Logprobs are those of the distribution actually sampled from (after temperature and
+top-p). transformers would apply its own temperature/top-p warpers *after* any custom
+logits processor, so we switch those off and apply temperature and top-p ourselves in the
+one processor that also records each sampled token's log-probability; only one step of
+log-probabilities is held at a time, so memory does not grow with vocab x length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Sequence
+
+import torch
+
+from vlrl.rollout.base import Completion, Request, SamplingParams, request_images
+
+
+class _SampleAndRecord:
+    """A LogitsProcessor: temperature, top-p, then remember log-probs to score the next token."""
+
+    def __init__(self, temperature: float, top_p: float) -> None:
+        self.temperature = temperature
+        self.top_p = top_p
+        self.prev: torch.Tensor | None = None  # [N, V] log-probs of the step just sampled
+        self.steps: list[torch.Tensor] = []  # per step: [N] log-prob of the sampled token
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.prev is not None:
+            self.steps.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1))
+        scores = scores.float()
+        if self.temperature > 0:
+            scores = scores / self.temperature
+        if 0 < self.top_p < 1:
+            sorted_scores, order = scores.sort(dim=-1, descending=True)
+            cum = sorted_scores.softmax(-1).cumsum(-1)
+            drop_sorted = cum - sorted_scores.softmax(-1) > self.top_p  # keep the token that crosses top_p
+            drop = drop_sorted.scatter(1, order, drop_sorted)
+            scores = scores.masked_fill(drop, float("-inf"))
+        self.prev = torch.log_softmax(scores, dim=-1)
+        return scores
+
+    def finish(self, last_tokens: torch.LongTensor) -> torch.Tensor:
+        """[N, T] log-probs once generation has ended (the last token was never re-fed)."""
+        if self.prev is not None:
+            self.steps.append(self.prev.gather(1, last_tokens[:, None]).squeeze(1))
+            self.prev = None
+        return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(0, 0)
+
+
+class HFEngine:
+    """RolloutEngine over a transformers VLM and its processor (colocated with training).
+
+    generation_context: optional callable returning a context manager entered around
+    generate, e.g. gathering ZeRO-3 partitioned weights.
+    """
+
+    def __init__(self, model: Any, processor: Any, *, max_batch_requests: int = 16,
+                 generation_context: Callable[[], Any] | None = None) -> None:
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.max_batch_requests = max_batch_requests
+        self.generation_context = generation_context or contextlib.nullcontext
+        tok = self.tokenizer
+        eos = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+        for special in ("<|im_end|>", "<|endoftext|>"):
+            tid = tok.convert_tokens_to_ids(special)
+            if isinstance(tid, int) and tid != tok.unk_token_id:
+                eos.add(tid)
+        self.eos_ids = sorted(eos)
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0]
+
+    def sync_weights(self, model: Any) -> None:
+        """Colocated: the engine samples from the training module itself; copy only if it differs."""
+        if model is self.model:
+            return
+        self.model.load_state_dict(model.state_dict())
+
+    def encode(self, requests: Sequence[Request]) -> dict[str, torch.Tensor]:
+        """Left-padded model inputs; each request may hold any number of images (or none)."""
+        texts = [self.processor.apply_chat_template(r, tokenize=False, add_generation_prompt=True) for r in requests]
+        images = [request_images(r) for r in requests]
+        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if any(images):
+            kwargs["images"] = [im for per_request in images for im in per_request]
+        old_side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"  # generation appends on the right
+        try:
+            batch = self.processor(**kwargs)
+        finally:
+            self.tokenizer.padding_side = old_side
+        return batch
+
+    def _completions(self, batch: dict[str, torch.Tensor], params: SamplingParams) -> list[Completion]:
+        device = next(self.model.parameters()).device
+        inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+        recorder = _SampleAndRecord(params.temperature, params.top_p)
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        # A fresh config: the checkpoint's own sampling defaults (top_k, repetition penalty,
+        # temperature) must not silently change the policy being optimised.
+        gen_config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=params.temperature > 0,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            num_return_sequences=params.n,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            return_dict_in_generate=True,
+            use_cache=True,
+        )
+        extra: dict[str, Any] = {}
+        if params.stop:
+            extra.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), self.generation_context():
+                out = self.model.generate(**inputs, generation_config=gen_config,
+                                          logits_processor=LogitsProcessorList([recorder]), **extra)
+        finally:
+            self.model.train(was_training)
+        sequences = out.sequences.cpu()
+        prompt_len = inputs["input_ids"].shape[1]
+        generated = sequences[:, prompt_len:]
+        logprobs = recorder.finish(generated[:, -1]).cpu() if generated.shape[1] else torch.zeros(len(generated), 0)
+        prompt_ids = batch["input_ids"].repeat_interleave(params.n, dim=0)
+        prompt_mask = batch["attention_mask"].repeat_interleave(params.n, dim=0).bool()
+        completions = []
+        for row in range(generated.shape[0]):
+            ids = generated[row].tolist()
+            end, reason = len(ids), "length"
+            for i, t in enumerate(ids):
+                if t in self.eos_ids:
+                    end, reason = i + 1, "stop"
+                    break
+            text = self.tokenizer.decode(ids[:end], skip_special_tokens=True)
+            if reason == "length" and params.stop and any(s in text for s in params.stop):
+                reason = "stop"
+            completions.append(Completion(
+                text=text,
+                token_ids=ids[:end],
+                logprobs=logprobs[row, :end].tolist(),
+                finish_reason=reason,
+                prompt_ids=prompt_ids[row][prompt_mask[row]].tolist(),
+            ))
+        return completions
+
+    def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[Completion]]:
+        if params.max_new_tokens <= 0:
+            raise ValueError("max_new_tokens must be positive")
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        grouped: list[list[Completion]] = []
+        for start in range(0, len(requests), self.max_batch_requests):
+            chunk = requests[start:start + self.max_batch_requests]
+            flat = self._completions(self.encode(chunk), params)
+            grouped.extend(flat[i * params.n:(i + 1) * params.n] for i in range(len(chunk)))
+        return grouped
