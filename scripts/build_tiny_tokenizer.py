@@ -1,4 +1,4 @@
-"""Train the tiny Qwen-style tokenizer shipped in ``data/tiny_tokenizer/``.
+"""Train the tiny Qwen-style tokenizer shipped in ``vlrl/assets/tiny_tokenizer/``.
 
 Offline tests need a tokenizer that behaves like Qwen2-VL's (byte-level BPE, the same
 special tokens, the same chat template) but is small enough to commit and to give a
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_OUT = ROOT / "data" / "tiny_tokenizer"
+DEFAULT_OUT = ROOT / "vlrl" / "assets" / "tiny_tokenizer"
 VOCAB_SIZE = 3000  # BPE vocabulary before the special tokens are appended
 
 # Qwen2-VL's added tokens, in Qwen's order. The grounding ones (object_ref, box, quad)

@@ -13,7 +13,7 @@ def test_defaults_then_presets_then_overrides():
     assert cfg.reward.weights == {"format": 0.1, "exec": 0.2, "msrl_text": 0.4, "ssim": 0.3}  # stage 2 preset
     assert cfg.trainer.lr == 1e-4  # from the tiny preset
     assert (cfg.algo.loss_type, cfg.algo.eps_high) == ("dapo", 0.28)
-    assert cfg.out == "runs/chart2code-stage2"
+    assert cfg.out == "runs/chart2code"
 
 
 def test_stage1_has_no_visual_reward():

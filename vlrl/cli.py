@@ -15,9 +15,10 @@ class Command:
     name: str
     summary: str
     usage: str
-    options: Callable[[], type]  # imported lazily: `vlrl --help` must not import torch
+    options: Callable[[], type] | None  # imported lazily: `vlrl --help` must not import torch
     run: Callable[[object], int]
     positional: str | None = None
+    run_config: bool = False  # takes the typed run config (presets + dotted overrides)
 
 
 def _render_options():
@@ -56,7 +57,21 @@ def _eval_run(opts):
     return run(opts)
 
 
+def _train_run(cfg):
+    from vlrl.trainer import train
+
+    final = train(cfg)
+    print(f"stage {cfg.stage} done: weights in {final}")
+    return 0
+
+
 COMMANDS = {
+    "train": Command(
+        "train",
+        "GRPO-family RL on chart-to-code with DeepSpeed (stage=1, then stage=2 from stage 1's weights)",
+        "vlrl train stage=1|2 [model=tiny|PATH] [deepspeed=zero2|zero3] [section.key=value ...]",
+        None, _train_run, run_config=True,
+    ),
     "render": Command(
         "render",
         "render chart scripts in the sandboxed pool: PNG, trace and results.jsonl per script",
@@ -86,6 +101,10 @@ def _overview() -> str:
 
 
 def _command_help(cmd: Command) -> str:
+    if cmd.run_config:
+        from vlrl.config import describe_config
+
+        return f"usage: {cmd.usage}\n\n{cmd.summary}\n\noptions:\n{describe_config()}"
     return f"usage: {cmd.usage}\n\n{cmd.summary}\n\noptions:\n{describe_options(cmd.options())}"
 
 
@@ -114,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         print(_command_help(cmd))
         return 0
     try:
-        opts = parse_options(cmd.options(), rest, positional=cmd.positional)
+        if cmd.run_config:
+            from vlrl.config import load_config
+
+            opts = load_config(rest)
+        else:
+            opts = parse_options(cmd.options(), rest, positional=cmd.positional)
         return int(cmd.run(opts) or 0)
     except UserError as exc:
         print(f"vlrl {cmd.name}: {exc}", file=sys.stderr)

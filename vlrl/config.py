@@ -100,7 +100,7 @@ class TrainerConfig:
 class Config:
     task: Literal["chart2code"] = option("chart2code", help="what the policy learns")
     stage: int = option(1, help="curriculum stage: 1 = text + exec rewards, 2 = adds the visual reward and starts from stage 1's weights")
-    out: str = option("", help="run directory (default runs/<task>-stage<stage>)")
+    out: str = option("", help="run directory, one subfolder per stage (default runs/<task>)")
     seed: int = option(0, help="global seed")
     init_from: str = option("", help="weights to start from (stage 2 finds stage 1's in `out` when empty)")
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -262,7 +262,7 @@ def load_config(args: list[str]) -> Config:
     for key, value in overrides:
         set_key(cfg, key, value)
     if not cfg.out:
-        cfg.out = f"runs/{cfg.task}-stage{cfg.stage}"
+        cfg.out = f"runs/{cfg.task}"
     return cfg
 
 

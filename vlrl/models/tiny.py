@@ -43,9 +43,8 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 def tiny_tokenizer_dir() -> Path:
     """Directory holding the shipped tiny tokenizer.
 
-    Looked up, in order: ``$VLRL_TINY_TOKENIZER``; ``vlrl/assets/tiny_tokenizer`` inside
-    the package (for wheels that bundle it); ``data/tiny_tokenizer`` at the repository
-    root (the source checkout, where ``scripts/build_tiny_tokenizer.py`` writes it).
+    Looked up, in order: ``$VLRL_TINY_TOKENIZER``, then ``vlrl/assets/tiny_tokenizer``
+    inside the package, where ``scripts/build_tiny_tokenizer.py`` writes it.
     """
     candidates: list[Path] = []
     if os.environ.get(TOKENIZER_ENV):
@@ -54,7 +53,6 @@ def tiny_tokenizer_dir() -> Path:
         candidates.append(Path(str(resources.files("vlrl") / "assets" / "tiny_tokenizer")))
     except (ModuleNotFoundError, TypeError):  # pragma: no cover - namespace/zip oddities
         pass
-    candidates.append(Path(__file__).resolve().parents[2] / "data" / "tiny_tokenizer")
     for c in candidates:
         if all((c / f).is_file() for f in _TOKENIZER_FILES):
             return c

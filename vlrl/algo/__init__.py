@@ -1,0 +1,57 @@
+"""GRPO-family algorithm pieces, pure torch (no model code): advantages, losses, sampling.
+
+See REFERENCE.md §4 for the formulas; `vlrl.algo.losses` documents what each loss type means
+over a global batch split across gradient-accumulation steps and ranks.
+"""
+
+from vlrl.algo.advantages import (
+    SCALES,
+    advantage_stats,
+    group_advantages,
+    weighted_rewards,
+    zero_variance_groups,
+)
+from vlrl.algo.losses import (
+    LOSS_TYPES,
+    BatchCounts,
+    aggregate_loss,
+    count_global_batch,
+    entropy_from_logits,
+    global_batch_loss,
+    loss_metrics,
+    micro_batch_loss,
+    micro_batch_loss_scale,
+    per_token_loss,
+    selective_log_softmax,
+)
+from vlrl.algo.sampling import (
+    GroupBuffer,
+    filter_groups,
+    group_rows,
+    overlong_mask,
+    soft_overlong_penalty,
+)
+
+__all__ = [
+    "SCALES",
+    "LOSS_TYPES",
+    "BatchCounts",
+    "GroupBuffer",
+    "advantage_stats",
+    "aggregate_loss",
+    "count_global_batch",
+    "entropy_from_logits",
+    "filter_groups",
+    "global_batch_loss",
+    "group_advantages",
+    "group_rows",
+    "loss_metrics",
+    "micro_batch_loss",
+    "micro_batch_loss_scale",
+    "overlong_mask",
+    "per_token_loss",
+    "selective_log_softmax",
+    "soft_overlong_penalty",
+    "weighted_rewards",
+    "zero_variance_groups",
+]

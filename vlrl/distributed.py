@@ -1,0 +1,90 @@
+"""Process-group and DeepSpeed set-up shared by `vlrl train` and `vlrl sft`.
+
+Launched by torchrun or the deepspeed launcher, the usual RANK/WORLD_SIZE/... variables
+are already set; a plain `vlrl train` is a world of one. On a machine without CUDA the
+gloo backend and DeepSpeed's CPU accelerator are used, with a torch optimizer so no fused
+kernel has to be compiled.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def use_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def setup_environment() -> None:
+    """Fill in a world of one when no launcher did, and point DeepSpeed at the CPU if needed."""
+    defaults = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    if not use_cuda():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "vlrl-torch-extensions"))
+
+
+def init_distributed() -> None:
+    import deepspeed
+    import torch.distributed as dist
+
+    setup_environment()
+    if not dist.is_initialized():
+        deepspeed.init_distributed(dist_backend="nccl" if use_cuda() else "gloo")
+
+
+def rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def deepspeed_config(choice: str, *, grad_clip: float, bf16: bool) -> dict[str, Any]:
+    """zero0..zero3 or a JSON file. Accumulation is driven by the trainer (token-budget
+    micro-batches vary in number), so DeepSpeed is told 1 and the boundary is set by hand."""
+    import json
+
+    if choice.endswith(".json"):
+        cfg = json.loads(Path(choice).read_text())
+    else:
+        stages = {"none": 0, "zero0": 0, "zero1": 1, "zero2": 2, "zero3": 3}
+        if choice not in stages:
+            from vlrl.options import OptionError
+
+            raise OptionError(f"trainer.deepspeed={choice}: expected zero0..zero3, none, or a .json path")
+        cfg = {"zero_optimization": {"stage": stages[choice]}}
+        if stages[choice] == 3:
+            cfg["zero_optimization"].update(stage3_gather_16bit_weights_on_model_save=True)
+    cfg.update(
+        train_micro_batch_size_per_gpu=1,
+        gradient_accumulation_steps=1,
+        gradient_clipping=grad_clip,
+        zero_allow_untested_optimizer=True,
+        steps_per_print=10**9,
+        wall_clock_breakdown=False,
+    )
+    cfg["bf16"] = {"enabled": bool(bf16)}
+    return cfg

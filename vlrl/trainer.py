@@ -1,0 +1,348 @@
+"""`vlrl train`: GRPO-family RL for chart-to-code on DeepSpeed, read top to bottom.
+
+One step: prompts -> rollouts (n per prompt) -> render + rewards (rendering starts as soon
+as completions exist) -> advantages -> token-budget micro-batches -> loss with the global
+batch's normalisation -> one optimizer step -> weights synced to the engine -> metrics ->
+checkpoint. The run directory holds one folder per curriculum stage:
+
+    OUT/config.yaml                 the resolved config of the latest run
+    OUT/stage1/metrics.jsonl        one row per step
+    OUT/stage1/checkpoints/step-N   DeepSpeed state + trainer state (resume)
+    OUT/stage1/final                HF weights (safetensors) + processor: stage 2 starts here
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlrl import distributed as dist_utils
+from vlrl.config import Config, save_config
+from vlrl.jsonl import JsonlWriter, write_json_atomic
+from vlrl.options import UserError
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def stage_dir(cfg: Config) -> Path:
+    return Path(cfg.out) / f"stage{cfg.stage}"
+
+
+def initial_weights(cfg: Config) -> str:
+    """Stage 2 starts from stage 1's final weights unless init_from says otherwise."""
+    if cfg.init_from:
+        return cfg.init_from
+    if cfg.stage > 1:
+        previous = Path(cfg.out) / f"stage{cfg.stage - 1}" / "final"
+        if not (previous / "config.json").exists():
+            raise UserError(f"stage {cfg.stage} starts from stage {cfg.stage - 1}'s final weights, but "
+                            f"{previous} has none: run `vlrl train stage={cfg.stage - 1} out={cfg.out}` first "
+                            f"or give init_from=PATH")
+        return str(previous)
+    return cfg.model.path
+
+
+def lr_lambda(cfg: Config):
+    warmup = max(1, int(cfg.trainer.warmup_ratio * cfg.trainer.steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.trainer.lr_schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, cfg.trainer.steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def build_engine(model, cfg: Config):
+    """DeepSpeed engine with a torch AdamW (no fused kernels to compile) and the lr schedule."""
+    import deepspeed
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    bf16 = next(model.parameters()).dtype == torch.bfloat16
+    ds_config = dist_utils.deepspeed_config(cfg.trainer.deepspeed, grad_clip=cfg.trainer.grad_clip, bf16=bf16)
+    engine, optimizer, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
+                                                           lr_scheduler=scheduler, config=ds_config)
+    return engine, optimizer, scheduler
+
+
+def generation_context(engine):
+    """Under ZeRO-3 the weights are partitioned; generation needs them whole."""
+    import contextlib
+
+    if engine.zero_optimization_stage() == 3:
+        import deepspeed
+
+        return lambda: deepspeed.zero.GatheredParameters(list(engine.module.parameters()), modifier_rank=None)
+    return contextlib.nullcontext
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_hf(engine, processor, path: Path) -> None:
+    """HF-format weights (safetensors) any `from_pretrained` can load, plus the processor."""
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    if engine.zero_optimization_stage() == 3:
+        state = engine._zero3_consolidated_16bit_state_dict()
+    else:
+        state = engine.module.state_dict()
+    if dist_utils.is_main():
+        engine.module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)  # never a half-written final directory
+
+
+def save_checkpoint(engine, path: Path, state: dict[str, Any], keep: int) -> None:
+    engine.save_checkpoint(str(path.parent), tag=path.name, client_state=state)
+    if dist_utils.is_main():
+        write_json_atomic(path.parent / "latest.json", {"tag": path.name, **state})
+        checkpoints = sorted(path.parent.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+        for old in checkpoints[:-max(1, keep)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def resume_state(engine, checkpoints: Path) -> dict[str, Any] | None:
+    latest = checkpoints / "latest.json"
+    if not latest.exists():
+        return None
+    tag = json.loads(latest.read_text())["tag"]
+    _, client_state = engine.load_checkpoint(str(checkpoints), tag=tag)
+    return client_state
+
+
+# --------------------------------------------------------------------------- data order
+
+
+class PromptSampler:
+    """A seeded, epoch-by-epoch shuffled order; position is derived from the step (resumable)."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool) -> None:
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+
+    def batch(self, step: int, size: int) -> list[int]:
+        out = []
+        for k in range(step * size, (step + 1) * size):
+            epoch, pos = divmod(k, self.n)
+            order = list(range(self.n))
+            if self.shuffle:
+                random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+            out.append(order[pos])
+        return out
+
+
+# --------------------------------------------------------------------------- the step
+
+
+def train(cfg: Config) -> Path:
+    from renderers import RenderPool
+    from rewards import CompositeReward
+    from vlrl.algo import (BatchCounts, advantage_stats, group_advantages, loss_metrics, micro_batch_loss,
+                           overlong_mask, per_token_loss, soft_overlong_penalty, zero_variance_groups)
+    from vlrl.datasets.charts import load_chart_examples
+    from vlrl.models.loading import load_model_and_processor
+    from vlrl.rollout.base import SamplingParams
+    from vlrl.rollout.hf_engine import HFEngine
+    from vlrl.sequences import Row, collate, completion_logprobs, micro_batches, split_vision
+    from vlrl.tasks.chart2code import Chart2CodeTask
+
+    if cfg.rollout.engine != "hf":
+        raise UserError("rollout.engine=vllm needs the vllm extra (pip install 'vlrl[vllm]') on a GPU machine")
+    dist_utils.init_distributed()
+    seed_everything(cfg.seed)
+    out = stage_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    if dist_utils.is_main():
+        save_config(cfg, Path(cfg.out) / "config.yaml")
+        save_config(cfg, out / "config.yaml")
+
+    # data: chart/code pairs whose reference renders
+    report = load_chart_examples(cfg.data.train)
+    for problem in report.skipped[:5]:
+        print(f"skipped {problem}", file=sys.stderr)
+    pool = RenderPool(timeout=20)
+    reward = CompositeReward(cfg.reward.weights, cfg.reward.options)
+    task = Chart2CodeTask(pool, reward)
+    examples, bad = task.usable(report.examples)
+    if bad:
+        print(f"skipped {len(bad)} examples whose reference code fails, e.g. {bad[0]}", file=sys.stderr)
+    if not examples:
+        raise UserError(f"{cfg.data.train}: no usable training charts")
+
+    # model, reference, engine
+    init = initial_weights(cfg)
+    device = "cuda" if dist_utils.use_cuda() else "cpu"
+    model_kwargs = dict(dtype=cfg.model.dtype, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
+                        device=device, seed=cfg.seed)
+    model, processor = load_model_and_processor(init, freeze_vision=cfg.model.freeze_vision,
+                                                gradient_checkpointing=cfg.model.gradient_checkpointing, **model_kwargs)
+    ref_model = None
+    if cfg.algo.beta > 0:  # a frozen reference only when the KL term exists
+        ref_model, _ = load_model_and_processor(init, **model_kwargs)
+        ref_model.eval().requires_grad_(False)
+    engine, _, scheduler = build_engine(model, cfg)
+    rollout = HFEngine(engine.module, processor, generation_context=generation_context(engine))
+    image_token_id = getattr(engine.module.config, "image_token_id", None)
+    pad_id = rollout.pad_id
+
+    start_step = 0
+    state = resume_state(engine, out / "checkpoints")
+    if state is not None:
+        start_step = int(state["step"])
+        print(f"resuming stage {cfg.stage} from step {start_step}", file=sys.stderr)
+
+    sampler = PromptSampler(len(examples), cfg.seed, cfg.data.shuffle)
+    n, world, rank = cfg.rollout.n, dist_utils.world_size(), dist_utils.rank()
+    per_rank = max(1, cfg.data.prompts_per_step // world)
+    params = SamplingParams(n=n, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                            max_new_tokens=cfg.rollout.max_new_tokens)
+    metrics_writer = JsonlWriter(out / "metrics.jsonl") if dist_utils.is_main() else None
+
+    for step in range(start_step, cfg.trainer.steps):
+        t0 = time.perf_counter()
+        ids = sampler.batch(step, per_rank * world)[rank * per_rank:(rank + 1) * per_rank]
+        batch_examples = [examples[i] for i in ids]
+        messages = task.prompt_messages(batch_examples)
+
+        # rollouts, then rendering starts right away
+        params.seed = cfg.seed * 100_003 + step * world + rank
+        groups = rollout.generate(messages, params)
+        flat = [c for g in groups for c in g]
+        t_gen = time.perf_counter()
+        renders = task.start_renders([c.text for c in flat])
+        vision = split_vision(rollout.encode(messages), [sum(1 for p in m[0]["content"] if p["type"] == "image")
+                                                         for m in messages])
+        scored = task.score([ex for ex in batch_examples for _ in range(n)], [c.text for c in flat], renders)
+        t_score = time.perf_counter()
+
+        rewards = torch.tensor([o.score for o in scored.outputs], dtype=torch.float32)
+        lengths = torch.tensor([len(c.token_ids) for c in flat])
+        eos_found = torch.tensor([c.finish_reason == "stop" for c in flat])
+        if cfg.algo.overlong == "soft":
+            rewards = rewards + soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens, cfg.algo.overlong_cache)
+        advantages = group_advantages(rewards, n, cfg.algo.advantage)
+        keep = torch.ones(len(flat), dtype=torch.bool)
+        if cfg.algo.overlong == "filter":
+            keep &= overlong_mask(lengths, cfg.rollout.max_new_tokens, eos_found)
+        if cfg.algo.dynamic_sampling:
+            keep &= ~zero_variance_groups(rewards, n).repeat_interleave(n)
+        group_means = rewards.view(-1, n).mean(1).repeat_interleave(n)
+        if cfg.algo.filter_low > 0 or cfg.algo.filter_high < 1:
+            keep &= (group_means > cfg.algo.filter_low) & (group_means < cfg.algo.filter_high)
+
+        rows = [Row(c.prompt_ids, c.token_ids, vision[i // n], float(advantages[i]), c.logprobs, index=i)
+                for i, c in enumerate(flat) if keep[i] and c.token_ids]
+        mbs = micro_batches(rows, cfg.trainer.micro_batch_tokens)
+        counts = BatchCounts(num_sequences=len(rows), active_tokens=sum(len(r.completion_ids) for r in rows))
+        if world > 1:
+            import torch.distributed as dist
+
+            t = torch.tensor([counts.num_sequences, counts.active_tokens, len(mbs)], dtype=torch.long)
+            dist.all_reduce(t)
+            counts = BatchCounts(int(t[0]), int(t[1]))
+
+        engine.train()
+        loss_total, infos = 0.0, []
+        if not mbs:
+            engine.set_gradient_accumulation_boundary(True)
+            scheduler.step()  # keep the schedule aligned with steps even when nothing trains
+        for k, mb_rows in enumerate(mbs):
+            mb = collate(mb_rows, pad_id=pad_id, image_token_id=image_token_id, device=engine.device)
+            logp, entropy = completion_logprobs(engine, mb, cfg.rollout.temperature, with_entropy=True)
+            ref_logp = None
+            if ref_model is not None:
+                with torch.no_grad():
+                    ref_logp, _ = completion_logprobs(ref_model, mb, cfg.rollout.temperature)
+            loss_tokens, info = per_token_loss(logp, None, mb.advantages, ref_logp=ref_logp, beta=cfg.algo.beta,
+                                               eps_low=cfg.algo.eps_low, eps_high=cfg.algo.eps_high)
+            loss = micro_batch_loss(loss_tokens, mb.completion_mask, cfg.algo.loss_type, counts=counts,
+                                    num_micro_steps=len(mbs), world_size=world,
+                                    max_completion_length=cfg.rollout.max_new_tokens,
+                                    engine_scales_by_accumulation=False)
+            engine.set_gradient_accumulation_boundary(k == len(mbs) - 1)
+            engine.backward(loss)
+            engine.step()
+            loss_total += float(loss.detach())
+            behaviour = torch.zeros_like(logp)
+            for i, r in enumerate(mb_rows):
+                behaviour[i, : len(r.old_logprobs or [])] = torch.tensor(r.old_logprobs or [], dtype=logp.dtype)
+            infos.append((loss_metrics(info, mb.completion_mask, entropy),
+                          float(((logp.detach() - behaviour).abs() * mb.completion_mask).sum()),
+                          float(mb.completion_mask.sum())))
+        t_train = time.perf_counter()
+
+        if dist_utils.is_main():
+            row = step_metrics(step, rewards, scored, advantages, n, lengths, keep, infos, loss_total,
+                               scheduler.get_last_lr()[0], {"generate": t_gen - t0, "score": t_score - t_gen,
+                                                            "train": t_train - t_score, "step": t_train - t0})
+            metrics_writer.write(row)
+            print(format_metrics(row), flush=True)
+        last = step + 1 == cfg.trainer.steps
+        if cfg.trainer.save_every and ((step + 1) % cfg.trainer.save_every == 0) and not last:
+            save_checkpoint(engine, out / "checkpoints" / f"step-{step + 1}", {"step": step + 1},
+                            cfg.trainer.keep_checkpoints)
+
+    save_hf(engine, processor, out / "final")
+    if metrics_writer is not None:
+        metrics_writer.close()
+    pool.close()
+    return out / "final"
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def step_metrics(step, rewards, scored, advantages, n, lengths, keep, infos, loss_total, lr, times) -> dict[str, Any]:
+    from vlrl.algo import advantage_stats
+
+    row: dict[str, Any] = {"step": step + 1, "loss": loss_total, "lr": lr}
+    row.update(advantage_stats(advantages, rewards, n))
+    comps: dict[str, list[float]] = {}
+    for o in scored.outputs:
+        for k, v in o.components.items():
+            comps.setdefault(k, []).append(float(v))
+    row.update({f"reward/{k}": sum(v) / len(v) for k, v in comps.items()})
+    row["exec_rate"] = sum(r.ok for r in scored.renders) / max(1, len(scored.renders))
+    row["completion_length/mean"] = float(lengths.float().mean())
+    row["completion_length/max"] = int(lengths.max())
+    row["samples/kept"] = int(keep.sum())
+    if infos:
+        tokens = sum(t for _, _, t in infos) or 1.0
+        for key in infos[0][0]:
+            row[key] = sum(m[key] * t for m, _, t in infos) / tokens
+        row["logprob_mismatch"] = sum(d for _, d, _ in infos) / tokens  # |trainer - engine| per token
+    row.update({f"time/{k}": v for k, v in times.items()})
+    row["tokens_per_second"] = float(lengths.sum()) / max(times["step"], 1e-9)
+    return row
+
+
+def format_metrics(row: dict[str, Any]) -> str:
+    keys = ["step", "reward/mean", "exec_rate", "loss", "kl", "entropy", "clip/total",
+            "completion_length/mean", "time/step"]
+    return " ".join(f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys if k in row)
