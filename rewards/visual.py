@@ -42,13 +42,9 @@ def _reference_image(item: RewardInput):
 def _grey(image, size: int) -> np.ndarray:
     from PIL import Image
 
-    # White background under transparency, as the chart is shown to the model.
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        canvas.alpha_composite(image)
-        image = canvas
-    return np.asarray(image.convert("L").resize((size, size), Image.BILINEAR), dtype=np.float64) / 255.0
+    from rewards.images import to_rgb_on_white
+
+    return np.asarray(to_rgb_on_white(image).convert("L").resize((size, size), Image.BILINEAR), dtype=np.float64) / 255.0
 
 
 def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:

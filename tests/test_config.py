@@ -24,6 +24,12 @@ def test_stage1_has_no_visual_reward():
 def test_model_path_and_deepspeed_selectors():
     cfg = load_config(["model=/ckpt/qwen2.5-vl-7b", "deepspeed=zero3"])
     assert cfg.model.path == "/ckpt/qwen2.5-vl-7b" and cfg.trainer.deepspeed == "zero3"
+    assert cfg.rollout.n == 8 and cfg.trainer.lr == 1e-6  # full-scale defaults for a real model
+
+
+def test_the_default_model_is_tiny_with_its_preset():
+    cfg = load_config([])
+    assert cfg.model.path == "tiny" and cfg.rollout.max_new_tokens == 64 and cfg.trainer.deepspeed == "zero0"
 
 
 def test_dict_options_and_types_from_the_command_line():

@@ -38,6 +38,7 @@ def forward_logprobs(engine, request, completion, temperature):
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs).logits
     start = len(completion.prompt_ids) - 1
     steps = logits[0, start:start + len(completion.token_ids)].float() / temperature
+    steps[:, engine.suppress_ids] = float("-inf")  # the engine never samples image placeholders
     return torch.log_softmax(steps, -1).gather(1, torch.tensor(completion.token_ids)[:, None]).squeeze(1)
 
 
@@ -113,3 +114,19 @@ def test_chunking_keeps_request_order(engine):
         assert [f"request {i}" in p for i, p in enumerate(prompts)] == [True] * 5
     finally:
         engine.max_batch_requests = 16
+
+
+def test_image_placeholders_are_never_sampled(engine):
+    model = engine.model
+    head = model.get_output_embeddings()
+    bias = torch.zeros(head.weight.shape[0])
+    pad = engine.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    bias[pad] = 1e4  # the model "wants" to emit an image placeholder
+    old = head.bias
+    head.bias = torch.nn.Parameter(bias)
+    try:
+        c = engine.generate([ask("hi", RED)], SamplingParams(n=2, max_new_tokens=4, seed=0))[0]
+    finally:
+        head.bias = old
+    assert pad in engine.suppress_ids
+    assert all(pad not in x.token_ids for x in c)

@@ -65,7 +65,21 @@ def _train_run(cfg):
     return 0
 
 
+def _sft_run(cfg):
+    from vlrl.sft import sft
+
+    final = sft(cfg)
+    print(f"SFT done: weights in {final} (vlrl train stage=1 out={cfg.out} starts from them)")
+    return 0
+
+
 COMMANDS = {
+    "sft": Command(
+        "sft",
+        "supervised fine-tuning on chart/code pairs: the warm start RL begins from (sft.* options)",
+        "vlrl sft [model=tiny|PATH] [data.train=DIR] [out=DIR] [section.key=value ...]",
+        None, _sft_run, run_config=True,
+    ),
     "train": Command(
         "train",
         "GRPO-family RL on chart-to-code with DeepSpeed (stage=1, then stage=2 from stage 1's weights)",

@@ -27,7 +27,7 @@ PRESET_DIR = Path(__file__).resolve().parent / "configs"
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    path: str = option("tiny", help="local HF model directory, or 'tiny' / 'tiny-qwen2_5_vl' for the built-in random tiny VLMs")
+    path: str = option("tiny", help="local HF model directory, or 'tiny' / 'tiny-qwen2_5_vl' for the built-in random tiny VLMs (the default, with the tiny preset)")
     dtype: Literal["auto", "float32", "bfloat16"] = option("auto", help="auto = bfloat16 on GPU, float32 on CPU")
     freeze_vision: bool = option(False, help="keep the vision tower fixed (train the language model only)")
     gradient_checkpointing: bool = option(False, help="trade compute for activation memory")
@@ -87,13 +87,22 @@ class TrainerConfig:
     grad_clip: float = option(1.0, help="gradient norm clipping (0 disables)")
     micro_batch_tokens: int = option(8192, help="token budget of a micro-batch (sequences sorted by length)")
     deepspeed: str = option("zero2", help="zero0 | zero1 | zero2 | zero3 | none | path to a DeepSpeed JSON")
-    save_every: int = option(50, help="checkpoint every N steps (0: only at the end)")
+    save_every: int = option(50, help="checkpoint every N steps (and always at the end)")
+    resume: Literal["auto", "never"] = option("auto", help="auto: continue from the stage's latest checkpoint; never: start over")
     keep_checkpoints: int = option(2, help="rolling checkpoints kept besides the final weights")
     log_every: int = option(1, help="metrics every N steps")
     eval_every: int = option(0, help="evaluate every N steps (0: never)")
     log_samples_every: int = option(0, help="HTML sample report every N steps (0: never)")
-    tensorboard: bool = option(True, help="also write TensorBoard events")
-    wandb: bool = option(False, help="also log to Weights & Biases (offline unless configured)")
+    tensorboard: bool = option(True, help="also write TensorBoard events (OUT/stageN/tensorboard)")
+    wandb: bool = option(False, help="also log to Weights & Biases (pip install 'vlrl[wandb]'; offline unless configured)")
+
+
+@dataclass(kw_only=True)
+class SFTConfig:
+    epochs: float = option(1.0, help="passes over data.train (fractions allowed)")
+    batch_size: int = option(8, help="examples per optimizer step")
+    lr: float = option(1e-5, help="peak learning rate of supervised fine-tuning")
+    max_code_tokens: int = option(2048, help="longer answers are truncated (and counted)")
 
 
 @dataclass(kw_only=True)
@@ -102,13 +111,14 @@ class Config:
     stage: int = option(1, help="curriculum stage: 1 = text + exec rewards, 2 = adds the visual reward and starts from stage 1's weights")
     out: str = option("", help="run directory, one subfolder per stage (default runs/<task>)")
     seed: int = option(0, help="global seed")
-    init_from: str = option("", help="weights to start from (stage 2 finds stage 1's in `out` when empty)")
+    init_from: str = option("", help="weights to start from; empty: stage 1 takes OUT/sft/final when it exists, stage 2 takes OUT/stage1/final")
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
 
 SELECTORS = {"task", "stage", "model", "deepspeed", "config"}
@@ -245,12 +255,13 @@ def load_config(args: list[str]) -> Config:
             raise OptionError(f"stage={stage}: the curriculum has stages "
                               + ", ".join(p[5:] for p in available_presets() if p.startswith("stage")))
         apply_yaml(cfg, preset_path(f"stage{stage}"))
-    if "model" in selectors:
-        model = selectors["model"]
-        if preset_path(model).exists():
-            apply_yaml(cfg, preset_path(model))
-        else:
-            set_key(cfg, "model.path", model)
+    # The default model is the built-in tiny one, and it comes with its preset, so a bare
+    # `vlrl train` is a quick end-to-end run; model=PATH keeps the full-scale defaults.
+    model = selectors.get("model", "tiny")
+    if preset_path(model).exists():
+        apply_yaml(cfg, preset_path(model))
+    else:
+        set_key(cfg, "model.path", model)
     if "deepspeed" in selectors:
         ds = selectors["deepspeed"]
         if preset_path(ds).exists():

@@ -26,7 +26,7 @@ import torch
 
 from vlrl import distributed as dist_utils
 from vlrl.config import Config, save_config
-from vlrl.jsonl import JsonlWriter, write_json_atomic
+from vlrl.jsonl import write_json_atomic
 from vlrl.options import UserError
 
 
@@ -46,9 +46,15 @@ def stage_dir(cfg: Config) -> Path:
 
 
 def initial_weights(cfg: Config) -> str:
-    """Stage 2 starts from stage 1's final weights unless init_from says otherwise."""
+    """Stage 2 starts from stage 1's final weights, stage 1 from the SFT warm start when the
+    run directory has one; init_from overrides both."""
     if cfg.init_from:
         return cfg.init_from
+    if cfg.stage == 1:
+        sft = Path(cfg.out) / "sft" / "final"
+        if (sft / "config.json").exists():
+            print(f"stage 1 starts from the SFT weights in {sft}", file=sys.stderr)
+            return str(sft)
     if cfg.stage > 1:
         previous = Path(cfg.out) / f"stage{cfg.stage - 1}" / "final"
         if not (previous / "config.json").exists():
@@ -59,27 +65,57 @@ def initial_weights(cfg: Config) -> str:
     return cfg.model.path
 
 
-def lr_lambda(cfg: Config):
-    warmup = max(1, int(cfg.trainer.warmup_ratio * cfg.trainer.steps))
+def load_policy(path: str, **kwargs):
+    """The model and processor; a bad path or a non-VLM checkpoint is the user's to fix."""
+    from vlrl.models.loading import load_model_and_processor
+
+    try:
+        return load_model_and_processor(path, **kwargs)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+
+
+DEFAULT_CORPUS = "runs/corpus"
+
+
+def ensure_default_corpus(cfg: Config, n: int = 200) -> None:
+    """The embedded default trains on a synthetic corpus, generated on first use."""
+    if cfg.data.train != DEFAULT_CORPUS or (Path(DEFAULT_CORPUS) / "index.jsonl").exists():
+        return
+    if dist_utils.is_main():
+        from vlrl.datasets.corpus import SynthOptions, run
+
+        print(f"no corpus at {DEFAULT_CORPUS}: generating {n} synthetic charts (seed {cfg.seed})", file=sys.stderr)
+        run(SynthOptions(n=n, out=DEFAULT_CORPUS, seed=cfg.seed))
+    if dist_utils.world_size() > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def lr_lambda(cfg: Config, steps: int | None = None):
+    total = steps if steps is not None else cfg.trainer.steps
+    warmup = max(1, int(cfg.trainer.warmup_ratio * total))
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         if cfg.trainer.lr_schedule == "constant":
             return 1.0
-        progress = (step - warmup) / max(1, cfg.trainer.steps - warmup)
+        progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
 
 
-def build_engine(model, cfg: Config):
+def build_engine(model, cfg: Config, *, lr: float | None = None, steps: int | None = None):
     """DeepSpeed engine with a torch AdamW (no fused kernels to compile) and the lr schedule."""
     import deepspeed
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    optimizer = torch.optim.AdamW(params, lr=lr if lr is not None else cfg.trainer.lr,
+                                  weight_decay=cfg.trainer.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
     bf16 = next(model.parameters()).dtype == torch.bfloat16
     ds_config = dist_utils.deepspeed_config(cfg.trainer.deepspeed, grad_clip=cfg.trainer.grad_clip, bf16=bf16)
     engine, optimizer, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
@@ -166,7 +202,6 @@ def train(cfg: Config) -> Path:
     from vlrl.algo import (BatchCounts, advantage_stats, group_advantages, loss_metrics, micro_batch_loss,
                            overlong_mask, per_token_loss, soft_overlong_penalty, zero_variance_groups)
     from vlrl.datasets.charts import load_chart_examples
-    from vlrl.models.loading import load_model_and_processor
     from vlrl.rollout.base import SamplingParams
     from vlrl.rollout.hf_engine import HFEngine
     from vlrl.sequences import Row, collate, completion_logprobs, micro_batches, split_vision
@@ -182,7 +217,8 @@ def train(cfg: Config) -> Path:
         save_config(cfg, Path(cfg.out) / "config.yaml")
         save_config(cfg, out / "config.yaml")
 
-    # data: chart/code pairs whose reference renders
+    # data: chart/code pairs whose image loads and whose reference renders
+    ensure_default_corpus(cfg)
     report = load_chart_examples(cfg.data.train)
     for problem in report.skipped[:5]:
         print(f"skipped {problem}", file=sys.stderr)
@@ -200,11 +236,11 @@ def train(cfg: Config) -> Path:
     device = "cuda" if dist_utils.use_cuda() else "cpu"
     model_kwargs = dict(dtype=cfg.model.dtype, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
                         device=device, seed=cfg.seed)
-    model, processor = load_model_and_processor(init, freeze_vision=cfg.model.freeze_vision,
-                                                gradient_checkpointing=cfg.model.gradient_checkpointing, **model_kwargs)
+    model, processor = load_policy(init, freeze_vision=cfg.model.freeze_vision,
+                                   gradient_checkpointing=cfg.model.gradient_checkpointing, **model_kwargs)
     ref_model = None
     if cfg.algo.beta > 0:  # a frozen reference only when the KL term exists
-        ref_model, _ = load_model_and_processor(init, **model_kwargs)
+        ref_model, _ = load_policy(init, **model_kwargs)
         ref_model.eval().requires_grad_(False)
     engine, _, scheduler = build_engine(model, cfg)
     rollout = HFEngine(engine.module, processor, generation_context=generation_context(engine))
@@ -212,7 +248,7 @@ def train(cfg: Config) -> Path:
     pad_id = rollout.pad_id
 
     start_step = 0
-    state = resume_state(engine, out / "checkpoints")
+    state = resume_state(engine, out / "checkpoints") if cfg.trainer.resume == "auto" else None
     if state is not None:
         start_step = int(state["step"])
         print(f"resuming stage {cfg.stage} from step {start_step}", file=sys.stderr)
@@ -222,7 +258,13 @@ def train(cfg: Config) -> Path:
     per_rank = max(1, cfg.data.prompts_per_step // world)
     params = SamplingParams(n=n, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                             max_new_tokens=cfg.rollout.max_new_tokens)
-    metrics_writer = JsonlWriter(out / "metrics.jsonl") if dist_utils.is_main() else None
+    logger = None
+    if dist_utils.is_main():
+        from vlrl.config import to_dict
+        from vlrl.metrics_log import MetricsLogger
+
+        logger = MetricsLogger(out, tensorboard=cfg.trainer.tensorboard, wandb=cfg.trainer.wandb,
+                               run_name=f"{Path(cfg.out).name}-stage{cfg.stage}", config=to_dict(cfg))
 
     for step in range(start_step, cfg.trainer.steps):
         t0 = time.perf_counter()
@@ -268,7 +310,7 @@ def train(cfg: Config) -> Path:
             counts = BatchCounts(int(t[0]), int(t[1]))
 
         engine.train()
-        loss_total, infos = 0.0, []
+        loss_total, infos, grad_norm = 0.0, [], None
         if not mbs:
             engine.set_gradient_accumulation_boundary(True)
             scheduler.step()  # keep the schedule aligned with steps even when nothing trains
@@ -285,10 +327,15 @@ def train(cfg: Config) -> Path:
                                     num_micro_steps=len(mbs), world_size=world,
                                     max_completion_length=cfg.rollout.max_new_tokens,
                                     engine_scales_by_accumulation=False)
-            engine.set_gradient_accumulation_boundary(k == len(mbs) - 1)
+            boundary = k == len(mbs) - 1
+            engine.set_gradient_accumulation_boundary(boundary)
             engine.backward(loss)
+            if boundary and engine.zero_optimization_stage() == 0:
+                grad_norm = local_grad_norm(engine.module)  # ZeRO-0 with a torch optimizer reports none
             engine.step()
             loss_total += float(loss.detach())
+            if boundary and grad_norm is None:
+                grad_norm = engine.get_global_grad_norm()
             behaviour = torch.zeros_like(logp)
             for i, r in enumerate(mb_rows):
                 behaviour[i, : len(r.old_logprobs or [])] = torch.tensor(r.old_logprobs or [], dtype=logp.dtype)
@@ -299,18 +346,22 @@ def train(cfg: Config) -> Path:
 
         if dist_utils.is_main():
             row = step_metrics(step, rewards, scored, advantages, n, lengths, keep, infos, loss_total,
-                               scheduler.get_last_lr()[0], {"generate": t_gen - t0, "score": t_score - t_gen,
+                               grad_norm, scheduler.get_last_lr()[0], {"generate": t_gen - t0, "score": t_score - t_gen,
                                                             "train": t_train - t_score, "step": t_train - t0})
-            metrics_writer.write(row)
+            logger.log(row)
             print(format_metrics(row), flush=True)
         last = step + 1 == cfg.trainer.steps
-        if cfg.trainer.save_every and ((step + 1) % cfg.trainer.save_every == 0) and not last:
+        # the last step is checkpointed too, so a longer run (more steps) resumes exactly here
+        if (cfg.trainer.save_every and (step + 1) % cfg.trainer.save_every == 0) or last:
             save_checkpoint(engine, out / "checkpoints" / f"step-{step + 1}", {"step": step + 1},
                             cfg.trainer.keep_checkpoints)
 
     save_hf(engine, processor, out / "final")
-    if metrics_writer is not None:
-        metrics_writer.close()
+    if logger is not None:
+        logger.close()
+        from vlrl.metrics_log import plot_rewards
+
+        plot_rewards(out / "metrics.jsonl", out / "rewards.png")
     pool.close()
     return out / "final"
 
@@ -318,10 +369,20 @@ def train(cfg: Config) -> Path:
 # --------------------------------------------------------------------------- metrics
 
 
-def step_metrics(step, rewards, scored, advantages, n, lengths, keep, infos, loss_total, lr, times) -> dict[str, Any]:
+def local_grad_norm(module) -> float:
+    grads = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
+    return float(torch.stack(grads).norm()) if grads else 0.0
+
+
+def step_metrics(step, rewards, scored, advantages, n, lengths, keep, infos, loss_total, grad_norm, lr,
+                 times) -> dict[str, Any]:
     from vlrl.algo import advantage_stats
 
+    # On-policy the clipped objective's value is ~0 (advantages sum to zero per group);
+    # the gradient norm is what shows learning.
     row: dict[str, Any] = {"step": step + 1, "loss": loss_total, "lr": lr}
+    if grad_norm is not None:
+        row["grad_norm"] = float(grad_norm)
     row.update(advantage_stats(advantages, rewards, n))
     comps: dict[str, list[float]] = {}
     for o in scored.outputs:
@@ -343,6 +404,6 @@ def step_metrics(step, rewards, scored, advantages, n, lengths, keep, infos, los
 
 
 def format_metrics(row: dict[str, Any]) -> str:
-    keys = ["step", "reward/mean", "exec_rate", "loss", "kl", "entropy", "clip/total",
-            "completion_length/mean", "time/step"]
+    keys = ["step", "reward/mean", "exec_rate", "grad_norm", "kl", "entropy", "clip/total",
+            "completion_length/mean", "tokens_per_second", "time/generate", "time/score", "time/train"]
     return " ".join(f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys if k in row)

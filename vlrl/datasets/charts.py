@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewards.images import to_rgb_on_white
 from vlrl.options import UserError
+
+MAX_IMAGE_PIXELS = 40_000_000  # a chart larger than this is a decompression bomb, not a chart
 
 
 @dataclass
@@ -30,18 +33,24 @@ class ChartExample:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def load_image(self):
-        """The chart as an RGB PIL image (alpha composited on white, as it is shown to models)."""
-        from PIL import Image
+        """The chart as an RGB PIL image (alpha composited on white, as it is shown to models).
+
+        Raises ValueError naming the example for an image that is empty, corrupt,
+        truncated or implausibly large; CMYK, palette and alpha images are converted.
+        """
+        from PIL import Image, UnidentifiedImageError
 
         source = io.BytesIO(self.image_bytes) if self.image_bytes is not None else self.image_path
-        with Image.open(source) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "P"):
-                im = im.convert("RGBA")
-                canvas = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                canvas.alpha_composite(im)
-                return canvas.convert("RGB")
-            return im.convert("RGB")
+        where = self.image_path or f"example {self.id}"
+        try:
+            with Image.open(source) as im:
+                w, h = im.size  # header only: nothing decoded yet
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise ValueError(f"{where}: image of {w}x{h} pixels is too large to be a chart")
+                im.load()
+                return to_rgb_on_white(im)
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as exc:
+            raise ValueError(f"{where}: unreadable image ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass

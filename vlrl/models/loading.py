@@ -138,7 +138,13 @@ def load_model_and_processor(
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         p = _check_checkpoint_dir(name)
-        model = AutoModelForImageTextToText.from_pretrained(str(p), dtype=target, local_files_only=True)
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(str(p), dtype=target, local_files_only=True)
+        except ValueError as exc:
+            if "Unrecognized configuration class" in str(exc):
+                raise ValueError(f"{p} is not a vision-language model this toolkit can train "
+                                 f"(AutoModelForImageTextToText does not know its architecture)") from None
+            raise
         processor = AutoProcessor.from_pretrained(str(p), local_files_only=True)
 
     _apply_pixels(processor, min_pixels, max_pixels)

@@ -20,9 +20,10 @@ from vlrl.rollout.base import Completion, Request, SamplingParams, request_image
 class _SampleAndRecord:
     """A LogitsProcessor: temperature, top-p, then remember log-probs to score the next token."""
 
-    def __init__(self, temperature: float, top_p: float) -> None:
+    def __init__(self, temperature: float, top_p: float, suppress_ids: list[int] | None = None) -> None:
         self.temperature = temperature
         self.top_p = top_p
+        self.suppress_ids = suppress_ids or []
         self.prev: torch.Tensor | None = None  # [N, V] log-probs of the step just sampled
         self.steps: list[torch.Tensor] = []  # per step: [N] log-prob of the sampled token
 
@@ -30,6 +31,8 @@ class _SampleAndRecord:
         if self.prev is not None:
             self.steps.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1))
         scores = scores.float()
+        if self.suppress_ids:
+            scores[:, self.suppress_ids] = float("-inf")
         if self.temperature > 0:
             scores = scores / self.temperature
         if 0 < self.top_p < 1:
@@ -70,6 +73,14 @@ class HFEngine:
             if isinstance(tid, int) and tid != tok.unk_token_id:
                 eos.add(tid)
         self.eos_ids = sorted(eos)
+        # An image placeholder in a completion would be taken for an image on the training
+        # forward (and break it); no answer needs one, so they are never sampled.
+        vision = []
+        for special in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>"):
+            tid = tok.convert_tokens_to_ids(special)
+            if isinstance(tid, int) and tid != tok.unk_token_id and tid not in eos:
+                vision.append(tid)
+        self.suppress_ids = vision
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0]
 
     def sync_weights(self, model: Any) -> None:
@@ -96,7 +107,7 @@ class HFEngine:
     def _completions(self, batch: dict[str, torch.Tensor], params: SamplingParams) -> list[Completion]:
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-        recorder = _SampleAndRecord(params.temperature, params.top_p)
+        recorder = _SampleAndRecord(params.temperature, params.top_p, self.suppress_ids)
         from transformers import GenerationConfig, LogitsProcessorList
 
         # A fresh config: the checkpoint's own sampling defaults (top_k, repetition penalty,

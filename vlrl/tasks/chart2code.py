@@ -62,13 +62,18 @@ class Chart2CodeTask:
         return [self._references[ex.id] for ex in examples]
 
     def usable(self, examples: Sequence[ChartExample]) -> tuple[list[ChartExample], list[str]]:
-        """Examples whose reference code renders; the others are named and skipped."""
+        """Examples whose image loads and whose reference code renders; the others are named."""
         keep, skipped = [], []
         for ex, ref in zip(examples, self.references(examples)):
-            if ref.ok:
-                keep.append(ex)
-            else:
+            if not ref.ok:
                 skipped.append(f"{ex.id}: reference code failed ({ref.error_kind}: {ref.error})")
+                continue
+            try:
+                self.image(ex)
+            except ValueError as exc:
+                skipped.append(f"{ex.id}: {exc}")
+                continue
+            keep.append(ex)
         return keep, skipped
 
     def image(self, ex: ChartExample):

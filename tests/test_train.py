@@ -1,0 +1,167 @@
+"""`vlrl sft` and `vlrl train` end to end on the tiny model, on CPU, with DeepSpeed."""
+
+import json
+
+import pytest
+
+from vlrl.config import load_config
+from vlrl.options import UserError
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from vlrl.cli import main
+
+    out = tmp_path_factory.mktemp("corpus")
+    assert main(["data", "synth", "n=6", f"out={out}", "seed=0", "families=bar,line,pie", "workers=2"]) == 0
+    return out
+
+
+def tiny(corpus, out, *extra):
+    return load_config(["model=tiny", f"data.train={corpus}", f"out={out}", "rollout.n=2",
+                        "data.prompts_per_step=2", "rollout.max_new_tokens=16", *extra])
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("run")
+
+
+def test_sft_lowers_the_loss_and_writes_loadable_weights(corpus, run_dir):
+    from transformers import AutoModelForImageTextToText
+
+    from vlrl.sft import sft
+
+    final = sft(tiny(corpus, run_dir, "sft.epochs=6", "sft.batch_size=3"))
+    metrics = rows(run_dir / "sft" / "metrics.jsonl")
+    assert len(metrics) == 12
+    first, last = sum(m["loss"] for m in metrics[:2]) / 2, sum(m["loss"] for m in metrics[-2:]) / 2
+    assert last < first - 0.5, (first, last)
+    assert (final / "model.safetensors").exists()
+    AutoModelForImageTextToText.from_pretrained(final, local_files_only=True)
+
+
+def test_stage1_trains_from_the_sft_weights_checkpoints_and_resumes(corpus, run_dir, capsys):
+    from vlrl.trainer import train
+
+    train(tiny(corpus, run_dir, "stage=1", "trainer.steps=2", "trainer.save_every=1"))
+    assert "stage 1 starts from the SFT weights" in capsys.readouterr().err
+    stage = run_dir / "stage1"
+    metrics = rows(stage / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [1, 2]
+    for key in ("reward/mean", "reward/format", "reward/exec", "reward/msrl_text", "exec_rate", "loss",
+                "entropy", "clip/total", "frac_zero_variance_groups", "time/generate", "time/score", "time/train"):
+        assert key in metrics[0], key
+    assert json.loads((stage / "checkpoints" / "latest.json").read_text())["tag"] == "step-2"
+    assert (stage / "final" / "model.safetensors").exists()
+    assert (run_dir / "config.yaml").exists() and (stage / "config.yaml").exists()
+    # a longer run resumes after step 2 instead of starting over
+    train(tiny(corpus, run_dir, "stage=1", "trainer.steps=3", "trainer.save_every=1", "trainer.keep_checkpoints=1"))
+    assert [m["step"] for m in rows(stage / "metrics.jsonl")] == [1, 2, 3]
+    assert [p.name for p in (stage / "checkpoints").glob("step-*")] == ["step-3"]
+
+
+def test_stage2_starts_from_stage1_and_needs_it(corpus, run_dir, tmp_path, capsys):
+    from vlrl.trainer import initial_weights, train
+
+    cfg = tiny(corpus, run_dir, "stage=2", "trainer.steps=1", "algo.beta=0.01")
+    assert initial_weights(cfg) == str(run_dir / "stage1" / "final")
+    train(cfg)
+    metrics = rows(run_dir / "stage2" / "metrics.jsonl")
+    assert "reward/ssim" in metrics[0] and "kl" in metrics[0]  # the visual reward and the KL term are on
+    with pytest.raises(UserError, match="run `vlrl train stage=1"):
+        initial_weights(tiny(corpus, tmp_path / "fresh", "stage=2"))
+
+
+class LengthReward:
+    """A reward random text can earn (longer completions score more): gives real gradients."""
+
+    name = "test_length"
+
+    def __call__(self, batch):
+        from rewards import RewardOutput
+
+        return [RewardOutput(min(1.0, len(item.completion) / 300.0)) for item in batch]
+
+
+@pytest.fixture
+def length_reward():
+    from rewards.base import REGISTRY
+
+    REGISTRY["test_length"] = LengthReward
+    yield
+    REGISTRY.pop("test_length", None)
+
+
+def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(corpus, tmp_path, length_reward):
+    from vlrl.trainer import train
+
+    common = ["reward.weights={test_length: 1.0}", "trainer.lr=0.01", "trainer.save_every=1", "trainer.warmup_ratio=0"]
+    train(tiny(corpus, tmp_path / "a", "trainer.steps=3", *common))
+    train(tiny(corpus, tmp_path / "b", "trainer.steps=2", *common))
+    train(tiny(corpus, tmp_path / "b", "trainer.steps=3", *common))  # resumes from step 2
+    a = rows(tmp_path / "a" / "stage1" / "metrics.jsonl")
+    b = rows(tmp_path / "b" / "stage1" / "metrics.jsonl")
+    assert [r["step"] for r in b] == [1, 2, 3]
+    assert a[1]["grad_norm"] > 0  # there was something to learn
+    for key in ("reward/mean", "grad_norm", "entropy", "completion_length/mean", "lr"):
+        assert b[2][key] == pytest.approx(a[2][key], rel=1e-5, abs=1e-7), key
+
+
+@pytest.mark.parametrize("zero", ["zero2", "zero3"])
+def test_zero_stages_train_and_the_checkpoint_generates(corpus, tmp_path, length_reward, zero):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from vlrl.rollout.base import SamplingParams
+    from vlrl.rollout.hf_engine import HFEngine
+    from vlrl.trainer import train
+
+    final = train(tiny(corpus, tmp_path, "trainer.steps=1", f"deepspeed={zero}", "reward.weights={test_length: 1.0}"))
+    model = AutoModelForImageTextToText.from_pretrained(final, local_files_only=True)
+    processor = AutoProcessor.from_pretrained(final, local_files_only=True)
+    out = HFEngine(model, processor).generate([[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]],
+                                              SamplingParams(max_new_tokens=4))
+    assert len(out[0][0].token_ids) == 4
+
+
+def test_bad_images_are_skipped_or_converted(render_pool, tmp_path):
+    from PIL import Image
+
+    from rewards import CompositeReward
+    from vlrl.datasets.charts import ChartExample
+    from vlrl.tasks.chart2code import Chart2CodeTask
+
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n"
+    good = tmp_path / "good.png"
+    Image.new("RGB", (60, 40), "white").save(good)
+    Image.new("CMYK", (60, 40), (0, 50, 50, 0)).save(tmp_path / "cmyk.jpg")
+    Image.new("RGBA", (60, 40), (255, 0, 0, 0)).save(tmp_path / "alpha.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "truncated.png").write_bytes(good.read_bytes()[:60])
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG not really")
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (10000, 10000)).save(bomb)  # 100M pixels in a few kilobytes
+    names = ["good.png", "cmyk.jpg", "alpha.png", "empty.png", "truncated.png", "corrupt.png", "bomb.png"]
+    examples = [ChartExample(n, code, image_path=str(tmp_path / n)) for n in names]
+    task = Chart2CodeTask(render_pool, CompositeReward({"format": 1.0}), figsize_hint=False)
+    keep, skipped = task.usable(examples)
+    assert [e.id for e in keep] == ["good.png", "cmyk.jpg", "alpha.png"]
+    assert task.image(keep[2]).getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
+    assert len(skipped) == 4 and "too large to be a chart" in skipped[-1]
+    assert all("unreadable image" in s for s in skipped[:3])
+
+
+def test_a_checkpoint_that_is_not_a_vlm_is_named(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from vlrl.trainer import load_policy
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50)).save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(UserError, match="is not a vision-language model"):
+        load_policy(str(tmp_path / "gpt2"))
+    with pytest.raises(UserError, match="not a checkpoint directory|does not exist|not found"):
+        load_policy(str(tmp_path / "missing"))
