@@ -165,3 +165,26 @@ def test_a_checkpoint_that_is_not_a_vlm_is_named(tmp_path):
         load_policy(str(tmp_path / "gpt2"))
     with pytest.raises(UserError, match="not a checkpoint directory|does not exist|not found"):
         load_policy(str(tmp_path / "missing"))
+
+
+def test_dynamic_sampling_refills_and_drops_uninformative_groups(corpus, tmp_path):
+    from vlrl.trainer import train
+
+    # a random model earns 0 everywhere: every group has zero variance, so every round is dropped
+    train(tiny(corpus, tmp_path, "trainer.steps=1", "algo.dynamic_sampling=true", "algo.max_refill_rounds=2",
+               "rollout.chunk_prompts=1"))
+    m = rows(tmp_path / "stage1" / "metrics.jsonl")[0]
+    assert m["rollout_rounds"] == 2 and m["samples/kept"] == 0 and m["frac_zero_variance_groups"] == 1.0
+
+
+def test_vllm_engine_without_vllm_is_a_clear_error(corpus, tmp_path):
+    pytest.importorskip("deepspeed")
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vLLM is installed here")
+    except ImportError:
+        pass
+    from vlrl.trainer import train
+
+    with pytest.raises(UserError, match="pip install 'vlrl\\[vllm\\]'"):
+        train(tiny(corpus, tmp_path, "trainer.steps=1", "rollout.engine=vllm"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 import random
 import shutil
 import sys
@@ -123,6 +124,25 @@ def build_engine(model, cfg: Config, *, lr: float | None = None, steps: int | No
     return engine, optimizer, scheduler
 
 
+def build_rollout(cfg: Config, engine, processor, init: str, out: Path):
+    """The HF engine samples from the training module itself; vLLM gets a copy of the weights."""
+    if cfg.rollout.engine == "hf":
+        from vlrl.rollout.hf_engine import HFEngine
+
+        return HFEngine(engine.module, processor, generation_context=generation_context(engine))
+    from vlrl.rollout.vllm_engine import VLLMEngine
+
+    path = Path(init)
+    if not (path / "config.json").exists():  # the tiny models exist only in memory: save them for vLLM
+        path = out / "initial_model"
+        save_hf(engine, processor, path)
+    try:
+        return VLLMEngine.create(str(path), processor, gpu_memory_utilization=cfg.rollout.vllm_gpu_memory_utilization,
+                                 sleep_mode=cfg.rollout.vllm_sleep, seed=cfg.seed)
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
+
+
 def generation_context(engine):
     """Under ZeRO-3 the weights are partitioned; generation needs them whole."""
     import contextlib
@@ -155,13 +175,46 @@ def save_hf(engine, processor, path: Path) -> None:
         tmp.rename(path)  # never a half-written final directory
 
 
+def rng_state() -> dict[str, Any]:
+    import numpy as np
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def save_checkpoint(engine, path: Path, state: dict[str, Any], keep: int) -> None:
-    engine.save_checkpoint(str(path.parent), tag=path.name, client_state=state)
+    """DeepSpeed state (optimizer, scheduler, weights) + trainer state, written under a
+    temporary tag and renamed into place: a crash mid-save leaves the previous one intact."""
+    tmp_tag = path.name + ".tmp"
+    engine.save_checkpoint(str(path.parent), tag=tmp_tag, client_state={**state, "rng": rng_state()})
+    if dist_utils.world_size() > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
     if dist_utils.is_main():
+        if path.exists():
+            shutil.rmtree(path)
+        (path.parent / tmp_tag).rename(path)
         write_json_atomic(path.parent / "latest.json", {"tag": path.name, **state})
-        checkpoints = sorted(path.parent.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+        checkpoints = sorted(path.parent.glob("step-*[0-9]"), key=lambda p: int(p.name.split("-")[1]))
         for old in checkpoints[:-max(1, keep)]:
             shutil.rmtree(old, ignore_errors=True)
+    if dist_utils.world_size() > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def resume_state(engine, checkpoints: Path) -> dict[str, Any] | None:
@@ -170,6 +223,8 @@ def resume_state(engine, checkpoints: Path) -> dict[str, Any] | None:
         return None
     tag = json.loads(latest.read_text())["tag"]
     _, client_state = engine.load_checkpoint(str(checkpoints), tag=tag)
+    if client_state and "rng" in client_state:
+        restore_rng(client_state["rng"])
     return client_state
 
 
@@ -196,6 +251,12 @@ class PromptSampler:
 # --------------------------------------------------------------------------- the step
 
 
+@dataclass
+class ScoredBatchView:
+    outputs: list  # RewardOutput per sample
+    renders: list  # RenderResult per sample
+
+
 def train(cfg: Config) -> Path:
     from renderers import RenderPool
     from rewards import CompositeReward
@@ -203,12 +264,10 @@ def train(cfg: Config) -> Path:
                            overlong_mask, per_token_loss, soft_overlong_penalty, zero_variance_groups)
     from vlrl.datasets.charts import load_chart_examples
     from vlrl.rollout.base import SamplingParams
-    from vlrl.rollout.hf_engine import HFEngine
+    from vlrl.rollout.hf_engine import encode_requests
     from vlrl.sequences import Row, collate, completion_logprobs, micro_batches, split_vision
     from vlrl.tasks.chart2code import Chart2CodeTask
 
-    if cfg.rollout.engine != "hf":
-        raise UserError("rollout.engine=vllm needs the vllm extra (pip install 'vlrl[vllm]') on a GPU machine")
     dist_utils.init_distributed()
     seed_everything(cfg.seed)
     out = stage_dir(cfg)
@@ -243,9 +302,9 @@ def train(cfg: Config) -> Path:
         ref_model, _ = load_policy(init, **model_kwargs)
         ref_model.eval().requires_grad_(False)
     engine, _, scheduler = build_engine(model, cfg)
-    rollout = HFEngine(engine.module, processor, generation_context=generation_context(engine))
+    rollout = build_rollout(cfg, engine, processor, init, out)
     image_token_id = getattr(engine.module.config, "image_token_id", None)
-    pad_id = rollout.pad_id
+    pad_id = processor.tokenizer.pad_token_id
 
     start_step = 0
     state = resume_state(engine, out / "checkpoints") if cfg.trainer.resume == "auto" else None
@@ -266,39 +325,74 @@ def train(cfg: Config) -> Path:
         logger = MetricsLogger(out, tensorboard=cfg.trainer.tensorboard, wandb=cfg.trainer.wandb,
                                run_name=f"{Path(cfg.out).name}-stage{cfg.stage}", config=to_dict(cfg))
 
-    for step in range(start_step, cfg.trainer.steps):
-        t0 = time.perf_counter()
-        ids = sampler.batch(step, per_rank * world)[rank * per_rank:(rank + 1) * per_rank]
+    def rollout_round(step: int, round_index: int):
+        """Prompts -> n completions each -> scores. Generation goes chunk by chunk and each
+        chunk's completions are submitted to the render pool at once, so rendering and
+        reward scoring run while the engine generates the next chunk."""
+        order = sampler if round_index == 0 else PromptSampler(len(examples), cfg.seed + 7919 * round_index,
+                                                               cfg.data.shuffle)
+        ids = order.batch(step, per_rank * world)[rank * per_rank:(rank + 1) * per_rank]
         batch_examples = [examples[i] for i in ids]
         messages = task.prompt_messages(batch_examples)
-
-        # rollouts, then rendering starts right away
-        params.seed = cfg.seed * 100_003 + step * world + rank
-        groups = rollout.generate(messages, params)
-        flat = [c for g in groups for c in g]
+        flat, renders = [], []
+        for c0 in range(0, len(messages), cfg.rollout.chunk_prompts):
+            chunk = messages[c0:c0 + cfg.rollout.chunk_prompts]
+            params.seed = ((cfg.seed * 100_003 + step) * 101 + round_index) * world * 1009 + rank * 1009 + c0
+            completions = [c for g in rollout.generate(chunk, params) for c in g]
+            renders += task.start_renders([c.text for c in completions])
+            flat += completions
         t_gen = time.perf_counter()
-        renders = task.start_renders([c.text for c in flat])
-        vision = split_vision(rollout.encode(messages), [sum(1 for p in m[0]["content"] if p["type"] == "image")
-                                                         for m in messages])
+        if hasattr(rollout, "sleep"):
+            rollout.sleep()  # vLLM frees the GPU for the training step
+        vision = split_vision(encode_requests(processor, messages),
+                              [sum(1 for p in m[0]["content"] if p["type"] == "image") for m in messages])
         scored = task.score([ex for ex in batch_examples for _ in range(n)], [c.text for c in flat], renders)
-        t_score = time.perf_counter()
-
         rewards = torch.tensor([o.score for o in scored.outputs], dtype=torch.float32)
         lengths = torch.tensor([len(c.token_ids) for c in flat])
-        eos_found = torch.tensor([c.finish_reason == "stop" for c in flat])
         if cfg.algo.overlong == "soft":
             rewards = rewards + soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens, cfg.algo.overlong_cache)
+        return flat, [vision[i // n] for i in range(len(flat))], scored, rewards, time.perf_counter() - t_gen
+
+    for step in range(start_step, cfg.trainer.steps):
+        t0 = time.perf_counter()
+        # Rounds of rollouts until enough informative groups (dynamic sampling refills the
+        # groups it drops; without it one round is taken as it comes).
+        flat, vision, outputs, renders, reward_parts, group_keep = [], [], [], [], [], []
+        t_score_total, rounds = 0.0, 0
+        max_rounds = cfg.algo.max_refill_rounds if cfg.algo.dynamic_sampling else 1
+        while rounds < max_rounds and sum(group_keep) < per_rank:
+            f, v, scored, r, t_sc = rollout_round(step, rounds)
+            rounds += 1
+            t_score_total += t_sc
+            keep_groups = torch.ones(len(f) // n, dtype=torch.bool)
+            if cfg.algo.dynamic_sampling:
+                keep_groups &= ~zero_variance_groups(r, n)
+            means = r.view(-1, n).mean(1)
+            if cfg.algo.filter_low > 0 or cfg.algo.filter_high < 1:
+                keep_groups &= (means > cfg.algo.filter_low) & (means < cfg.algo.filter_high)
+            flat += f
+            vision += v
+            outputs += scored.outputs
+            renders += scored.renders
+            reward_parts.append(r)
+            group_keep += keep_groups.tolist()
+        if cfg.algo.dynamic_sampling and sum(group_keep) > per_rank:
+            extra = sum(group_keep) - per_rank  # keep the first per_rank informative groups
+            for g in range(len(group_keep) - 1, -1, -1):
+                if extra and group_keep[g]:
+                    group_keep[g], extra = False, extra - 1
+        rewards = torch.cat(reward_parts)
+        scored = ScoredBatchView(outputs, renders)
+        lengths = torch.tensor([len(c.token_ids) for c in flat])
+        eos_found = torch.tensor([c.finish_reason == "stop" for c in flat])
         advantages = group_advantages(rewards, n, cfg.algo.advantage)
-        keep = torch.ones(len(flat), dtype=torch.bool)
+        keep = torch.tensor(group_keep, dtype=torch.bool).repeat_interleave(n)
         if cfg.algo.overlong == "filter":
             keep &= overlong_mask(lengths, cfg.rollout.max_new_tokens, eos_found)
-        if cfg.algo.dynamic_sampling:
-            keep &= ~zero_variance_groups(rewards, n).repeat_interleave(n)
-        group_means = rewards.view(-1, n).mean(1).repeat_interleave(n)
-        if cfg.algo.filter_low > 0 or cfg.algo.filter_high < 1:
-            keep &= (group_means > cfg.algo.filter_low) & (group_means < cfg.algo.filter_high)
+        t_gen = time.perf_counter() - t0 - t_score_total
+        t_score = time.perf_counter()
 
-        rows = [Row(c.prompt_ids, c.token_ids, vision[i // n], float(advantages[i]), c.logprobs, index=i)
+        rows = [Row(c.prompt_ids, c.token_ids, vision[i], float(advantages[i]), c.logprobs, index=i)
                 for i, c in enumerate(flat) if keep[i] and c.token_ids]
         mbs = micro_batches(rows, cfg.trainer.micro_batch_tokens)
         counts = BatchCounts(num_sequences=len(rows), active_tokens=sum(len(r.completion_ids) for r in rows))
@@ -342,12 +436,15 @@ def train(cfg: Config) -> Path:
             infos.append((loss_metrics(info, mb.completion_mask, entropy),
                           float(((logp.detach() - behaviour).abs() * mb.completion_mask).sum()),
                           float(mb.completion_mask.sum())))
+        with generation_context(engine)():
+            rollout.sync_weights(engine.module)  # colocated HF engine: nothing to copy
         t_train = time.perf_counter()
 
         if dist_utils.is_main():
             row = step_metrics(step, rewards, scored, advantages, n, lengths, keep, infos, loss_total,
-                               grad_norm, scheduler.get_last_lr()[0], {"generate": t_gen - t0, "score": t_score - t_gen,
-                                                            "train": t_train - t_score, "step": t_train - t0})
+                               grad_norm, scheduler.get_last_lr()[0], {"generate": t_gen, "score": t_score_total,
+                                                                       "train": t_train - t_score, "step": t_train - t0})
+            row["rollout_rounds"] = rounds
             logger.log(row)
             print(format_metrics(row), flush=True)
         last = step + 1 == cfg.trainer.steps

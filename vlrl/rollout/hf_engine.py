@@ -52,6 +52,22 @@ class _SampleAndRecord:
         return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(0, 0)
 
 
+def encode_requests(processor: Any, requests: Sequence[Request]) -> dict[str, torch.Tensor]:
+    """Left-padded model inputs; each request may hold any number of images (or none)."""
+    texts = [processor.apply_chat_template(r, tokenize=False, add_generation_prompt=True) for r in requests]
+    images = [request_images(r) for r in requests]
+    kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+    if any(images):
+        kwargs["images"] = [im for per_request in images for im in per_request]
+    tokenizer = processor.tokenizer
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation appends on the right
+    try:
+        return processor(**kwargs)
+    finally:
+        tokenizer.padding_side = old_side
+
+
 class HFEngine:
     """RolloutEngine over a transformers VLM and its processor (colocated with training).
 
@@ -90,19 +106,7 @@ class HFEngine:
         self.model.load_state_dict(model.state_dict())
 
     def encode(self, requests: Sequence[Request]) -> dict[str, torch.Tensor]:
-        """Left-padded model inputs; each request may hold any number of images (or none)."""
-        texts = [self.processor.apply_chat_template(r, tokenize=False, add_generation_prompt=True) for r in requests]
-        images = [request_images(r) for r in requests]
-        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
-        if any(images):
-            kwargs["images"] = [im for per_request in images for im in per_request]
-        old_side = self.tokenizer.padding_side
-        self.tokenizer.padding_side = "left"  # generation appends on the right
-        try:
-            batch = self.processor(**kwargs)
-        finally:
-            self.tokenizer.padding_side = old_side
-        return batch
+        return encode_requests(self.processor, requests)
 
     def _completions(self, batch: dict[str, torch.Tensor], params: SamplingParams) -> list[Completion]:
         device = next(self.model.parameters()).device
