@@ -56,11 +56,13 @@ class ExecReward:
         return outs
 
 
-def _ref_trace(item: RewardInput) -> dict | None:
+def _ref_trace(item: RewardInput, reward: str) -> dict:
+    """The reference chart's trace, which every trace-based reward needs."""
     ref = item.reference_render
-    if ref is None:
-        return item.meta.get("reference_trace")
-    return ref.trace if ref.ok else None
+    trace = item.meta.get("reference_trace") if ref is None else (ref.trace if ref.ok else None)
+    if trace is None:
+        raise ValueError(f"the {reward} reward needs the reference's render (reference_render or meta['reference_trace'])")
+    return trace
 
 
 @register("chartmimic")
@@ -70,9 +72,7 @@ class ChartMimicReward:
     def __call__(self, batch: Sequence[RewardInput]) -> list[RewardOutput]:
         outs = []
         for item in batch:
-            ref = _ref_trace(item)
-            if ref is None:
-                raise ValueError("the chartmimic reward needs the reference's render (reference_render or meta['reference_trace'])")
+            ref = _ref_trace(item, "chartmimic")
             r = item.render
             ok = bool(r is not None and r.ok)
             scores = low_level_metrics(r.trace if ok else None, ref, gen_ok=ok, graph=item.meta.get("graph", False))
@@ -198,9 +198,7 @@ class MSRLTextReward:
         total_w = sum(weights.values()) or 1.0
         outs = []
         for item in batch:
-            ref = _ref_trace(item)
-            if ref is None:
-                raise ValueError("the msrl_text reward needs the reference's render (reference_render or meta['reference_trace'])")
+            ref = _ref_trace(item, "msrl_text")
             r = item.render
             if r is None or not r.ok:
                 outs.append(RewardOutput(0.0, {k: 0.0 for k in weights}, "No chart to compare."))

@@ -14,26 +14,37 @@ class JsonlError(UserError):
     """A malformed line; the message names the file and the line number."""
 
 
+def iter_jsonl_lenient(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line number, row, problem) per non-empty line; a bad line has row None and says why."""
+    with Path(path).open("r", encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, None, f"not valid JSON ({exc.msg})"
+                continue
+            if not isinstance(row, dict):
+                yield number, None, "not a JSON object"
+                continue
+            yield number, row, None
+
+
 def read_jsonl(path: str | os.PathLike, *, skip_torn_tail: bool = False) -> Iterator[dict[str, Any]]:
-    """Yield one dict per non-empty line.
+    """Yield one dict per non-empty line; a malformed line is an error naming its number.
 
     skip_torn_tail: a job killed mid-write can leave a partial last line in its own
     output file; when resuming, that line is ignored instead of being an error.
     """
     path = Path(path)
-    with path.open("r", encoding="utf-8") as f:
-        lines = f.readlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if skip_torn_tail and number == len(lines) and not line.endswith("\n"):
+    torn_tail = skip_torn_tail and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    rows = list(iter_jsonl_lenient(path))
+    for i, (number, row, problem) in enumerate(rows):
+        if problem is not None:
+            if torn_tail and i == len(rows) - 1:
                 return
-            raise JsonlError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise JsonlError(f"{path}: line {number} is not a JSON object")
+            raise JsonlError(f"{path}: line {number} is {problem}")
         yield row
 
 

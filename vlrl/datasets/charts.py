@@ -13,12 +13,12 @@ never fatal; `load_chart_examples` returns them with a list of the problems.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewards.images import to_rgb_on_white
+from vlrl.jsonl import iter_jsonl_lenient
 from vlrl.options import UserError
 
 MAX_IMAGE_PIXELS = 40_000_000  # a chart larger than this is a decompression bomb, not a chart
@@ -113,19 +113,11 @@ def load_chart_examples(source: str | Path) -> LoadReport:
         rows = frame.to_dict("records")
     else:
         rows = []
-        with src.open(encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    skipped.append(f"{src.name} line {number}: not valid JSON ({exc.msg})")
-                    continue
-                if isinstance(row, dict):
-                    rows.append(row)
-                else:
-                    skipped.append(f"{src.name} line {number}: not a JSON object")
+        for number, row, problem in iter_jsonl_lenient(src):
+            if problem is None:
+                rows.append(row)
+            else:
+                skipped.append(f"{src.name} line {number}: {problem}")
     for i, row in enumerate(rows):
         ex, problem = _row_example(row, i, src.parent, src.name)
         if ex is None:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from tqdm import tqdm
 
 from vlrl.evaluation.benchmarks import LOADERS, BenchmarkItem, prediction_key
-from vlrl.jsonl import JsonlWriter, read_jsonl, write_json_atomic
+from vlrl.jsonl import JsonlWriter, iter_jsonl_lenient, read_jsonl, write_json_atomic
 from vlrl.options import UserError, option
 
 TRACE_VERSION = "1"  # bump when the renderer's trace changes, to invalidate cached references
@@ -68,31 +68,26 @@ def read_predictions(path: Path, known: set[str]) -> Predictions:
     if not path.exists():
         raise UserError(f"no predictions file at {path}")
     p = Predictions({}, [], [], [], [])
-    with path.open("r", encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                p.bad_lines.append(f"line {number}: not valid JSON ({exc.msg})")
-                continue
-            name = row.get("file", row.get("id")) if isinstance(row, dict) else None
-            if name is None:
-                p.bad_lines.append(f"line {number}: no 'file' or 'id' field")
-                continue
-            key = prediction_key(str(name))
-            if key not in known:
-                p.unknown_files.append(str(name))
-                continue
-            if key in p.responses:
-                p.duplicates.append(str(name))
-                continue
-            response = row.get("response")
-            if not isinstance(response, str) or not response.strip():
-                p.missing_response.append(str(name))
-                response = None
-            p.responses[key] = response
+    for number, row, problem in iter_jsonl_lenient(path):
+        if problem is not None:
+            p.bad_lines.append(f"line {number}: {problem}")
+            continue
+        name = row.get("file", row.get("id"))
+        if name is None:
+            p.bad_lines.append(f"line {number}: no 'file' or 'id' field")
+            continue
+        key = prediction_key(str(name))
+        if key not in known:
+            p.unknown_files.append(str(name))
+            continue
+        if key in p.responses:
+            p.duplicates.append(str(name))
+            continue
+        response = row.get("response")
+        if not isinstance(response, str) or not response.strip():
+            p.missing_response.append(str(name))
+            response = None
+        p.responses[key] = response
     return p
 
 
