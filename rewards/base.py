@@ -63,6 +63,24 @@ def build_reward(name: str, **kwargs: Any) -> Reward:
     return REGISTRY[name](**kwargs)
 
 
+def load_plugins(modules: Sequence[str]) -> None:
+    """Import user modules that register rewards: a module name, or a path to a .py file."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    for module in modules:
+        if module.endswith(".py"):
+            path = Path(module)
+            if not path.exists():
+                raise FileNotFoundError(f"reward plugin {module} does not exist")
+            spec = importlib.util.spec_from_file_location(f"vlrl_reward_plugin_{path.stem}", path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        else:
+            importlib.import_module(module)
+
+
 class CompositeReward:
     """score = sum_i w_i * score_i over the named rewards (MSRL: w_t R_text + w_v R_vis + w_e R_exec).
 

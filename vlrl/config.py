@@ -68,6 +68,7 @@ class RewardConfig:
     weights: dict[str, float] = option({"format": 0.1, "exec": 0.2, "msrl_text": 0.7},
                                        help="reward name -> weight (stage 2 adds a visual reward)")
     options: dict[str, dict] = option({}, help="reward name -> constructor options, e.g. clip: {checkpoint: PATH}")
+    plugins: list[str] = option([], help="modules (names or .py paths) imported first, so their @register rewards can be weighted")
 
 
 @dataclass(kw_only=True)

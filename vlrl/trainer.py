@@ -265,7 +265,7 @@ def train(cfg: Config) -> Path:
     from vlrl.datasets.charts import load_chart_examples
     from vlrl.rollout.base import SamplingParams
     from vlrl.rollout.hf_engine import encode_requests
-    from vlrl.sequences import Row, collate, completion_logprobs, micro_batches, split_vision
+    from vlrl.sequences import PromptVision, Row, collate, completion_logprobs, micro_batches, split_vision
     from vlrl.tasks.chart2code import Chart2CodeTask
 
     dist_utils.init_distributed()
@@ -282,7 +282,14 @@ def train(cfg: Config) -> Path:
     for problem in report.skipped[:5]:
         print(f"skipped {problem}", file=sys.stderr)
     pool = RenderPool(timeout=20)
-    reward = CompositeReward(cfg.reward.weights, cfg.reward.options)
+    try:
+        from rewards.base import load_plugins
+
+        load_plugins(cfg.reward.plugins)
+        reward = CompositeReward(cfg.reward.weights, cfg.reward.options)
+    except (KeyError, FileNotFoundError) as exc:
+        pool.close()
+        raise UserError(str(exc).strip("'\"")) from None
     task = Chart2CodeTask(pool, reward)
     examples, bad = task.usable(report.examples)
     if bad:
@@ -337,7 +344,9 @@ def train(cfg: Config) -> Path:
         flat, renders = [], []
         for c0 in range(0, len(messages), cfg.rollout.chunk_prompts):
             chunk = messages[c0:c0 + cfg.rollout.chunk_prompts]
-            params.seed = ((cfg.seed * 100_003 + step) * 101 + round_index) * world * 1009 + rank * 1009 + c0
+            # Seeded by the chunk's position in the global batch, not by rank: the same global
+            # batch samples the same completions whatever the number of ranks.
+            params.seed = ((cfg.seed * 100_003 + step) * 101 + round_index) * 1_000_003 + rank * per_rank + c0
             completions = [c for g in rollout.generate(chunk, params) for c in g]
             renders += task.start_renders([c.text for c in completions])
             flat += completions
@@ -396,12 +405,23 @@ def train(cfg: Config) -> Path:
                 for i, c in enumerate(flat) if keep[i] and c.token_ids]
         mbs = micro_batches(rows, cfg.trainer.micro_batch_tokens)
         counts = BatchCounts(num_sequences=len(rows), active_tokens=sum(len(r.completion_ids) for r in rows))
+        n_micro = len(mbs)
         if world > 1:
             import torch.distributed as dist
 
-            t = torch.tensor([counts.num_sequences, counts.active_tokens, len(mbs)], dtype=torch.long)
+            t = torch.tensor([counts.num_sequences, counts.active_tokens], dtype=torch.long)
             dist.all_reduce(t)
             counts = BatchCounts(int(t[0]), int(t[1]))
+            m = torch.tensor([len(mbs)], dtype=torch.long)
+            dist.all_reduce(m, op=dist.ReduceOp.MAX)
+            n_micro = int(m)
+        # Every rank runs the same number of forward/backward passes (ZeRO-3 gathers weights in
+        # each forward, and every rank must reach the gradient reduction): a rank with fewer
+        # micro-batches repeats one, or runs a one-token stand-in, at zero weight.
+        real_micro = len(mbs)
+        if len(mbs) < n_micro:
+            filler = mbs[0] if mbs else [Row([pad_id, pad_id], [pad_id], PromptVision(None, None))]
+            mbs = mbs + [filler] * (n_micro - len(mbs))
 
         engine.train()
         loss_total, infos, grad_norm = 0.0, [], None
@@ -409,6 +429,7 @@ def train(cfg: Config) -> Path:
             engine.set_gradient_accumulation_boundary(True)
             scheduler.step()  # keep the schedule aligned with steps even when nothing trains
         for k, mb_rows in enumerate(mbs):
+            padding = k >= real_micro
             mb = collate(mb_rows, pad_id=pad_id, image_token_id=image_token_id, device=engine.device)
             logp, entropy = completion_logprobs(engine, mb, cfg.rollout.temperature, with_entropy=True)
             ref_logp = None
@@ -421,6 +442,8 @@ def train(cfg: Config) -> Path:
                                     num_micro_steps=len(mbs), world_size=world,
                                     max_completion_length=cfg.rollout.max_new_tokens,
                                     engine_scales_by_accumulation=False)
+            if padding:
+                loss = loss * 0.0
             boundary = k == len(mbs) - 1
             engine.set_gradient_accumulation_boundary(boundary)
             engine.backward(loss)
@@ -430,6 +453,8 @@ def train(cfg: Config) -> Path:
             loss_total += float(loss.detach())
             if boundary and grad_norm is None:
                 grad_norm = engine.get_global_grad_norm()
+            if padding:
+                continue
             behaviour = torch.zeros_like(logp)
             for i, r in enumerate(mb_rows):
                 behaviour[i, : len(r.old_logprobs or [])] = torch.tensor(r.old_logprobs or [], dtype=logp.dtype)
