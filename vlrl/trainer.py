@@ -158,21 +158,28 @@ def generation_context(engine):
 
 
 def save_hf(engine, processor, path: Path) -> None:
-    """HF-format weights (safetensors) any `from_pretrained` can load, plus the processor."""
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    """HF-format weights (safetensors) any `from_pretrained` can load, plus the processor.
+
+    Every rank takes part in gathering ZeRO-3 weights; rank 0 alone writes, into a temporary
+    directory renamed into place, so a crash never leaves a half-written final directory."""
     if engine.zero_optimization_stage() == 3:
         state = engine._zero3_consolidated_16bit_state_dict()
     else:
         state = engine.module.state_dict()
     if dist_utils.is_main():
+        tmp = path.with_name(path.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
         engine.module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
         processor.save_pretrained(tmp)
         if path.exists():
             shutil.rmtree(path)
-        tmp.rename(path)  # never a half-written final directory
+        tmp.rename(path)
+    if dist_utils.world_size() > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def rng_state() -> dict[str, Any]:
