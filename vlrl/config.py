@@ -293,7 +293,9 @@ def describe_config() -> str:
     """Every option with its default and meaning, for `vlrl train --help`."""
     defaults = Config()
     lines = ["  presets: " + "  ".join(f"{p}.yaml" for p in available_presets()),
-             "  selectors: task=NAME stage=N model=tiny|PATH deepspeed=zero2|zero3|PATH config=FILE.yaml"]
+             "  selectors: task=NAME stage=N model=tiny|PATH deepspeed=zero2|zero3|PATH config=FILE.yaml",
+             "  The defaults below are the full-scale ones (model=PATH); without model=PATH the tiny",
+             "  model and its preset (tiny.yaml) apply, for a quick run on a CPU."]
     section = None
     for key, (tp, f) in all_keys().items():
         top = key.split(".")[0] if "." in key else ""
