@@ -69,13 +69,19 @@ def load_plugins(modules: Sequence[str]) -> None:
     import importlib.util
     from pathlib import Path
 
+    import sys
+
     for module in modules:
         if module.endswith(".py"):
             path = Path(module)
             if not path.exists():
                 raise FileNotFoundError(f"reward plugin {module} does not exist")
-            spec = importlib.util.spec_from_file_location(f"vlrl_reward_plugin_{path.stem}", path)
+            name = f"vlrl_reward_plugin_{path.resolve().stem}"
+            if name in sys.modules:  # loaded once per process: its rewards are registered already
+                continue
+            spec = importlib.util.spec_from_file_location(name, path)
             mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
             spec.loader.exec_module(mod)
         else:
             importlib.import_module(module)

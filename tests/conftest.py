@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 SAMPLES = DATA / "chartmimic_samples"
 PARITY = DATA / "chartmimic_parity"
+# A reward plugin random text can earn (longer completions score more): real gradients even
+# for the untrained tiny model.
+LENGTH_REWARD_PLUGIN = ROOT / "tests" / "plugins" / "length_reward.py"
 
 
 @pytest.fixture(scope="session")

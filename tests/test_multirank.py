@@ -2,13 +2,11 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import LENGTH_REWARD_PLUGIN as PLUGIN
 from conftest import ROOT
-
-PLUGIN = Path(__file__).resolve().parent / "plugins" / "length_reward.py"
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from conftest import LENGTH_REWARD_PLUGIN
 from vlrl.config import load_config
 from vlrl.options import UserError
 
@@ -77,30 +78,14 @@ def test_stage2_starts_from_stage1_and_needs_it(corpus, run_dir, tmp_path, capsy
         initial_weights(tiny(corpus, tmp_path / "fresh", "stage=2"))
 
 
-class LengthReward:
-    """A reward random text can earn (longer completions score more): gives real gradients."""
-
-    name = "test_length"
-
-    def __call__(self, batch):
-        from rewards import RewardOutput
-
-        return [RewardOutput(min(1.0, len(item.completion) / 300.0)) for item in batch]
+PLUGIN = f"reward.plugins={LENGTH_REWARD_PLUGIN}"
+LENGTH = "reward.weights={test_length: 1.0}"
 
 
-@pytest.fixture
-def length_reward():
-    from rewards.base import REGISTRY
-
-    REGISTRY["test_length"] = LengthReward
-    yield
-    REGISTRY.pop("test_length", None)
-
-
-def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(corpus, tmp_path, length_reward):
+def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(corpus, tmp_path):
     from vlrl.trainer import train
 
-    common = ["reward.weights={test_length: 1.0}", "trainer.lr=0.01", "trainer.save_every=1", "trainer.warmup_ratio=0"]
+    common = [PLUGIN, LENGTH, "trainer.lr=0.01", "trainer.save_every=1", "trainer.warmup_ratio=0"]
     train(tiny(corpus, tmp_path / "a", "trainer.steps=3", *common))
     train(tiny(corpus, tmp_path / "b", "trainer.steps=2", *common))
     train(tiny(corpus, tmp_path / "b", "trainer.steps=3", *common))  # resumes from step 2
@@ -113,14 +98,14 @@ def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(corpus, tmp_pat
 
 
 @pytest.mark.parametrize("zero", ["zero2", "zero3"])
-def test_zero_stages_train_and_the_checkpoint_generates(corpus, tmp_path, length_reward, zero):
+def test_zero_stages_train_and_the_checkpoint_generates(corpus, tmp_path, zero):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from vlrl.rollout.base import SamplingParams
     from vlrl.rollout.hf_engine import HFEngine
     from vlrl.trainer import train
 
-    final = train(tiny(corpus, tmp_path, "trainer.steps=1", f"deepspeed={zero}", "reward.weights={test_length: 1.0}"))
+    final = train(tiny(corpus, tmp_path, "trainer.steps=1", f"deepspeed={zero}", PLUGIN, LENGTH))
     model = AutoModelForImageTextToText.from_pretrained(final, local_files_only=True)
     processor = AutoProcessor.from_pretrained(final, local_files_only=True)
     out = HFEngine(model, processor).generate([[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]],
