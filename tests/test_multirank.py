@@ -33,9 +33,7 @@ def weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-# ZeRO-3 across ranks still needs generation without DeepSpeed's per-module gather hooks
-# (ranks finish generating at different lengths); it runs single-process in test_train.py.
-@pytest.mark.parametrize("zero", ["zero2"])
+@pytest.mark.parametrize("zero", ["zero2", "zero3"])
 def test_two_ranks_match_one_process(corpus, tmp_path, zero):
     common = [f"data.train={corpus}", "rollout.n=2", "data.prompts_per_step=4", "rollout.chunk_prompts=2",
               "rollout.max_new_tokens=12", f"reward.plugins={PLUGIN}", "reward.weights={test_length: 1.0}",

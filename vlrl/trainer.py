@@ -144,14 +144,35 @@ def build_rollout(cfg: Config, engine, processor, init: str, out: Path):
 
 
 def generation_context(engine):
-    """Under ZeRO-3 the weights are partitioned; generation needs them whole."""
+    """Under ZeRO-3 the weights are partitioned and every module's forward gathers its own:
+    a collective per module per decoding step, which ranks decoding different lengths would
+    never match. For generation the whole model is gathered once and those per-module hooks
+    are lifted, then put back for training."""
     import contextlib
 
-    if engine.zero_optimization_stage() == 3:
+    if engine.zero_optimization_stage() != 3:
+        return contextlib.nullcontext
+
+    @contextlib.contextmanager
+    def gathered_without_hooks():
         import deepspeed
 
-        return lambda: deepspeed.zero.GatheredParameters(list(engine.module.parameters()), modifier_rank=None)
-    return contextlib.nullcontext
+        offload = getattr(engine.optimizer, "parameter_offload", engine.optimizer)
+        with deepspeed.zero.GatheredParameters(list(engine.module.parameters()), modifier_rank=None):
+            for param in offload.module.parameters(recurse=True):
+                param.ds_active_sub_modules.clear()
+            for hook in offload.forward_hooks + offload.backward_hooks:
+                hook.remove()
+            offload.forward_hooks, offload.backward_hooks = [], []
+            try:
+                yield
+            finally:
+                if hasattr(offload, "_register_deepspeed_module"):
+                    offload._register_deepspeed_module(offload.module)
+                else:  # DeepSpeed < 0.16.4
+                    offload._register_hooks_recursively(offload.module)
+
+    return gathered_without_hooks
 
 
 # --------------------------------------------------------------------------- checkpoints
