@@ -173,3 +173,17 @@ def test_vllm_engine_without_vllm_is_a_clear_error(corpus, tmp_path):
 
     with pytest.raises(UserError, match="pip install 'vlrl\\[vllm\\]'"):
         train(tiny(corpus, tmp_path, "trainer.steps=1", "rollout.engine=vllm"))
+
+
+def test_plot_writes_every_panel(run_dir, tmp_path):
+    from PIL import Image
+
+    from vlrl.cli import main
+
+    # run_dir holds the sft, stage1 and stage2 runs of the tests above
+    assert main(["plot", str(run_dir / "stage1"), f"out={tmp_path}"]) == 0
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == ["entropy.png", "lengths.png", "rewards.png", "throughput.png", "time.png"]
+    assert Image.open(tmp_path / "rewards.png").size == (700, 400)
+    assert (run_dir / "stage1" / "rewards.png").exists()  # written at the end of training
+    assert main(["plot", str(tmp_path / "nothing")]) == 2

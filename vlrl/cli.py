@@ -73,6 +73,39 @@ def _sft_run(cfg):
     return 0
 
 
+def _plot_options():
+    from dataclasses import dataclass
+
+    from vlrl.options import option
+
+    @dataclass(kw_only=True)
+    class PlotOptions:
+        run_dir: list[str] = option([], help="a run's stage folder (holding metrics.jsonl), or the run folder")
+        out: str = option("", help="where the PNGs go (default: the stage folder itself)")
+
+    return PlotOptions
+
+
+def _plot_run(opts):
+    from pathlib import Path
+
+    from vlrl.metrics_log import plot_metrics
+    from vlrl.options import UserError
+
+    if len(opts.run_dir) != 1:
+        raise UserError("give one run directory: vlrl plot RUN_DIR")
+    root = Path(opts.run_dir[0])
+    found = [root / "metrics.jsonl"] if (root / "metrics.jsonl").exists() else sorted(root.glob("*/metrics.jsonl"))
+    if not found:
+        raise UserError(f"no metrics.jsonl in {root} or its stage folders")
+    for metrics in found:
+        out = Path(opts.out) / metrics.parent.name if opts.out and len(found) > 1 else Path(opts.out or metrics.parent)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = plot_metrics(metrics, out)
+        print(f"{metrics.parent}: " + ", ".join(p.name for p in paths) + f" -> {out}")
+    return 0
+
+
 COMMANDS = {
     "sft": Command(
         "sft",
@@ -85,6 +118,12 @@ COMMANDS = {
         "GRPO-family RL on chart-to-code with DeepSpeed (stage=1, then stage=2 from stage 1's weights)",
         "vlrl train stage=1|2 [model=tiny|PATH] [deepspeed=zero2|zero3] [section.key=value ...]",
         None, _train_run, run_config=True,
+    ),
+    "plot": Command(
+        "plot",
+        "PNG curves of a run: rewards (total and per component), KL, entropy, lengths, throughput, time split",
+        "vlrl plot RUN_DIR [out=DIR]",
+        _plot_options, _plot_run, positional="run_dir",
     ),
     "render": Command(
         "render",

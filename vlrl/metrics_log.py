@@ -48,8 +48,24 @@ class MetricsLogger:
             self.wandb.finish()
 
 
-def plot_rewards(metrics_path: Path, out_png: Path) -> Path:
-    """Reward curves (total and per component) from a metrics.jsonl."""
+PANELS = (
+    ("rewards", "reward", None),  # total and one line per reward component
+    ("kl", "KL to the reference", ["kl"]),
+    ("entropy", "entropy (nats/token)", ["entropy"]),
+    ("lengths", "completion length (tokens)", ["completion_length/mean", "completion_length/max"]),
+    ("throughput", "tokens per second", ["tokens_per_second"]),
+    ("time", "seconds per step", ["time/generate", "time/score", "time/train"]),
+)
+
+
+def _reward_keys(rows: list[dict[str, Any]]) -> list[str]:
+    keys = {k for r in rows for k in r if k.startswith("reward/") and k.count("/") == 1}
+    return ["reward/mean"] + sorted(keys - {"reward/mean", "reward/std", "reward/group_std_mean"})
+
+
+def plot_metrics(metrics_path: Path, out_dir: Path, panels: tuple[str, ...] | None = None) -> list[Path]:
+    """One PNG per panel (rewards, KL, entropy, lengths, throughput, time split) from a
+    metrics.jsonl; a panel whose metrics the run never logged is skipped."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,19 +74,34 @@ def plot_rewards(metrics_path: Path, out_png: Path) -> Path:
     from vlrl.jsonl import read_jsonl
 
     rows = list(read_jsonl(metrics_path, skip_torn_tail=True))
+    if not rows:
+        raise UserError(f"{metrics_path} holds no steps yet")
     steps = [r["step"] for r in rows]
-    keys = ["reward/mean"] + sorted(k for k in (rows[0] if rows else {}) if k.startswith("reward/")
-                                    and k.count("/") == 1 and k not in ("reward/mean", "reward/std", "reward/group_std_mean"))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for k in keys:
-        ax.plot(steps, [r.get(k) for r in rows], label=k.split("/", 1)[1] if k != "reward/mean" else "total",
-                linewidth=2.5 if k == "reward/mean" else 1.2)
-    ax.set_xlabel("step")
-    ax.set_ylabel("reward")
-    ax.set_title(f"Rewards: {metrics_path.parent.name}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    written = []
+    for name, ylabel, keys in PANELS:
+        if panels is not None and name not in panels:
+            continue
+        keys = _reward_keys(rows) if keys is None else [k for k in keys if any(k in r for r in rows)]
+        if not keys:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for k in keys:
+            label = "total" if k == "reward/mean" else k.split("/", 1)[-1]
+            ax.plot(steps, [r.get(k) for r in rows], label=label, linewidth=2.5 if k == "reward/mean" else 1.2)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{ylabel}: {metrics_path.parent.name}")
+        ax.grid(alpha=0.3)
+        if len(keys) > 1:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_rewards(metrics_path: Path, out_dir: Path) -> Path:
+    """rewards.png in out_dir (written at the end of every run)."""
+    return plot_metrics(metrics_path, out_dir, panels=("rewards",))[0]

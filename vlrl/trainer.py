@@ -511,7 +511,7 @@ def train(cfg: Config) -> Path:
         logger.close()
         from vlrl.metrics_log import plot_rewards
 
-        plot_rewards(out / "metrics.jsonl", out / "rewards.png")
+        plot_rewards(out / "metrics.jsonl", out)
     pool.close()
     return out / "final"
 
