@@ -187,3 +187,16 @@ def test_plot_writes_every_panel(run_dir, tmp_path):
     assert Image.open(tmp_path / "rewards.png").size == (700, 400)
     assert (run_dir / "stage1" / "rewards.png").exists()  # written at the end of training
     assert main(["plot", str(tmp_path / "nothing")]) == 2
+
+
+def test_sample_reports_show_charts_code_and_scores(corpus, tmp_path):
+    from vlrl.trainer import train
+
+    train(tiny(corpus, tmp_path, "trainer.steps=2", "trainer.log_samples_every=2"))
+    samples = tmp_path / "stage1" / "samples"
+    page = (samples / "step-000002.html").read_text()
+    assert "step-000002" in (samples / "index.html").read_text()
+    assert page.count("class='prompt'") == 2 and page.count("class='sample'") == 4  # 2 prompts x n=2
+    assert "data:image/png;base64," in page  # the input charts are inlined
+    assert "reward" in page and "format" in page and "no rendering:" in page  # random text does not render
+    assert not (samples / "step-000001.html").exists()

@@ -388,17 +388,20 @@ def train(cfg: Config) -> Path:
         lengths = torch.tensor([len(c.token_ids) for c in flat])
         if cfg.algo.overlong == "soft":
             rewards = rewards + soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens, cfg.algo.overlong_cache)
-        return flat, [vision[i // n] for i in range(len(flat))], scored, rewards, time.perf_counter() - t_gen
+        per_sample = [ex for ex in batch_examples for _ in range(n)]
+        return flat, [vision[i // n] for i in range(len(flat))], scored, rewards, time.perf_counter() - t_gen, per_sample
 
     for step in range(start_step, cfg.trainer.steps):
         t0 = time.perf_counter()
         # Rounds of rollouts until enough informative groups (dynamic sampling refills the
         # groups it drops; without it one round is taken as it comes).
         flat, vision, outputs, renders, reward_parts, group_keep = [], [], [], [], [], []
+        sample_examples: list = []
         t_score_total, rounds = 0.0, 0
         max_rounds = cfg.algo.max_refill_rounds if cfg.algo.dynamic_sampling else 1
         while rounds < max_rounds and sum(group_keep) < per_rank:
-            f, v, scored, r, t_sc = rollout_round(step, rounds)
+            f, v, scored, r, t_sc, exs = rollout_round(step, rounds)
+            sample_examples += exs
             rounds += 1
             t_score_total += t_sc
             keep_groups = torch.ones(len(f) // n, dtype=torch.bool)
@@ -498,6 +501,9 @@ def train(cfg: Config) -> Path:
                                grad_norm, scheduler.get_last_lr()[0], {"generate": t_gen, "score": t_score_total,
                                                                        "train": t_train - t_score, "step": t_train - t0})
             row["rollout_rounds"] = rounds
+            every = cfg.trainer.log_samples_every
+            if every and (step + 1) % every == 0:
+                report_samples(out / "samples", step + 1, task, sample_examples, flat, outputs, renders, n)
             logger.log(row)
             print(format_metrics(row), flush=True)
         last = step + 1 == cfg.trainer.steps
@@ -517,6 +523,22 @@ def train(cfg: Config) -> Path:
 
 
 # --------------------------------------------------------------------------- metrics
+
+
+def report_samples(directory: Path, step: int, task, examples, completions, outputs, renders, n: int,
+                   prompts: int = 3) -> Path:
+    """The first few prompts of the step, each with all n samples, their renderings and scores."""
+    from vlrl.reports import PromptView, SampleView, write_sample_report
+
+    views = []
+    for g in range(min(prompts, len(completions) // n)):
+        samples = [SampleView(text=completions[i].text, png=renders[i].png if renders[i].ok else None,
+                              error=None if renders[i].ok else f"{renders[i].error_kind}: {renders[i].error}",
+                              score=float(outputs[i].score), components=dict(outputs[i].components),
+                              critique=outputs[i].critique)
+                   for i in range(g * n, (g + 1) * n)]
+        views.append(PromptView(examples[g * n].id, task.image(examples[g * n]), samples))
+    return write_sample_report(directory, step, views)
 
 
 def local_grad_norm(module) -> float:
