@@ -30,7 +30,6 @@ _MAGIC = b"VLRLRES1"
 
 def _preload() -> None:
     """Import what chart code imports, and draw once so fonts and caches are warm."""
-    import io
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -38,9 +37,8 @@ def _preload() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    for name in ("pandas", "seaborn", "scipy", "scipy.stats", "scipy.interpolate", "scipy.ndimage",
+    for name in ("numpy", "pandas", "seaborn", "scipy", "scipy.stats", "scipy.interpolate", "scipy.ndimage",
                  "squarify", "networkx", "matplotlib_venn", "mpl_toolkits.mplot3d",
                  "matplotlib.gridspec", "matplotlib.patches", "matplotlib.ticker", "matplotlib.dates",
                  "matplotlib.colors", "matplotlib.cm", "matplotlib.lines", "matplotlib.tri",

@@ -1,7 +1,6 @@
 """Chart-to-code data loading and scoring on real charts (no model needed)."""
 
 import json
-import shutil
 
 import pytest
 

@@ -68,7 +68,7 @@ def test_cie_lab_and_ciede2000_known_values():
 
 
 def test_colormath_agrees_when_installed():
-    colormath = pytest.importorskip("colormath")
+    pytest.importorskip("colormath")
     import numpy as np
     from colormath.color_conversions import convert_color
     from colormath.color_diff import delta_e_cie2000

@@ -42,7 +42,6 @@ def test_two_ranks_match_one_process(corpus, tmp_path, zero):
     two = run(common + [f"out={tmp_path / 'two'}", f"deepspeed={zero}"], ranks=2)
     a = weights(tmp_path / "one" / "stage1" / "final")
     b = weights(tmp_path / "two" / "stage1" / "final")
-    import torch
 
     from vlrl.models.tiny import build_tiny_model
 

@@ -2,9 +2,7 @@
 
 import json
 
-import pytest
 
-from conftest import SAMPLES
 from renderers import RenderResult
 from renderers.execute import render_in_process
 

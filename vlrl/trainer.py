@@ -288,7 +288,7 @@ class ScoredBatchView:
 def train(cfg: Config) -> Path:
     from renderers import RenderPool
     from rewards import CompositeReward
-    from vlrl.algo import (BatchCounts, advantage_stats, group_advantages, loss_metrics, micro_batch_loss,
+    from vlrl.algo import (BatchCounts, group_advantages, loss_metrics, micro_batch_loss,
                            overlong_mask, per_token_loss, soft_overlong_penalty, zero_variance_groups)
     from vlrl.datasets.charts import load_chart_examples
     from vlrl.rollout.base import SamplingParams
