@@ -54,6 +54,15 @@ def split_vision(batch: dict[str, torch.Tensor], images_per_prompt: Sequence[int
     return out
 
 
+def encode_prompts(processor: Any, requests: Sequence[Any]) -> tuple[dict[str, torch.Tensor], list[PromptVision]]:
+    """Processor batch of the chat prompts (left-padded) and each prompt's own image tensors."""
+    from vlrl.rollout.base import request_images
+    from vlrl.rollout.hf_engine import encode_requests
+
+    batch = encode_requests(processor, requests)
+    return batch, split_vision(batch, [len(request_images(r)) for r in requests])
+
+
 def micro_batches(rows: Sequence[Row], token_budget: int) -> list[list[Row]]:
     """Rows sorted by length, packed so that (rows x longest row) stays within the budget."""
     ordered = sorted(rows, key=lambda r: r.length)

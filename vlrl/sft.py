@@ -28,21 +28,12 @@ def answer_text(code: str) -> str:
 
 def build_rows(task, processor, examples, max_code_tokens: int):
     """One training Row per example: the prompt ids and the answer ids (loss only there)."""
-    from vlrl.sequences import Row, split_vision
+    from vlrl.sequences import Row, encode_prompts
 
     messages = task.prompt_messages(examples)
     tok = processor.tokenizer
     rows, truncated = [], 0
-    old_side = tok.padding_side
-    tok.padding_side = "right"
-    try:
-        batch = processor(text=[processor.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
-                                for m in messages],
-                          images=[p["image"] for m in messages for p in m[0]["content"] if p["type"] == "image"],
-                          padding=True, return_tensors="pt")
-    finally:
-        tok.padding_side = old_side
-    vision = split_vision(batch, [sum(1 for p in m[0]["content"] if p["type"] == "image") for m in messages])
+    batch, vision = encode_prompts(processor, messages)
     end = tok.convert_tokens_to_ids("<|im_end|>")
     for i, ex in enumerate(examples):
         prompt = batch["input_ids"][i][batch["attention_mask"][i].bool()].tolist()

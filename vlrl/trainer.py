@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 import random
 import shutil
 import sys
@@ -279,12 +278,6 @@ class PromptSampler:
 # --------------------------------------------------------------------------- the step
 
 
-@dataclass
-class ScoredBatchView:
-    outputs: list  # RewardOutput per sample
-    renders: list  # RenderResult per sample
-
-
 def train(cfg: Config) -> Path:
     from renderers import RenderPool
     from rewards import CompositeReward
@@ -292,9 +285,8 @@ def train(cfg: Config) -> Path:
                            overlong_mask, per_token_loss, soft_overlong_penalty, zero_variance_groups)
     from vlrl.datasets.charts import load_chart_examples
     from vlrl.rollout.base import SamplingParams
-    from vlrl.rollout.hf_engine import encode_requests
-    from vlrl.sequences import PromptVision, Row, collate, completion_logprobs, micro_batches, split_vision
-    from vlrl.tasks.chart2code import Chart2CodeTask
+    from vlrl.sequences import PromptVision, Row, collate, completion_logprobs, encode_prompts, micro_batches
+    from vlrl.tasks.chart2code import Chart2CodeTask, ScoredBatch
 
     dist_utils.init_distributed()
     seed_everything(cfg.seed)
@@ -381,14 +373,13 @@ def train(cfg: Config) -> Path:
         t_gen = time.perf_counter()
         if hasattr(rollout, "sleep"):
             rollout.sleep()  # vLLM frees the GPU for the training step
-        vision = split_vision(encode_requests(processor, messages),
-                              [sum(1 for p in m[0]["content"] if p["type"] == "image") for m in messages])
-        scored = task.score([ex for ex in batch_examples for _ in range(n)], [c.text for c in flat], renders)
+        _, vision = encode_prompts(processor, messages)
+        per_sample = [ex for ex in batch_examples for _ in range(n)]
+        scored = task.score(per_sample, [c.text for c in flat], renders)
         rewards = torch.tensor([o.score for o in scored.outputs], dtype=torch.float32)
         lengths = torch.tensor([len(c.token_ids) for c in flat])
         if cfg.algo.overlong == "soft":
             rewards = rewards + soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens, cfg.algo.overlong_cache)
-        per_sample = [ex for ex in batch_examples for _ in range(n)]
         return flat, [vision[i // n] for i in range(len(flat))], scored, rewards, time.perf_counter() - t_gen, per_sample
 
     for step in range(start_step, cfg.trainer.steps):
@@ -422,7 +413,7 @@ def train(cfg: Config) -> Path:
                 if extra and group_keep[g]:
                     group_keep[g], extra = False, extra - 1
         rewards = torch.cat(reward_parts)
-        scored = ScoredBatchView(outputs, renders)
+        scored = ScoredBatch(outputs, renders)
         lengths = torch.tensor([len(c.token_ids) for c in flat])
         eos_found = torch.tensor([c.finish_reason == "stop" for c in flat])
         advantages = group_advantages(rewards, n, cfg.algo.advantage)
