@@ -1,5 +1,6 @@
 """Two ranks (torchrun, gloo, CPU) train exactly like one process on the same global batch."""
 
+import os
 import subprocess
 import sys
 
@@ -21,8 +22,12 @@ def corpus(tmp_path_factory):
 def run(args, *, ranks: int):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m"] \
         if ranks > 1 else [sys.executable, "-m"]
+    # A world set up earlier in this pytest process (test_train) left its rendezvous variables
+    # in os.environ; each run here must form its own world.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     r = subprocess.run(launcher + ["vlrl.cli", "train", *args], capture_output=True, text=True, cwd=ROOT,
-                       timeout=600)
+                       timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
