@@ -130,3 +130,38 @@ def test_image_placeholders_are_never_sampled(engine):
         head.bias = old
     assert pad in engine.suppress_ids
     assert all(pad not in x.token_ids for x in c)
+
+
+def test_images_are_preprocessed_once_per_request_and_shared_with_training(engine, monkeypatch):
+    """The engine hands each request's image tensors to its n samples (one object), equal to
+    what training would compute, so the trainer encodes nothing again."""
+    from vlrl.sequences import encode_prompts
+    from vlrl.tasks.base import StepSamples
+    from vlrl.trainer import prompt_visions
+
+    reqs = [ask("Draw this chart.", RED), ask("Compare them.", RED, BLUE), ask("No image.")]
+    out = engine.generate(reqs, SamplingParams(n=2, max_new_tokens=4, seed=0))
+    _, expected = encode_prompts(engine.processor, reqs)
+    for group, want in zip(out, expected):
+        assert group[0].vision is group[1].vision
+        if want.pixel_values is None:
+            assert group[0].vision.pixel_values is None
+        else:
+            assert torch.equal(group[0].vision.pixel_values, want.pixel_values)
+            assert torch.equal(group[0].vision.image_grid_thw, want.image_grid_thw)
+
+    flat = [c for g in out for c in g]
+    samples = StepSamples(completions=flat, requests=reqs, request_of=[i // 2 for i in range(6)],
+                          advantages=torch.zeros(6), keep=torch.ones(6, dtype=torch.bool))
+    calls = []
+    real = engine.processor.__class__.__call__
+    monkeypatch.setattr(engine.processor.__class__, "__call__",
+                        lambda self, *a, **k: calls.append(len(k.get("text", []))) or real(self, *a, **k))
+    assert [v is c.vision for v, c in zip(prompt_visions(samples, engine.processor), flat)] == [True] * 6
+    assert calls == []
+    # an engine that hands on nothing (vLLM): each request is encoded once, not once per sample
+    for c in flat:
+        c.vision = None
+    visions = prompt_visions(samples, engine.processor)
+    assert calls == [3]
+    assert visions[0] is visions[1] and torch.equal(visions[2].pixel_values, expected[1].pixel_values)

@@ -200,3 +200,41 @@ def test_sample_reports_show_charts_code_and_scores(corpus, tmp_path):
     assert "data:image/png;base64," in page  # the input charts are inlined
     assert "reward" in page and "format" in page and "no rendering:" in page  # random text does not render
     assert not (samples / "step-000001.html").exists()
+
+
+def test_overlapped_scoring_gives_the_same_run_as_the_sequential_path(corpus, tmp_path):
+    """Rendering each chunk while the next generates changes only when work happens."""
+    from safetensors.torch import load_file
+
+    from vlrl.trainer import train
+
+    common = ["trainer.steps=2", "rollout.chunk_prompts=1", "data.prompts_per_step=3", "trainer.lr=0.01",
+              "trainer.warmup_ratio=0", PLUGIN, LENGTH]
+    train(tiny(corpus, tmp_path / "overlap", "rollout.overlap_scoring=true", *common))
+    train(tiny(corpus, tmp_path / "sequential", "rollout.overlap_scoring=false", *common))
+    a = rows(tmp_path / "overlap" / "stage1" / "metrics.jsonl")
+    b = rows(tmp_path / "sequential" / "stage1" / "metrics.jsonl")
+    assert a[0]["grad_norm"] > 0
+    for ra, rb in zip(a, b):
+        for key in ("reward/mean", "reward/test_length", "grad_norm", "loss", "completion_length/mean", "entropy"):
+            assert ra[key] == rb[key], key
+    wa = load_file(tmp_path / "overlap" / "stage1" / "final" / "model.safetensors")
+    wb = load_file(tmp_path / "sequential" / "stage1" / "final" / "model.safetensors")
+    assert all((wa[k] == wb[k]).all() for k in wa)
+
+
+def test_profile_flag_prints_the_time_split_per_phase(corpus, tmp_path, capsys):
+    from vlrl.cli import main
+
+    args = ["train", "model=tiny", f"data.train={corpus}", f"out={tmp_path}", "rollout.n=2",
+            "data.prompts_per_step=2", "rollout.max_new_tokens=8", "trainer.steps=2", "--profile", PLUGIN, LENGTH]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "time split over 2 steps" in printed
+    for phase in ("generate", "score", "encode", "forward", "backward", "optimizer", "sync", "checkpoint"):
+        assert phase in printed, phase
+    profile = json.loads((tmp_path / "stage1" / "profile.json").read_text())
+    assert profile["generate"] > 0 and profile["backward"] > 0
+    metrics = rows(tmp_path / "stage1" / "metrics.jsonl")
+    assert metrics[0]["time/forward"] > 0
+    assert metrics[0]["time/train"] >= metrics[0]["time/forward"] + metrics[0]["time/backward"]

@@ -43,6 +43,7 @@ class RolloutConfig:
     top_p: float = option(1.0, help="nucleus sampling")
     max_new_tokens: int = option(1024, help="completion length limit (MSRL evaluates with 4096)")
     chunk_prompts: int = option(4, help="prompts per generate call; each chunk's completions render while the next generates")
+    overlap_scoring: bool = option(True, help="render and score each chunk while the next generates; false waits for all completions first (same results, slower)")
     eval_temperature: float = option(0.1, help="sampling temperature for evaluation (MSRL: ~0.1)")
     vllm_gpu_memory_utilization: float = option(0.4, help="vLLM's share of GPU memory when colocated")
     vllm_sleep: bool = option(True, help="free vLLM's memory during the training step when supported")
@@ -97,6 +98,7 @@ class TrainerConfig:
     eval_every: int = option(0, help="evaluate every N steps (0: never)")
     log_samples_every: int = option(0, help="HTML sample report every N steps (0: never)")
     tensorboard: bool = option(True, help="also write TensorBoard events (OUT/stageN/tensorboard)")
+    profile: bool = option(False, help="print each step's time split per phase and the run's at the end (also `--profile`); synchronises the GPU at phase boundaries")
     wandb: bool = option(False, help="also log to Weights & Biases (pip install 'vlrl[wandb]'; offline unless configured)")
 
 

@@ -52,8 +52,8 @@ def sft(cfg: Config) -> Path:
     from vlrl.datasets.charts import load_chart_examples
     from vlrl.sequences import collate, completion_logprobs, micro_batches
     from vlrl.tasks.chart2code import Chart2CodeTask
-    from vlrl.trainer import (PromptSampler, build_engine, ensure_default_corpus, load_policy, save_hf,
-                              seed_everything)
+    from vlrl.tasks.chart2code_rl import PromptSampler, ensure_default_corpus
+    from vlrl.trainer import build_engine, load_policy, save_hf, seed_everything
 
     dist_utils.init_distributed()
     seed_everything(cfg.seed)

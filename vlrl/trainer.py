@@ -28,6 +28,7 @@ from vlrl import distributed as dist_utils
 from vlrl.config import Config, save_config
 from vlrl.jsonl import write_json_atomic
 from vlrl.options import UserError
+from vlrl.tasks.base import StepSamples
 
 
 # --------------------------------------------------------------------------- set-up
@@ -73,24 +74,6 @@ def load_policy(path: str, **kwargs):
         return load_model_and_processor(path, **kwargs)
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
-
-
-DEFAULT_CORPUS = "runs/corpus"
-
-
-def ensure_default_corpus(cfg: Config, n: int = 200) -> None:
-    """The embedded default trains on a synthetic corpus, generated on first use."""
-    if cfg.data.train != DEFAULT_CORPUS or (Path(DEFAULT_CORPUS) / "index.jsonl").exists():
-        return
-    if dist_utils.is_main():
-        from vlrl.datasets.corpus import SynthOptions, run
-
-        print(f"no corpus at {DEFAULT_CORPUS}: generating {n} synthetic charts (seed {cfg.seed})", file=sys.stderr)
-        run(SynthOptions(n=n, out=DEFAULT_CORPUS, seed=cfg.seed))
-    if dist_utils.world_size() > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def lr_lambda(cfg: Config, steps: int | None = None):
@@ -255,38 +238,38 @@ def resume_state(engine, checkpoints: Path) -> dict[str, Any] | None:
     return client_state
 
 
-# --------------------------------------------------------------------------- data order
-
-
-class PromptSampler:
-    """A seeded, epoch-by-epoch shuffled order; position is derived from the step (resumable)."""
-
-    def __init__(self, n: int, seed: int, shuffle: bool) -> None:
-        self.n, self.seed, self.shuffle = n, seed, shuffle
-
-    def batch(self, step: int, size: int) -> list[int]:
-        out = []
-        for k in range(step * size, (step + 1) * size):
-            epoch, pos = divmod(k, self.n)
-            order = list(range(self.n))
-            if self.shuffle:
-                random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-            out.append(order[pos])
-        return out
-
-
 # --------------------------------------------------------------------------- the step
 
 
+def build_task(cfg: Config):
+    """The training task named by cfg.task; it loads and checks its data before any model."""
+    if cfg.task == "spy":
+        from vlrl.tasks.spy_rl import SpyRL
+
+        return SpyRL(cfg)
+    from vlrl.tasks.chart2code_rl import Chart2CodeRL
+
+    return Chart2CodeRL(cfg)
+
+
+def prompt_visions(samples: StepSamples, processor) -> list:
+    """Each completion's prompt images as tensors: what the engine already preprocessed (one
+    object per request, shared by its n samples), else each request encoded once here."""
+    from vlrl.sequences import encode_prompts
+
+    missing = sorted({samples.request_of[i] for i, c in enumerate(samples.completions) if c.vision is None})
+    encoded = {}
+    if missing:
+        _, vision = encode_prompts(processor, [samples.requests[j] for j in missing])
+        encoded = dict(zip(missing, vision))
+    return [c.vision if c.vision is not None else encoded[samples.request_of[i]]
+            for i, c in enumerate(samples.completions)]
+
+
 def train(cfg: Config) -> Path:
-    from renderers import RenderPool
-    from rewards import CompositeReward
-    from vlrl.algo import (BatchCounts, group_advantages, loss_metrics, micro_batch_loss,
-                           overlong_mask, per_token_loss, soft_overlong_penalty, zero_variance_groups)
-    from vlrl.datasets.charts import load_chart_examples
-    from vlrl.rollout.base import SamplingParams
-    from vlrl.sequences import PromptVision, Row, collate, completion_logprobs, encode_prompts, micro_batches
-    from vlrl.tasks.chart2code import Chart2CodeTask, ScoredBatch
+    from vlrl.algo import BatchCounts, loss_metrics, micro_batch_loss, per_token_loss
+    from vlrl.profiling import PhaseTimer
+    from vlrl.sequences import PromptVision, Row, collate, completion_logprobs, micro_batches
 
     dist_utils.init_distributed()
     seed_everything(cfg.seed)
@@ -296,26 +279,7 @@ def train(cfg: Config) -> Path:
         save_config(cfg, Path(cfg.out) / "config.yaml")
         save_config(cfg, out / "config.yaml")
 
-    # data: chart/code pairs whose image loads and whose reference renders
-    ensure_default_corpus(cfg)
-    report = load_chart_examples(cfg.data.train)
-    for problem in report.skipped[:5]:
-        print(f"skipped {problem}", file=sys.stderr)
-    pool = RenderPool(timeout=20)
-    try:
-        from rewards.base import load_plugins
-
-        load_plugins(cfg.reward.plugins)
-        reward = CompositeReward(cfg.reward.weights, cfg.reward.options)
-    except (KeyError, FileNotFoundError) as exc:
-        pool.close()
-        raise UserError(str(exc).strip("'\"")) from None
-    task = Chart2CodeTask(pool, reward)
-    examples, bad = task.usable(report.examples)
-    if bad:
-        print(f"skipped {len(bad)} examples whose reference code fails, e.g. {bad[0]}", file=sys.stderr)
-    if not examples:
-        raise UserError(f"{cfg.data.train}: no usable training charts")
+    task = build_task(cfg)
 
     # model, reference, engine
     init = initial_weights(cfg)
@@ -337,13 +301,11 @@ def train(cfg: Config) -> Path:
     state = resume_state(engine, out / "checkpoints") if cfg.trainer.resume == "auto" else None
     if state is not None:
         start_step = int(state["step"])
+        task.load_state_dict(state.get("task", {}))
         print(f"resuming stage {cfg.stage} from step {start_step}", file=sys.stderr)
 
-    sampler = PromptSampler(len(examples), cfg.seed, cfg.data.shuffle)
-    n, world, rank = cfg.rollout.n, dist_utils.world_size(), dist_utils.rank()
-    per_rank = max(1, cfg.data.prompts_per_step // world)
-    params = SamplingParams(n=n, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                            max_new_tokens=cfg.rollout.max_new_tokens)
+    world = dist_utils.world_size()
+    timer = PhaseTimer(cuda_sync=cfg.trainer.profile)
     logger = None
     if dist_utils.is_main():
         from vlrl.config import to_dict
@@ -352,78 +314,15 @@ def train(cfg: Config) -> Path:
         logger = MetricsLogger(out, tensorboard=cfg.trainer.tensorboard, wandb=cfg.trainer.wandb,
                                run_name=f"{Path(cfg.out).name}-stage{cfg.stage}", config=to_dict(cfg))
 
-    def rollout_round(step: int, round_index: int):
-        """Prompts -> n completions each -> scores. Generation goes chunk by chunk and each
-        chunk's completions are submitted to the render pool at once, so rendering and
-        reward scoring run while the engine generates the next chunk."""
-        order = sampler if round_index == 0 else PromptSampler(len(examples), cfg.seed + 7919 * round_index,
-                                                               cfg.data.shuffle)
-        ids = order.batch(step, per_rank * world)[rank * per_rank:(rank + 1) * per_rank]
-        batch_examples = [examples[i] for i in ids]
-        messages = task.prompt_messages(batch_examples)
-        flat, renders = [], []
-        for c0 in range(0, len(messages), cfg.rollout.chunk_prompts):
-            chunk = messages[c0:c0 + cfg.rollout.chunk_prompts]
-            # Seeded by the chunk's position in the global batch, not by rank: the same global
-            # batch samples the same completions whatever the number of ranks.
-            params.seed = ((cfg.seed * 100_003 + step) * 101 + round_index) * 1_000_003 + rank * per_rank + c0
-            completions = [c for g in rollout.generate(chunk, params) for c in g]
-            renders += task.start_renders([c.text for c in completions])
-            flat += completions
-        t_gen = time.perf_counter()
-        if hasattr(rollout, "sleep"):
-            rollout.sleep()  # vLLM frees the GPU for the training step
-        _, vision = encode_prompts(processor, messages)
-        per_sample = [ex for ex in batch_examples for _ in range(n)]
-        scored = task.score(per_sample, [c.text for c in flat], renders)
-        rewards = torch.tensor([o.score for o in scored.outputs], dtype=torch.float32)
-        lengths = torch.tensor([len(c.token_ids) for c in flat])
-        if cfg.algo.overlong == "soft":
-            rewards = rewards + soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens, cfg.algo.overlong_cache)
-        return flat, [vision[i // n] for i in range(len(flat))], scored, rewards, time.perf_counter() - t_gen, per_sample
-
     for step in range(start_step, cfg.trainer.steps):
         t0 = time.perf_counter()
-        # Rounds of rollouts until enough informative groups (dynamic sampling refills the
-        # groups it drops; without it one round is taken as it comes).
-        flat, vision, outputs, renders, reward_parts, group_keep = [], [], [], [], [], []
-        sample_examples: list = []
-        t_score_total, rounds = 0.0, 0
-        max_rounds = cfg.algo.max_refill_rounds if cfg.algo.dynamic_sampling else 1
-        while rounds < max_rounds and sum(group_keep) < per_rank:
-            f, v, scored, r, t_sc, exs = rollout_round(step, rounds)
-            sample_examples += exs
-            rounds += 1
-            t_score_total += t_sc
-            keep_groups = torch.ones(len(f) // n, dtype=torch.bool)
-            if cfg.algo.dynamic_sampling:
-                keep_groups &= ~zero_variance_groups(r, n)
-            means = r.view(-1, n).mean(1)
-            if cfg.algo.filter_low > 0 or cfg.algo.filter_high < 1:
-                keep_groups &= (means > cfg.algo.filter_low) & (means < cfg.algo.filter_high)
-            flat += f
-            vision += v
-            outputs += scored.outputs
-            renders += scored.renders
-            reward_parts.append(r)
-            group_keep += keep_groups.tolist()
-        if cfg.algo.dynamic_sampling and sum(group_keep) > per_rank:
-            extra = sum(group_keep) - per_rank  # keep the first per_rank informative groups
-            for g in range(len(group_keep) - 1, -1, -1):
-                if extra and group_keep[g]:
-                    group_keep[g], extra = False, extra - 1
-        rewards = torch.cat(reward_parts)
-        scored = ScoredBatch(outputs, renders)
+        samples = task.collect(step, rollout, timer)
+        with timer.phase("encode"):
+            vision = prompt_visions(samples, processor)
+        flat, keep = samples.completions, samples.keep
         lengths = torch.tensor([len(c.token_ids) for c in flat])
-        eos_found = torch.tensor([c.finish_reason == "stop" for c in flat])
-        advantages = group_advantages(rewards, n, cfg.algo.advantage)
-        keep = torch.tensor(group_keep, dtype=torch.bool).repeat_interleave(n)
-        if cfg.algo.overlong == "filter":
-            keep &= overlong_mask(lengths, cfg.rollout.max_new_tokens, eos_found)
-        t_gen = time.perf_counter() - t0 - t_score_total
-        t_score = time.perf_counter()
 
-        rows = [Row(c.prompt_ids, c.token_ids, vision[i], float(advantages[i]), c.logprobs, index=i)
+        rows = [Row(c.prompt_ids, c.token_ids, vision[i], float(samples.advantages[i]), c.logprobs, index=i)
                 for i, c in enumerate(flat) if keep[i] and c.token_ids]
         mbs = micro_batches(rows, cfg.trainer.micro_batch_tokens)
         counts = BatchCounts(num_sequences=len(rows), active_tokens=sum(len(r.completion_ids) for r in rows))
@@ -453,10 +352,11 @@ def train(cfg: Config) -> Path:
         for k, mb_rows in enumerate(mbs):
             padding = k >= real_micro
             mb = collate(mb_rows, pad_id=pad_id, image_token_id=image_token_id, device=engine.device)
-            logp, entropy = completion_logprobs(engine, mb, cfg.rollout.temperature, with_entropy=True)
+            with timer.phase("forward"):
+                logp, entropy = completion_logprobs(engine, mb, cfg.rollout.temperature, with_entropy=True)
             ref_logp = None
             if ref_model is not None:
-                with torch.no_grad():
+                with timer.phase("reference"), torch.no_grad():
                     ref_logp, _ = completion_logprobs(ref_model, mb, cfg.rollout.temperature)
             loss_tokens, info = per_token_loss(logp, None, mb.advantages, ref_logp=ref_logp, beta=cfg.algo.beta,
                                                eps_low=cfg.algo.eps_low, eps_high=cfg.algo.eps_high)
@@ -468,10 +368,12 @@ def train(cfg: Config) -> Path:
                 loss = loss * 0.0
             boundary = k == len(mbs) - 1
             engine.set_gradient_accumulation_boundary(boundary)
-            engine.backward(loss)
+            with timer.phase("backward"):
+                engine.backward(loss)
             if boundary and engine.zero_optimization_stage() == 0:
                 grad_norm = local_grad_norm(engine.module)  # ZeRO-0 with a torch optimizer reports none
-            engine.step()
+            with timer.phase("optimizer"):
+                engine.step()
             loss_total += float(loss.detach())
             if boundary and grad_norm is None:
                 grad_norm = engine.get_global_grad_norm()
@@ -483,25 +385,30 @@ def train(cfg: Config) -> Path:
             infos.append((loss_metrics(info, mb.completion_mask, entropy),
                           float(((logp.detach() - behaviour).abs() * mb.completion_mask).sum()),
                           float(mb.completion_mask.sum())))
-        with generation_context(engine)():
+        with timer.phase("sync"), generation_context(engine)():
             rollout.sync_weights(engine.module)  # colocated HF engine: nothing to copy
-        t_train = time.perf_counter()
 
+        split = timer.end_step()
+        split["step"] = time.perf_counter() - t0
+        row = step_metrics(step, samples, lengths, infos, loss_total, grad_norm, scheduler.get_last_lr()[0], split)
+        row = gather_metrics(row)  # every rank takes part; rank 0 logs the whole batch
+        for event in samples.events:
+            if dist_utils.is_main():
+                print(event, file=sys.stderr, flush=True)
         if dist_utils.is_main():
-            row = step_metrics(step, rewards, scored, advantages, n, lengths, keep, infos, loss_total,
-                               grad_norm, scheduler.get_last_lr()[0], {"generate": t_gen, "score": t_score_total,
-                                                                       "train": t_train - t_score, "step": t_train - t0})
-            row["rollout_rounds"] = rounds
             every = cfg.trainer.log_samples_every
-            if every and (step + 1) % every == 0:
-                report_samples(out / "samples", step + 1, task, sample_examples, flat, outputs, renders, n)
+            if every and (step + 1) % every == 0 and samples.report is not None:
+                samples.report(out / "samples", step + 1)
             logger.log(row)
             print(format_metrics(row), flush=True)
+            if cfg.trainer.profile:
+                print(timer.table(split), flush=True)
         last = step + 1 == cfg.trainer.steps
         # the last step is checkpointed too, so a longer run (more steps) resumes exactly here
         if (cfg.trainer.save_every and (step + 1) % cfg.trainer.save_every == 0) or last:
-            save_checkpoint(engine, out / "checkpoints" / f"step-{step + 1}", {"step": step + 1},
-                            cfg.trainer.keep_checkpoints)
+            with timer.phase("checkpoint"):
+                save_checkpoint(engine, out / "checkpoints" / f"step-{step + 1}",
+                                {"step": step + 1, "task": task.state_dict()}, cfg.trainer.keep_checkpoints)
 
     save_hf(engine, processor, out / "final")
     if logger is not None:
@@ -509,27 +416,15 @@ def train(cfg: Config) -> Path:
         from vlrl.metrics_log import plot_rewards
 
         plot_rewards(out / "metrics.jsonl", out)
-    pool.close()
+        if cfg.trainer.profile:
+            timer.end_step()  # the last checkpoint
+            print(f"time split over {cfg.trainer.steps - start_step} steps:\n{timer.table()}", flush=True)
+            write_json_atomic(out / "profile.json", dict(timer.totals))
+    task.close()
     return out / "final"
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-def report_samples(directory: Path, step: int, task, examples, completions, outputs, renders, n: int,
-                   prompts: int = 3) -> Path:
-    """The first few prompts of the step, each with all n samples, their renderings and scores."""
-    from vlrl.reports import PromptView, SampleView, write_sample_report
-
-    views = []
-    for g in range(min(prompts, len(completions) // n)):
-        samples = [SampleView(text=completions[i].text, png=renders[i].png if renders[i].ok else None,
-                              error=None if renders[i].ok else f"{renders[i].error_kind}: {renders[i].error}",
-                              score=float(outputs[i].score), components=dict(outputs[i].components),
-                              critique=outputs[i].critique)
-                   for i in range(g * n, (g + 1) * n)]
-        views.append(PromptView(examples[g * n].id, task.image(examples[g * n]), samples))
-    return write_sample_report(directory, step, views)
 
 
 def local_grad_norm(module) -> float:
@@ -537,33 +432,61 @@ def local_grad_norm(module) -> float:
     return float(torch.stack(grads).norm()) if grads else 0.0
 
 
-def step_metrics(step, rewards, scored, advantages, n, lengths, keep, infos, loss_total, grad_norm, lr,
-                 times) -> dict[str, Any]:
-    from vlrl.algo import advantage_stats
-
+def step_metrics(step, samples: StepSamples, lengths, infos, loss_total, grad_norm, lr,
+                 split: dict[str, float]) -> dict[str, Any]:
     # On-policy the clipped objective's value is ~0 (advantages sum to zero per group);
     # the gradient norm is what shows learning.
     row: dict[str, Any] = {"step": step + 1, "loss": loss_total, "lr": lr}
     if grad_norm is not None:
         row["grad_norm"] = float(grad_norm)
-    row.update(advantage_stats(advantages, rewards, n))
-    comps: dict[str, list[float]] = {}
-    for o in scored.outputs:
-        for k, v in o.components.items():
-            comps.setdefault(k, []).append(float(v))
-    row.update({f"reward/{k}": sum(v) / len(v) for k, v in comps.items()})
-    row["exec_rate"] = sum(r.ok for r in scored.renders) / max(1, len(scored.renders))
-    row["completion_length/mean"] = float(lengths.float().mean())
-    row["completion_length/max"] = int(lengths.max())
-    row["samples/kept"] = int(keep.sum())
+    row.update(samples.metrics)
+    row["completion_length/mean"] = float(lengths.float().mean()) if len(lengths) else 0.0
+    row["completion_length/max"] = int(lengths.max()) if len(lengths) else 0
+    row["samples/kept"] = int(samples.keep.sum())
     if infos:
         tokens = sum(t for _, _, t in infos) or 1.0
         for key in infos[0][0]:
             row[key] = sum(m[key] * t for m, _, t in infos) / tokens
         row["logprob_mismatch"] = sum(d for _, d, _ in infos) / tokens  # |trainer - engine| per token
-    row.update({f"time/{k}": v for k, v in times.items()})
-    row["tokens_per_second"] = float(lengths.sum()) / max(times["step"], 1e-9)
+    # the coarse split the plots show, then every phase as timed
+    train_phases = ("encode", "forward", "reference", "backward", "optimizer")
+    row["time/train"] = sum(split.get(k, 0.0) for k in train_phases)
+    row.update({f"time/{k}": v for k, v in split.items()})
+    row.setdefault("time/generate", 0.0)
+    row.setdefault("time/score", 0.0)
+    row["tokens_per_second"] = float(lengths.sum()) / max(split["step"], 1e-9)
+    row["completion_tokens"] = int(lengths.sum())
     return row
+
+
+# How each metric combines across ranks: shards are equal-sized, so means of means are exact.
+_SUMMED = ("samples/kept", "completion_tokens", "tokens_per_second")
+
+
+def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """Rank 0's row describes the whole batch: numbers are averaged over ranks, maxima take
+    the max, counts and throughput add up, and times take the slowest rank."""
+    if dist_utils.world_size() <= 1:
+        return row
+    import torch.distributed as dist
+
+    rows: list[dict[str, Any]] = [None] * dist_utils.world_size()  # type: ignore[list-item]
+    dist.all_gather_object(rows, row)
+    merged: dict[str, Any] = {}
+    for key, value in row.items():
+        values = [r[key] for r in rows if key in r and isinstance(r[key], (int, float)) and not isinstance(r[key], bool)]
+        if key in ("step", "lr", "loss") or len(values) != len(rows):
+            merged[key] = value
+        elif key.endswith("/max") or key.startswith("time/"):
+            merged[key] = max(values)
+        elif key.endswith("/min"):
+            merged[key] = min(values)
+        elif key in _SUMMED:
+            merged[key] = type(value)(sum(values))
+        else:
+            merged[key] = sum(values) / len(values)
+    merged["loss"] = sum(float(r["loss"]) for r in rows)  # each rank's share of the global objective
+    return merged
 
 
 def format_metrics(row: dict[str, Any]) -> str:

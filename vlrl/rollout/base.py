@@ -27,6 +27,10 @@ class Completion:
     logprobs: list[float]  # log-probability of each token under the sampling distribution
     finish_reason: str  # "stop" (EOS or a stop string) or "length"
     prompt_ids: list[int] = field(default_factory=list)  # the prompt as the model saw it
+    # The prompt's processed images (vlrl.sequences.PromptVision), one object shared by the n
+    # samples of a request: an engine that already preprocessed them hands them on, so the
+    # training forward does not preprocess the same images again. None: the trainer encodes.
+    vision: Any = field(default=None, repr=False, compare=False)
 
 
 # A request is a chat conversation: [{"role": ..., "content": [{"type": "image", "image": PIL},

@@ -108,7 +108,8 @@ class HFEngine:
     def encode(self, requests: Sequence[Request]) -> dict[str, torch.Tensor]:
         return encode_requests(self.processor, requests)
 
-    def _completions(self, batch: dict[str, torch.Tensor], params: SamplingParams) -> list[Completion]:
+    def _completions(self, batch: dict[str, torch.Tensor], params: SamplingParams,
+                     images_per_request: list[int]) -> list[Completion]:
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
         recorder = _SampleAndRecord(params.temperature, params.top_p, self.suppress_ids)
@@ -143,6 +144,9 @@ class HFEngine:
         prompt_len = inputs["input_ids"].shape[1]
         generated = sequences[:, prompt_len:]
         logprobs = recorder.finish(generated[:, -1]).cpu() if generated.shape[1] else torch.zeros(len(generated), 0)
+        from vlrl.sequences import split_vision
+
+        vision = split_vision(batch, images_per_request)
         prompt_ids = batch["input_ids"].repeat_interleave(params.n, dim=0)
         prompt_mask = batch["attention_mask"].repeat_interleave(params.n, dim=0).bool()
         completions = []
@@ -162,6 +166,7 @@ class HFEngine:
                 logprobs=logprobs[row, :end].tolist(),
                 finish_reason=reason,
                 prompt_ids=prompt_ids[row][prompt_mask[row]].tolist(),
+                vision=vision[row // params.n],
             ))
         return completions
 
@@ -173,6 +178,6 @@ class HFEngine:
         grouped: list[list[Completion]] = []
         for start in range(0, len(requests), self.max_batch_requests):
             chunk = requests[start:start + self.max_batch_requests]
-            flat = self._completions(self.encode(chunk), params)
+            flat = self._completions(self.encode(chunk), params, [len(request_images(r)) for r in chunk])
             grouped.extend(flat[i * params.n:(i + 1) * params.n] for i in range(len(chunk)))
         return grouped

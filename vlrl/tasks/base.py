@@ -1,0 +1,59 @@
+"""What a task hands the trainer each step, so the trainer never knows which task it runs.
+
+A training task (chart-to-code, the spy game) owns its data, its prompts, how it drives the
+rollout engine and how it turns outcomes into advantages; the trainer owns everything from
+advantages on (micro-batches, losses, optimizer, checkpoints, logging).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+
+from vlrl.rollout.base import Completion, Request
+
+
+@dataclass
+class StepSamples:
+    """One step's samples on this rank."""
+
+    completions: list[Completion]  # flat; each carries prompt_ids, token_ids and behaviour logprobs
+    requests: list[Request]  # the prompts that were sampled
+    request_of: list[int]  # completions[i] answers requests[request_of[i]]
+    advantages: torch.Tensor  # [N] one per completion
+    keep: torch.Tensor  # [N] bool: the completion gets gradient
+    metrics: dict[str, Any] = field(default_factory=dict)  # the task's own step metrics
+    events: list[str] = field(default_factory=list)  # worth a line in the log (e.g. a phase switch)
+    # writes this step's human-readable sample report into a directory; returns its path
+    report: Callable[[Path, int], Path] | None = None
+
+
+class TrainingTask(Protocol):
+    def collect(self, step: int, rollout: Any, timer: Any) -> StepSamples:
+        """Sample and score this rank's share of the step's prompts."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """State that must survive a resume (EMAs, baselines); {} when stateless."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def all_reduce_sum(values: list[float]) -> list[float]:
+    """Element-wise sum over ranks (identity in one process): how tasks keep shared state
+    such as EMAs identical on every rank."""
+    from vlrl import distributed as dist_utils
+
+    if dist_utils.world_size() <= 1:
+        return list(values)
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
