@@ -45,6 +45,18 @@ def _synth_run(opts):
     return run(opts)
 
 
+def _pairs_options():
+    from games.pairs import PairsOptions
+
+    return PairsOptions
+
+
+def _pairs_run(opts):
+    from games.pairs import run
+
+    return run(opts)
+
+
 def _eval_options():
     from vlrl.evaluation.chart_eval import EvalOptions
 
@@ -116,7 +128,7 @@ COMMANDS = {
     "train": Command(
         "train",
         "GRPO-family RL on chart-to-code with DeepSpeed (stage=1, then stage=2 from stage 1's weights)",
-        "vlrl train stage=1|2 [model=tiny|PATH] [deepspeed=zero2|zero3] [section.key=value ...]",
+        "vlrl train [task=chart2code|spy] stage=1|2 [model=tiny|PATH] [deepspeed=zero2|zero3] [--profile] [section.key=value ...]",
         None, _train_run, run_config=True,
     ),
     "plot": Command(
@@ -137,11 +149,31 @@ COMMANDS = {
         "vlrl data synth n=N out=DIR seed=S [key=value ...]",
         _synth_options, _synth_run,
     ),
+    "data pairs": Command(
+        "data pairs",
+        "write Who-is-the-Spy image pairs (<base>_original.png, <base>_modified.png, <base>.json): scenes or charts",
+        "vlrl data pairs kind=scenes|charts n=N out=DIR seed=S [key=value ...]",
+        _pairs_options, _pairs_run,
+    ),
+    "demo": Command(
+        "demo",
+        "a Gradio app: chart to code (generate, render, score), a spy game, a run's curves and samples",
+        "vlrl demo [model=tiny|PATH] [host=127.0.0.1] [port=7860] [key=value ...]",
+        lambda: __import__("app.demo", fromlist=["DemoOptions"]).DemoOptions,
+        lambda opts: __import__("app.demo", fromlist=["run"]).run(opts),
+    ),
     "eval": Command(
         "eval",
         "score chart-to-code predictions with ChartMimic's metrics (chartmimic | reachqa | jsonl)",
         "vlrl eval benchmark=chartmimic data_dir=DIR predictions=FILE out=DIR [key=value ...]",
         _eval_options, _eval_run,
+    ),
+    "selfplay": Command(
+        "selfplay",
+        "play Who-is-the-Spy games with a model and keep every turn, vote and reward as JSONL (sharded, resumable)",
+        "vlrl selfplay model=tiny|PATH pairs=DIR games=N out=DIR [shard=I num_shards=K] [seed=S] [game settings ...]",
+        lambda: __import__("games.selfplay", fromlist=["SelfPlayOptions"]).SelfPlayOptions,
+        lambda opts: __import__("games.selfplay", fromlist=["run"]).run(opts),
     ),
 }
 
@@ -171,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     rest = argv[1:]
     if name == "data":
         if not rest or rest[0] in ("-h", "--help"):
-            print(_command_help(COMMANDS["data synth"]))
+            subcommands = [c for c in COMMANDS.values() if c.name.startswith("data ")]
+            print("usage: vlrl data SUBCOMMAND [key=value ...]   (vlrl data SUBCOMMAND --help for its options)\n\n"
+                  "subcommands:\n" + "\n".join(f"  {c.usage}\n      {c.summary}" for c in subcommands))
             return 0 if rest else 2
         name, rest = f"data {rest[0]}", rest[1:]
     cmd = COMMANDS.get(name)
@@ -189,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         if cmd.run_config:
             from vlrl.config import load_config
 
-            opts = load_config(rest)
+            # --profile is the one flag: short for trainer.profile=true
+            opts = load_config(["trainer.profile=true" if a == "--profile" else a for a in rest])
         else:
             opts = parse_options(cmd.options(), rest, positional=cmd.positional)
         return int(cmd.run(opts) or 0)

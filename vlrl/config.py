@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from games.settings import SpySettings
 from vlrl.options import OptionError, _unwrap_optional, convert, option
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
@@ -112,7 +113,7 @@ class SFTConfig:
 
 @dataclass(kw_only=True)
 class Config:
-    task: Literal["chart2code"] = option("chart2code", help="what the policy learns")
+    task: Literal["chart2code", "spy"] = option("chart2code", help="what the policy learns: chart2code (MSRL) or spy (Vision-Zero self-play)")
     stage: int = option(1, help="curriculum stage: 1 = text + exec rewards, 2 = adds the visual reward and starts from stage 1's weights")
     out: str = option("", help="run directory, one subfolder per stage (default runs/<task>)")
     seed: int = option(0, help="global seed")
@@ -124,6 +125,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    spy: SpySettings = field(default_factory=SpySettings)  # task=spy: the game and its schedule
 
 
 SELECTORS = {"task", "stage", "model", "deepspeed", "config"}

@@ -64,7 +64,7 @@ def render_page(title: str, prompts: Sequence[PromptView]) -> str:
         for i, s in enumerate(p.samples):
             comps = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in sorted(s.components.items()))
             drawn = _img_tag(png=s.png, alt=f"sample {i} rendering") if s.png else \
-                f"<p class='error'>no rendering: {html.escape(s.error or 'unknown error')}</p>"
+                f"<p class='error'>no rendering: {html.escape(s.error)}</p>" if s.error else ""
             parts.append(
                 f"<div class='sample'><div class='score'>sample {i}: reward {s.score:.3f}</div>{drawn}"
                 f"<table>{comps}</table><p class='critique'>{html.escape(s.critique)}</p>"

@@ -1,0 +1,264 @@
+"""`vlrl selfplay`: play Who-is-the-Spy games with a model and keep every turn as data.
+
+    vlrl selfplay model=PATH|tiny pairs=DIR games=N out=DIR [shard=I num_shards=K] [seed=S] [game settings ...]
+
+Game ids are global indices 0..N-1; shard I plays the ids with id % K == I, so shards are
+disjoint and together complete. Game id g's image pair and spy seat are pure functions of
+(seed, g) (`games.engine.game_plan`), whatever the shard or batch.
+
+Layout of OUT (one file set per shard; K = 1 drops the suffix):
+    games[-I-of-K].jsonl     one record per game: id, pair, players with roles and images,
+                             every turn (prompt, completion, parsed value, tokens), votes
+                             received, clue rewards, decision rewards
+    summary[-I-of-K].json    spy caught rate, vote accuracy, N/A rate, invalid outputs, mean
+                             clue length, mean reward per role, ...
+    config.json              the settings the games were played with (checked on resume)
+
+Records are appended and fsync'd game by game. A killed job resumes: the file is read
+leniently (a torn last line is dropped, a corrupt line is counted), finished ids are
+skipped, so every game is written exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from games.engine import CIVILIAN, CLUE, SPY, Game, game_plan, new_game, play_games
+from games.rewards import score_game
+from games.settings import SpySettings
+from vlrl.jsonl import JsonlWriter, iter_jsonl_lenient, write_json_atomic
+from vlrl.options import OptionError, UserError, option
+from vlrl.rollout.base import SamplingParams
+
+
+@dataclass(kw_only=True)
+class SelfPlayOptions(SpySettings):
+    model: str = option("tiny", help="local checkpoint directory, or tiny / tiny-qwen2_5_vl")
+    pairs: str = option(help="folder of <base>_original.png / <base>_modified.png pairs (vlrl data pairs)")
+    games: int = option(help="games in the whole job (ids 0..games-1, across all shards)")
+    out: str = option(help="output folder")
+    shard: int = option(0, help="this job plays the ids with id % num_shards == shard")
+    num_shards: int = option(1, help="number of disjoint shards the ids are split into")
+    seed: int = option(0, help="pairs, spy seats and sampling follow from (seed, game id)")
+    batch_games: int = option(8, help="games played together (each turn is one generate call over them)")
+    temperature: float = option(1.0, help="sampling temperature")
+    top_p: float = option(1.0, help="nucleus sampling")
+    engine: Literal["hf", "vllm"] = option("hf", help="hf = transformers generate; vllm = vLLM (GPU, checkpoint paths only)")
+    device: str = option("auto", help="auto = cuda when available, else cpu (engine=hf)")
+    dtype: Literal["auto", "float32", "bfloat16"] = option("auto", help="auto = bfloat16 on GPU, float32 on CPU")
+    min_pixels: int = option(3136, help="smallest image area after the processor's resize (pixels)")
+    max_pixels: int = option(401408, help="largest image area after the processor's resize (pixels)")
+    prompts: bool = option(True, help="write each turn's prompt text into the records (false: smaller files)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.games < 1:
+            raise OptionError(f"games={self.games}: play at least one game")
+        if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
+            raise OptionError(f"shard={self.shard} num_shards={self.num_shards}: need 0 <= shard < num_shards")
+        if self.batch_games < 1:
+            raise OptionError(f"batch_games={self.batch_games}: must be at least 1")
+
+    def settings(self) -> SpySettings:
+        return SpySettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SpySettings)})
+
+
+# Options that do not change what a game is: a resumed or sibling job may differ in them.
+_FREE = {"games", "out", "shard", "num_shards", "batch_games", "engine", "device", "dtype", "prompts",
+         "games_per_step"}
+
+
+def shard_suffix(shard: int, num_shards: int) -> str:
+    return "" if num_shards == 1 else f"-{shard}-of-{num_shards}"
+
+
+def shard_ids(games: int, shard: int, num_shards: int) -> list[int]:
+    return [g for g in range(games) if g % num_shards == shard]
+
+
+def read_done(path: Path) -> tuple[dict[int, dict[str, Any]], int]:
+    """Finished games by id (first record wins) and the number of unreadable lines."""
+    done: dict[int, dict[str, Any]] = {}
+    bad = 0
+    if not path.exists():
+        return done, bad
+    for _, row, problem in iter_jsonl_lenient(path):
+        if problem is not None or not isinstance(row.get("game_id"), int):
+            bad += 1
+            continue
+        done.setdefault(row["game_id"], row)
+    return done, bad
+
+
+def _check_config(out: Path, opts: SelfPlayOptions) -> None:
+    """Games in OUT must all come from the same settings, whichever shard or run wrote them."""
+    mine = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _FREE}
+    path = out / "config.json"
+    if path.exists():
+        import json
+
+        try:
+            theirs = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{path}: unreadable ({exc}); remove it or use another out=") from None
+        differ = sorted(k for k in mine if k in theirs and theirs[k] != mine[k])
+        if differ:
+            pairs = ", ".join(f"{k}={theirs[k]} (now {mine[k]})" for k in differ)
+            raise UserError(f"{out} holds games played with {pairs}; use the same settings or another out=")
+        return
+    write_json_atomic(path, mine)
+
+
+def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate figures over game records."""
+    n = caught = votes = correct = abstain = invalid_votes = 0
+    clues = invalid_clues = clue_tokens = clue_words = 0
+    spy_reward = civ_reward = decision = 0.0
+    for r in records:
+        n += 1
+        caught += bool(r.get("spy_caught"))
+        spy = r["spy"]
+        for t in r["turns"]:
+            if t["kind"] == CLUE:
+                clues += 1
+                clue_tokens += t["tokens"]
+                if t["valid"]:
+                    clue_words += len(str(t["parsed"]).split())
+                else:
+                    invalid_clues += 1
+            else:
+                votes += 1
+                correct += t["parsed"] == spy
+                abstain += t["parsed"] == "N/A"
+                invalid_votes += not t["valid"]
+        roles = r.get("role_rewards", {})
+        spy_reward += roles.get(SPY, 0.0)
+        civ_reward += roles.get(CIVILIAN, 0.0)
+        decision += sum(r.get("decision_rewards", []))
+
+    def ratio(a: float, b: float) -> float:
+        return round(a / b, 6) if b else 0.0
+
+    return {
+        "games": n,
+        "spy_caught_rate": ratio(caught, n),
+        "vote_accuracy": ratio(correct, votes),
+        "na_rate": ratio(abstain, votes),
+        "invalid_vote_rate": ratio(invalid_votes, votes),
+        "invalid_votes": invalid_votes,
+        "invalid_clue_rate": ratio(invalid_clues, clues),
+        "invalid_clues": invalid_clues,
+        "clue_tokens_mean": ratio(clue_tokens, clues),
+        "clue_words_mean": ratio(clue_words, clues - invalid_clues),
+        "reward_spy_mean": ratio(spy_reward, n),
+        "reward_civilian_mean": ratio(civ_reward, n),
+        "decision_reward_mean": ratio(decision, votes),
+    }
+
+
+def game_record(game: Game, seed: int, prompts: bool) -> dict[str, Any]:
+    row = game.to_dict()
+    row["seed"] = seed
+    if not prompts:
+        for t in row["turns"]:
+            t["prompt"] = None
+    return row
+
+
+def load_engine(opts: SelfPlayOptions) -> Any:
+    if opts.engine == "vllm":
+        from transformers import AutoProcessor
+
+        from vlrl.rollout.vllm_engine import VLLMEngine
+
+        if opts.model.startswith("tiny"):
+            raise OptionError("engine=vllm needs a checkpoint directory (save the tiny model first)")
+        processor = AutoProcessor.from_pretrained(opts.model, local_files_only=True,
+                                                  min_pixels=opts.min_pixels, max_pixels=opts.max_pixels)
+        return VLLMEngine.create(opts.model, processor, gpu_memory_utilization=0.85, sleep_mode=False,
+                                 max_images_per_prompt=1, dtype=opts.dtype, seed=opts.seed)
+    import torch
+
+    from vlrl.models.loading import load_model_and_processor
+    from vlrl.rollout.hf_engine import HFEngine
+
+    device = opts.device if opts.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    model, processor = load_model_and_processor(opts.model, dtype=opts.dtype, min_pixels=opts.min_pixels,
+                                                max_pixels=opts.max_pixels, device=device, seed=opts.seed)
+    return HFEngine(model, processor, max_batch_requests=max(16, opts.batch_games))
+
+
+def run(opts: SelfPlayOptions, *, engine: Any = None) -> int:
+    """The job; `engine` replaces the model named by opts (tests pass scripted players)."""
+    from tqdm import tqdm
+
+    from games.pairs import load_pairs
+
+    settings = opts.settings()
+    report = load_pairs(opts.pairs)
+    if not report.pairs:
+        raise UserError(f"{opts.pairs}: no usable image pairs ({report.summary()})")
+    if report.skipped:
+        print(f"pairs: {report.summary()}", file=sys.stderr)
+
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, opts)
+    suffix = shard_suffix(opts.shard, opts.num_shards)
+    games_path, summary_path = out / f"games{suffix}.jsonl", out / f"summary{suffix}.json"
+
+    ids = shard_ids(opts.games, opts.shard, opts.num_shards)
+    writer = JsonlWriter(games_path)  # drops a torn last line left by a killed run
+    done, corrupt = read_done(games_path)
+    todo = [g for g in ids if g not in done]
+    if done or corrupt:
+        print(f"resuming: {len(done)} games already written, {len(todo)} to go"
+              + (f"; {corrupt} unreadable lines ignored" if corrupt else ""), file=sys.stderr)
+
+    skipped: list[str] = []
+    written = 0
+    try:
+        if todo and engine is None:
+            engine = load_engine(opts)
+        bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc=f"selfplay{suffix}", unit="game",
+                   dynamic_ncols=True)
+        for start in range(0, len(todo), opts.batch_games):
+            batch: list[Game] = []
+            for gid in todo[start:start + opts.batch_games]:
+                index, spy = game_plan(len(report.pairs), settings.players, opts.seed, gid)
+                pair = report.pairs[index]
+                try:
+                    batch.append(new_game(gid, pair, spy, settings))
+                except (OSError, ValueError) as exc:
+                    skipped.append(f"game {gid}: pair {pair.base}: {exc}")
+                    bar.update(1)
+            params = SamplingParams(temperature=opts.temperature, top_p=opts.top_p,
+                                    seed=opts.seed * 1_000_003 + (batch[0].game_id if batch else 0))
+            play_games(engine, batch, params)
+            for game in batch:
+                game.drop_images()
+                score_game(game)
+                writer.write(game_record(game, opts.seed, opts.prompts))
+                written += 1
+                bar.update(1)
+        bar.close()
+    finally:
+        writer.close()
+
+    records, corrupt = read_done(games_path)
+    mine = [records[g] for g in ids if g in records]
+    summary = {**summarise(mine), "shard": opts.shard, "num_shards": opts.num_shards, "ids": len(ids),
+               "written_this_run": written, "skipped": len(skipped), "skipped_games": skipped[:50],
+               "unreadable_lines": corrupt, "pairs": len(report.pairs), "options": dataclasses.asdict(opts)}
+    write_json_atomic(summary_path, summary)
+    print(f"{summary['games']} of {len(ids)} games in {games_path}: spy caught {summary['spy_caught_rate']:.1%}, "
+          f"vote accuracy {summary['vote_accuracy']:.1%}, N/A {summary['na_rate']:.1%}, invalid votes "
+          f"{summary['invalid_votes']}, invalid clues {summary['invalid_clues']}, clue length "
+          f"{summary['clue_tokens_mean']:.1f} tokens, mean reward spy {summary['reward_spy_mean']:+.3f} / civilian "
+          f"{summary['reward_civilian_mean']:+.3f}" + (f"; {len(skipped)} games skipped (unreadable pairs)" if skipped else ""))
+    return 0
