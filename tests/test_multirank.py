@@ -1,5 +1,6 @@
 """Two ranks (torchrun, gloo, CPU) train exactly like one process on the same global batch."""
 
+import json
 import os
 import subprocess
 import sys
@@ -60,3 +61,31 @@ def test_two_ranks_match_one_process(corpus, tmp_path, zero):
     lines = (tmp_path / "two" / "stage1" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2
     assert two.stdout.count("step=1 ") == 1
+    # ... and its metrics describe the whole global batch, not its own shard
+    one_rows = [json.loads(x) for x in (tmp_path / "one" / "stage1" / "metrics.jsonl").read_text().splitlines()]
+    two_rows = [json.loads(x) for x in lines]
+    for r1, r2 in zip(one_rows, two_rows):
+        assert r2["samples/kept"] == r1["samples/kept"] == 8
+        assert r2["reward/mean"] == pytest.approx(r1["reward/mean"], abs=1e-6)
+        assert r2["completion_length/mean"] == pytest.approx(r1["completion_length/mean"])
+
+
+def test_two_ranks_play_the_spy_game_with_one_shared_schedule(tmp_path):
+    """Each rank plays half the games; the RAE baselines and SPO EMAs, updated from every
+    rank's games, end where one process playing all the games ends."""
+    from vlrl.cli import main
+
+    pairs = tmp_path / "pairs"
+    assert main(["data", "pairs", "kind=scenes", "n=2", f"out={pairs}", "workers=1", "width=128", "height=96"]) == 0
+    common = ["task=spy", f"data.train={pairs}", "spy.games_per_step=2", "spy.decision_samples=2",
+              "spy.clue_max_new_tokens=8", "spy.vote_max_new_tokens=4", "trainer.steps=2",
+              "trainer.tensorboard=false", "algo.beta=0"]
+    run(common + [f"out={tmp_path / 'one'}", "deepspeed=zero0"], ranks=1)
+    run(common + [f"out={tmp_path / 'two'}", "deepspeed=zero2"], ranks=2)
+    one = json.loads((tmp_path / "one" / "stage1" / "checkpoints" / "latest.json").read_text())["task"]
+    two = json.loads((tmp_path / "two" / "stage1" / "checkpoints" / "latest.json").read_text())["task"]
+    assert two["baselines"]["games"] == one["baselines"]["games"] == 4
+    # a random tiny model casts no valid vote: the outcome is fixed, so the states agree exactly
+    assert two == one
+    rows = [json.loads(x) for x in (tmp_path / "two" / "stage1" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["spy/games"] == 2
