@@ -121,5 +121,8 @@ def describe_options(cls: type) -> str:
             default = ",".join(map(str, default)) or "(none)"
         tp, _ = _unwrap_optional(hints[f.name])
         tname = getattr(tp, "__name__", str(tp).replace("typing.", ""))
-        lines.append(f"  {f.name}={default!s:<14} [{tname}] {f.metadata.get('help', '')}")
-    return "\n".join(lines)
+        if tname == "Literal":
+            tname = "|".join(map(str, typing.get_args(tp)))
+        lines.append((f"{f.name}={default!s}", tname, f.metadata.get("help", "")))
+    width = min(40, max((len(a) for a, _, _ in lines), default=0))
+    return "\n".join(f"  {a:<{width}} [{t}] {h}" for a, t, h in lines)
