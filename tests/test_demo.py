@@ -1,0 +1,258 @@
+"""The Gradio demo through its HTTP API (gradio_client), on the tiny model.
+
+One app for the module: the tiny model, a real sandboxed render pool, launched in-process
+on a free port. Each tab's endpoints are called as a remote user would, bad input included.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file
+
+SAMPLE = "bar_1"
+TOKENS = 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app():
+    from app.demo import build_demo
+    from app.services import start_services
+
+    with start_services("tiny", render_workers=2) as services:
+        demo = build_demo(services)
+        demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        try:
+            yield Client(demo.local_url, verbose=False)
+        finally:
+            demo.close()
+
+
+def generate(client, chart, reference=None, *, n=1, seed=0, temperature=1.0):
+    return client.predict(handle_file(str(chart)), handle_file(str(reference)) if reference else None,
+                          temperature, TOKENS, n, True, seed, api_name="/generate")
+
+
+def score(client, chart, code, reference=None):
+    return client.predict(handle_file(str(chart)), handle_file(str(reference)) if reference else None, code,
+                          api_name="/score")
+
+
+# outputs of /generate and /score, in order
+STATUS, CHART, RENDERING, CODE, DOWNLOAD, RESULT, RAW, TABLE, PICK = range(9)
+
+
+def test_generate_with_the_tiny_model_on_a_bundled_sample(app):
+    png, py = app.predict(SAMPLE, api_name="/load_sample")[:2]
+    assert Path(png).name == f"{SAMPLE}.png" and Path(py).read_text() == (SAMPLES / f"{SAMPLE}.py").read_text()
+
+    out = generate(app, png, py, n=2, seed=3)
+    assert out[STATUS].startswith("2 sample(s) at temperature 1 (seed 3)"), out[STATUS]
+    table = out[TABLE]["data"]
+    assert [row[0] for row in table] == [1, 2]
+    assert all(0 < row[1] <= TOKENS and row[2] in ("stop", "length limit") for row in table), table
+    assert out[CHART] is not None  # the uploaded chart, as the model saw it
+    # A random model writes gibberish: the page says so in words, and still scores it.
+    assert "No code found" in out[RESULT] or "did not render" in out[RESULT], out[RESULT]
+    assert "ChartMimic metrics" in out[RESULT] and "SSIM" in out[RESULT]
+    assert out[RAW]
+    # the fixed seed makes it repeatable
+    again = generate(app, png, py, n=2, seed=3)
+    assert again[RAW] == out[RAW] and again[TABLE] == out[TABLE]
+    other = generate(app, png, py, n=1, seed=4)
+    assert other[RAW] != out[RAW]
+
+
+def test_reference_code_scored_against_itself_is_perfect(app):
+    code = (SAMPLES / f"{SAMPLE}.py").read_text()
+    out = score(app, SAMPLES / f"{SAMPLE}.png", code, SAMPLES / f"{SAMPLE}.py")
+    assert out[STATUS] == "Scored the code in the editor."
+    assert "**Rendered**" in out[RESULT]
+    assert "| yes | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in out[RESULT], out[RESULT]
+    assert "matches the reference on every metric" in out[RESULT]
+    assert out[RENDERING] is not None and Path(out[RENDERING]).stat().st_size > 1000
+    assert Path(out[DOWNLOAD]).read_text().strip() == out[CODE].strip() == code.strip()
+    ssim = out[TABLE]["data"][0][4]
+    assert 0.5 < ssim <= 1.0  # the same chart drawn at another resolution
+
+
+def test_scoring_without_a_reference_gives_only_the_visual_similarity(app):
+    code = (SAMPLES / f"{SAMPLE}.py").read_text()
+    out = score(app, SAMPLES / f"{SAMPLE}.png", code)
+    assert "SSIM" in out[RESULT] and "Upload the reference script" in out[RESULT]
+    assert out[TABLE]["data"][0][-1] is None  # no ChartMimic column value
+
+
+def test_broken_code_is_explained_in_plain_words(app, tmp_path):
+    out = score(app, SAMPLES / f"{SAMPLE}.png", "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n1 / 0\n",
+                SAMPLES / f"{SAMPLE}.py")
+    assert "did not render" in out[RESULT] and "raised an error" in out[RESULT] and "ZeroDivisionError" in out[RESULT]
+    assert out[RENDERING] is None
+    assert "| no |" in out[RESULT]
+    assert "did not produce a chart" in out[RESULT]  # the critique
+
+    broken_reference = tmp_path / "broken.py"
+    broken_reference.write_text("import matplotlib.pyplot as plt\nraise ValueError('no data')\n")
+    out = score(app, SAMPLES / f"{SAMPLE}.png", (SAMPLES / f"{SAMPLE}.py").read_text(), broken_reference)
+    assert "**Rendered**" in out[RESULT] and "SSIM" in out[RESULT]
+    assert "the reference script does not render" in out[RESULT] and "no data" in out[RESULT], out[RESULT]
+
+
+def test_bad_uploads_get_a_message_and_the_app_keeps_serving(app, tmp_path):
+    from PIL import Image
+
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("this is not an image")
+    out = generate(app, not_image)
+    assert "not an image this demo can read" in out[STATUS] and "notes.png" in out[STATUS]
+
+    bomb = tmp_path / "bomb.png"  # 10000 x 10000 pixels, a few kB: refused from its header
+    Image.new("1", (10_000, 10_000)).save(bomb)
+    out = generate(app, bomb)
+    assert "too large" in out[STATUS] and "bomb.png" in out[STATUS]
+
+    binary = tmp_path / "ref.py"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    out = generate(app, SAMPLES / f"{SAMPLE}.png", binary)
+    assert "not UTF-8" in out[STATUS]
+
+    out = score(app, SAMPLES / f"{SAMPLE}.png", "   ")
+    assert "code box is empty" in out[STATUS]
+
+    out = app.predict(None, None, 1.0, TOKENS, 1, True, 0, api_name="/generate")
+    assert "Upload a chart image first" in out[STATUS]
+
+    # still serving
+    out = score(app, SAMPLES / f"{SAMPLE}.png", (SAMPLES / f"{SAMPLE}.py").read_text())
+    assert "**Rendered**" in out[RESULT]
+
+
+def test_large_cmyk_and_transparent_images_are_converted(app, tmp_path):
+    chart = Image_open(SAMPLES / f"{SAMPLE}.png")
+    code = (SAMPLES / f"{SAMPLE}.py").read_text()
+    big = tmp_path / "big.png"
+    chart.resize((chart.width * 4, chart.height * 4)).save(big)  # > MAX_SIDE on the long side
+    cmyk = tmp_path / "cmyk.jpg"
+    chart.convert("CMYK").save(cmyk)
+    alpha = tmp_path / "alpha.png"
+    rgba = chart.convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(alpha)
+    from app.uploads import MAX_SIDE
+
+    for path in (big, cmyk, alpha):
+        out = score(app, path, code)
+        assert "**Rendered**" in out[RESULT], (path.name, out[STATUS])
+        shown = Image_open(out[CHART])
+        assert shown.mode == "RGB" and max(shown.size) <= MAX_SIDE, path.name
+        assert out[TABLE]["data"][0][4] > 0.3, path.name  # still recognisably the same chart
+
+
+def Image_open(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return im.copy()
+
+
+def test_spy_game_on_a_bundled_pair(app):
+    status, original, modified, outcome, clues, votes, transcript = app.predict(
+        "scene-s0-000000", None, None, 2, 1, "civilians_vote", 1, 16, 1.0, 0, 0, api_name="/play_spy")
+    assert status.startswith("Game over: 3 players, 1 round(s)"), status
+    assert original and modified
+    assert [row[:2] for row in clues["data"]] == [[1, 1], [1, 2], [1, 3]]  # round 1, seats in order
+    game = json.loads(Path(transcript).read_text())
+    spy = game["spy"]
+    assert f"The spy was **player {spy}**" in outcome and "What differs" in outcome
+    assert len(votes["data"]) == 2  # the two civilians vote, the spy does not
+    assert {row[0] for row in votes["data"]} == {f"player {p['seat']}" for p in game["players"]
+                                                 if p["role"] == "civilian"}
+    assert abs(sum(game["clue_rewards"])) < 1e-9  # zero-sum clue rewards
+    assert len(game["decision_rewards"]) == 2
+    # the same seed plays the same game
+    again = app.predict("scene-s0-000000", None, None, 2, 1, "civilians_vote", 1, 16, 1.0, 0, 0,
+                        api_name="/play_spy")
+    assert again[4] == clues
+
+
+def test_spy_game_on_an_uploaded_pair_and_bad_pairs(app, tmp_path):
+    from PIL import Image
+
+    pairs = SAMPLES.parent / "spy_pairs"
+    original, modified = pairs / "chart-s1-000008_original.png", pairs / "chart-s1-000008_modified.png"
+    out = app.predict("", handle_file(str(original)), handle_file(str(modified)), 2, 1, "observer", 2, 8, 1.0, 1, 2,
+                      api_name="/play_spy")
+    assert out[0].startswith("Game over"), out[0]
+    assert "The spy was **player 2**" in out[3]
+    assert [row[:2] for row in out[5]["data"]] == [["observer", 1], ["observer", 2]]  # one observer, G = 2
+
+    small = tmp_path / "small.png"
+    Image.new("RGB", (20, 20), "white").save(small)
+    out = app.predict("", handle_file(str(original)), handle_file(str(small)), 2, 1, "observer", 1, 8, 1.0, 0, 0,
+                      api_name="/play_spy")
+    assert "differ in size" in out[0]
+    out = app.predict("", handle_file(str(original)), None, 2, 1, "observer", 1, 8, 1.0, 0, 0, api_name="/play_spy")
+    assert "Upload both images" in out[0]
+    out = app.predict("scene-s0-000000", None, None, 2, 1, "observer", 1, 8, 1.0, 0, 7, api_name="/play_spy")
+    assert "spy's seat must be" in out[0]
+
+
+def write_fake_run(root: Path) -> Path:
+    stage = root / "chart2code" / "stage1"
+    (stage / "samples").mkdir(parents=True)
+    rows = [{"step": s, "reward/mean": 0.1 * s, "reward/exec": 0.05 * s, "kl": 0.01 * s, "entropy": 2.0}
+            for s in range(1, 4)]
+    (stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page = "<html><body><h1>step 3 \"quoted\" & more</h1><script>alert('x')</script></body></html>"
+    (stage / "samples" / "step-000003.html").write_text(page)
+    (stage / "samples" / "step-000001.html").write_text("<html><body>old</body></html>")
+    return stage
+
+
+def test_runs_tab_shows_curves_and_the_latest_sample_report(app, tmp_path):
+    write_fake_run(tmp_path)
+    stage, status = app.predict(str(tmp_path), api_name="/scan_runs")
+    assert stage["choices"] == [["chart2code/stage1", "chart2code/stage1"]] and stage["value"] == "chart2code/stage1"
+    assert "1 stage folder" in status
+    status, rewards_png, kl_png, last, report = app.predict(str(tmp_path), "chart2code/stage1", api_name="/show_run")
+    assert Path(rewards_png).stat().st_size > 1000 and Path(kl_png).stat().st_size > 1000
+    assert last["data"][0] == ["step", 3] and ["reward/mean", 0.3] in [r[:2] for r in last["data"]]
+    assert "step-000003.html" in report and "old" not in report
+    # the report is shown in a sandboxed iframe, its markup escaped into srcdoc
+    assert '<iframe sandbox=""' in report
+    assert "<script>" not in report and "&lt;script&gt;" in report and "&quot;quoted&quot;" in report
+
+
+def test_runs_tab_explains_missing_runs(app, tmp_path):
+    _, status = app.predict(str(tmp_path / "nowhere"), api_name="/scan_runs")
+    assert "No run folder" in status
+    (tmp_path / "empty").mkdir()
+    _, status = app.predict(str(tmp_path / "empty"), api_name="/scan_runs")
+    assert "holds no metrics.jsonl" in status
+    stage = write_fake_run(tmp_path / "run")
+    (stage / "metrics.jsonl").write_text("")
+    status, *_ = app.predict(str(tmp_path / "run"), "chart2code/stage1", api_name="/show_run")
+    assert "holds no steps yet" in status
+
+
+def test_demo_command_help_and_a_bad_model_path(capsys):
+    from vlrl.cli import main
+
+    assert main(["demo", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "model=" in text and "port=" in text and "clip_checkpoint=" in text
+    assert main(["demo", "model=/no/such/checkpoint"]) == 2
+    assert "does not exist" in capsys.readouterr().err
