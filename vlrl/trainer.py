@@ -456,6 +456,9 @@ def step_metrics(step, samples: StepSamples, lengths, infos, loss_total, grad_no
     row.setdefault("time/score", 0.0)
     row["tokens_per_second"] = float(lengths.sum()) / max(split["step"], 1e-9)
     row["completion_tokens"] = int(lengths.sum())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        row["gpu_memory/peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        torch.cuda.reset_peak_memory_stats()
     return row
 
 
@@ -477,7 +480,7 @@ def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
         values = [r[key] for r in rows if key in r and isinstance(r[key], (int, float)) and not isinstance(r[key], bool)]
         if key in ("step", "lr", "loss") or len(values) != len(rows):
             merged[key] = value
-        elif key.endswith("/max") or key.startswith("time/"):
+        elif key.endswith("/max") or key.startswith(("time/", "gpu_memory/")):
             merged[key] = max(values)
         elif key.endswith("/min"):
             merged[key] = min(values)
