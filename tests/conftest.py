@@ -38,3 +38,24 @@ def sample_renders(render_pool):
     names = sorted(p.stem for p in SAMPLES.glob("*.py"))
     codes = [strip_output_calls((SAMPLES / f"{n}.py").read_text()) for n in names]
     return dict(zip(names, render_pool.render_many(codes)))
+
+
+@pytest.fixture(scope="session")
+def demo_url():
+    """The demo app with the tiny model, served on a free local port for the whole session
+    (the API tests and the browser tests share it)."""
+    import socket
+
+    from app.demo import build_demo
+    from app.services import start_services
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with start_services("tiny", render_workers=2) as services:
+        demo = build_demo(services)
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            yield demo.local_url
+        finally:
+            demo.close()

@@ -7,7 +7,6 @@ on a free port. Each tab's endpoints are called as a remote user would, bad inpu
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -20,24 +19,9 @@ SAMPLE = "bar_1"
 TOKENS = 32
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app():
-    from app.demo import build_demo
-    from app.services import start_services
-
-    with start_services("tiny", render_workers=2) as services:
-        demo = build_demo(services)
-        demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-        try:
-            yield Client(demo.local_url, verbose=False)
-        finally:
-            demo.close()
+def app(demo_url):
+    return Client(demo_url, verbose=False)
 
 
 def generate(client, chart, reference=None, *, n=1, seed=0, temperature=1.0):

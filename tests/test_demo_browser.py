@@ -10,7 +10,6 @@ docs/demo.png is made).
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -24,24 +23,9 @@ SAMPLE = "bar_1"
 TIMEOUT_MS = 60_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def url():
-    from app.demo import build_demo
-    from app.services import start_services
-
-    with start_services("tiny", render_workers=2) as services:
-        demo = build_demo(services)
-        demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-        try:
-            yield demo.local_url
-        finally:
-            demo.close()
+def url(demo_url):
+    return demo_url
 
 
 @pytest.fixture(scope="module")
