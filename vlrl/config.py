@@ -28,7 +28,7 @@ PRESET_DIR = Path(__file__).resolve().parent / "configs"
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    path: str = option("tiny", help="local HF model directory, or 'tiny' / 'tiny-qwen2_5_vl' for the built-in random tiny VLMs (the default, with the tiny preset)")
+    path: str = option("tiny", help="local HF model directory, or 'tiny' / 'tiny-qwen2_5_vl' for the built-in random tiny VLMs (the default, with the tiny preset), or 'tiny-learn' (~2M parameters, with its preset; the learning check)")
     dtype: Literal["auto", "float32", "bfloat16"] = option("auto", help="auto = bfloat16 on GPU, float32 on CPU")
     freeze_vision: bool = option(False, help="keep the vision tower fixed (train the language model only)")
     gradient_checkpointing: bool = option(False, help="trade compute for activation memory")

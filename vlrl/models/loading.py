@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vlrl.models.tiny import build_tiny_model
+from vlrl.models.tiny import SIZES, build_tiny_model
 
 __all__ = ["TINY_NAMES", "find_vision_tower", "load_model_and_processor", "resolve_dtype"]
 
@@ -19,7 +19,10 @@ TINY_NAMES = {
     "tiny": "qwen2_vl",
     "tiny-qwen2_vl": "qwen2_vl",
     "tiny-qwen2_5_vl": "qwen2_5_vl",
+    "tiny-learn": "qwen2_vl",
 }
+# Tiny names with a width other than the default (vlrl.models.tiny.SIZES).
+TINY_SIZE = {"tiny-learn": "learn"}
 
 _DTYPE_ALIASES = {
     "float32": "float32", "fp32": "float32",
@@ -132,7 +135,7 @@ def load_model_and_processor(
     name = str(path_or_tiny)
     target = resolve_dtype(dtype, device)
     if name in TINY_NAMES:
-        model, processor = build_tiny_model(TINY_NAMES[name], seed=seed)
+        model, processor = build_tiny_model(TINY_NAMES[name], seed=seed, **SIZES[TINY_SIZE.get(name, "default")])
         model.to(dtype=target)
     else:
         from transformers import AutoModelForImageTextToText, AutoProcessor

@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "KINDS",
+    "SIZES",
     "TOKENIZER_ENV",
     "build_tiny_model",
     "mrope_section_for",
@@ -36,6 +37,14 @@ TOKENIZER_ENV = "VLRL_TINY_TOKENIZER"
 # merges into 4 tokens), large enough that batches still mix different grid sizes.
 DEFAULT_MAX_PIXELS = 112 * 112
 DEFAULT_MIN_PIXELS = 28 * 28
+
+# Named widths for `model=tiny-<size>` (build_tiny_model keyword arguments). The default
+# (~0.5M parameters) is for plumbing tests; "learn" (~2M) is wide enough to learn bar
+# and pie chart scripts in minutes on 2 CPU cores (benchmarks/learning_check.py).
+SIZES: dict[str, dict[str, int]] = {
+    "default": {},
+    "learn": {"hidden_size": 128, "layers": 4, "intermediate_size": 512, "vision_hidden": 64},
+}
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
