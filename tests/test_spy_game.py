@@ -77,11 +77,16 @@ def read_prompt(request) -> Prompt:
     (message,) = request
     image = next(p["image"] for p in message["content"] if p["type"] == "image")
     text = next(p["text"] for p in message["content"] if p["type"] == "text")
+    return parse_prompt(text, image)
+
+
+def parse_prompt(text: str, image) -> Prompt:
+    """A player's prompt, read from its text (plain, or inside a chat template)."""
     clues = [(int(r), int(s), c) for r, s, c in re.findall(r"^Round (\d+), Player (\d+): (.*)$", text, re.MULTILINE)]
     n = int(re.search(r"There are (\d+) players", text).group(1))
-    if text.startswith("You are the judge"):
+    if "You are the judge" in text:
         return Prompt(VOTE, 0, "observer", clues, n, image, text)
-    seat = int(re.match(r"You are Player (\d+)", text).group(1))
+    seat = int(re.search(r"You are Player (\d+)", text).group(1))
     role = "spy" if "Your role: SPY" in text else "civilian"
     kind = VOTE if "vote privately" in text else CLUE
     return Prompt(kind, seat, role, clues, n, image, text)
@@ -602,6 +607,69 @@ def test_unloadable_pair_is_skipped_for_the_next():
     batch = task.play_step(ScriptedEngine(), SamplingParams(), 0, games=2)
     assert all(g.pair.base == "p1" for g in batch.transcripts)
     assert any("pair bad skipped: truncated file" in e for e in batch.events)
+
+
+class ScriptedLLM:
+    """A vllm.LLM stand-in: reads each chat-templated prompt and its image as vLLM gets them
+    and answers like the scripted players, in vLLM's output shapes."""
+
+    def __init__(self, clue=oracle_clue, vote=oracle_vote):
+        self.clue, self.vote = clue, vote
+        self.calls: list[tuple[int, int, int]] = []  # (prompts, n, max_tokens)
+
+    def generate(self, prompts, sampling_params, use_tqdm=False):
+        from types import SimpleNamespace as NS
+
+        self.calls.append((len(prompts), sampling_params.n, sampling_params.max_tokens))
+        outs = []
+        for entry in prompts:
+            assert "<|image_pad|>" in entry["prompt"] and entry["prompt"].startswith("<|im_start|>")
+            (image,) = entry["multi_modal_data"]["image"]
+            p = parse_prompt(entry["prompt"], image)
+            policy = self.clue if p.kind == CLUE else self.vote
+            samples = []
+            for k in range(sampling_params.n):
+                text = policy(p, k)
+                ids = list(range(1, len(text.split()) + 1))
+                samples.append(NS(text=text, token_ids=ids, logprobs=[{t: NS(logprob=-0.5)} for t in ids],
+                                  finish_reason="stop"))
+            outs.append(NS(prompt_token_ids=[1, 2, 3], outputs=samples))
+        return outs
+
+
+@pytest.mark.parametrize("decision", ["civilians_vote", "observer"])
+def test_play_step_through_the_vllm_engine(decision):
+    """The game runs on the vLLM engine's adapter: each player's own image goes as
+    multi_modal_data, turns use their own token limits and vote groups their sample count."""
+    from vlrl.models.tiny import tiny_processor
+    from vlrl.rollout.vllm_engine import VLLMEngine
+
+    @dataclass
+    class Sampling:  # vllm.SamplingParams' fields that the engine sets
+        n: int = 1
+        temperature: float = 1.0
+        top_p: float = 1.0
+        max_tokens: int = 16
+        stop: list | None = None
+        logprobs: int | None = None
+        seed: int | None = None
+        logit_bias: dict | None = None
+
+    s = settings(decision=decision)
+    llm = ScriptedLLM()
+    engine = VLLMEngine(llm, tiny_processor(), sampling_cls=Sampling)
+    task = SpyTask(local_pairs(), s, seed=0)
+    batch = task.play_step(engine, SamplingParams(temperature=1.0, seed=1), 0, games=3)
+    batch_is_consistent(batch, s, 3)
+    n_voters = 1 if decision == "observer" else s.civilians
+    # clue turns batched across the 3 games (one call per seat and round), then all votes at once
+    assert llm.calls == [(3, 1, s.clue_max_new_tokens)] * (s.players * s.rounds) \
+        + [(3 * n_voters, s.decision_samples, s.vote_max_new_tokens)]
+    for comps in batch.completions:
+        assert all(c.logprobs == [-0.5] * len(c.token_ids) and c.prompt_ids == [1, 2, 3] for c in comps)
+    # truthful players who see their own image catch the spy in every game
+    assert batch.metrics["invalid_clue_rate"] == 0.0 and batch.metrics["invalid_vote_rate"] == 0.0
+    assert batch.metrics["spy_caught_rate"] == 1.0 and all(g.outcome["spy_caught"] for g in batch.transcripts)
 
 
 @pytest.fixture(scope="module")
