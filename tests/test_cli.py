@@ -46,6 +46,15 @@ def test_help_lists_every_option_with_default():
     assert "eval" in vlrl("--help").stdout
 
 
+def test_help_into_a_closed_pipe_is_quiet():
+    """`vlrl train --help | head -1`: the reader leaves early, vlrl exits 0 without a traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "vlrl.cli", "train", "--help"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.close()  # before vlrl has written anything: every write hits a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
+
+
 def test_bad_input_gets_one_clear_line(tmp_path):
     r = vlrl("render", str(tmp_path / "missing.py"), f"out={tmp_path}/o")
     assert r.returncode == 2 and "no such file or folder" in r.stderr and "Traceback" not in r.stderr

@@ -127,7 +127,7 @@ COMMANDS = {
     ),
     "train": Command(
         "train",
-        "GRPO-family RL on chart-to-code with DeepSpeed (stage=1, then stage=2 from stage 1's weights)",
+        "GRPO-family RL with DeepSpeed: chart-to-code (stage=1, then stage=2 from stage 1's weights) or the spy game (task=spy)",
         "vlrl train [task=chart2code|spy] stage=1|2 [model=tiny|PATH] [deepspeed=zero2|zero3] [--profile] [section.key=value ...]",
         None, _train_run, run_config=True,
     ),
@@ -193,18 +193,27 @@ def _command_help(cmd: Command) -> str:
     return f"usage: {cmd.usage}\n\n{cmd.summary}\n\noptions:\n{describe_options(cmd.options())}"
 
 
+def _emit(text: str) -> None:
+    """Print help; a reader that closes the pipe early (`vlrl --help | head`) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python's documented recipe: point stdout at devnull so the exit-time flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # offline first: nothing downloads weights
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_overview())
+        _emit(_overview())
         return 0
     name = argv[0]
     rest = argv[1:]
     if name == "data":
         if not rest or rest[0] in ("-h", "--help"):
             subcommands = [c for c in COMMANDS.values() if c.name.startswith("data ")]
-            print("usage: vlrl data SUBCOMMAND [key=value ...]   (vlrl data SUBCOMMAND --help for its options)\n\n"
+            _emit("usage: vlrl data SUBCOMMAND [key=value ...]   (vlrl data SUBCOMMAND --help for its options)\n\n"
                   "subcommands:\n" + "\n".join(f"  {c.usage}\n      {c.summary}" for c in subcommands))
             return 0 if rest else 2
         name, rest = f"data {rest[0]}", rest[1:]
@@ -217,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vlrl: unknown command '{name}'{hint}\n\n{_overview()}", file=sys.stderr)
         return 2
     if any(a in ("-h", "--help") for a in rest):
-        print(_command_help(cmd))
+        _emit(_command_help(cmd))
         return 0
     try:
         if cmd.run_config:
