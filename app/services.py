@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,20 @@ class DemoServices:
     # so the events that use it share a Gradio concurrency id and also take this lock.
     model_lock: threading.Lock = field(default_factory=threading.Lock)
     visual_names: tuple[str, ...] = ("ssim",)
+    # Gradio copies each returned file into its own cache (cleaned by Blocks' delete_cache),
+    # so only the newest scratch folders are kept: a demo serving for weeks stays bounded.
+    scratch_keep: int = 256
+    _scratch: deque = field(default_factory=deque, repr=False)
+    _scratch_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def scratch(self, prefix: str) -> Path:
-        """A fresh folder inside the app's scratch space (Gradio serves files from temp dirs)."""
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.workdir))
+        """A fresh folder inside the app's scratch space; the oldest beyond scratch_keep go."""
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=self.workdir))
+        with self._scratch_lock:
+            self._scratch.append(folder)
+            while len(self._scratch) > self.scratch_keep:
+                shutil.rmtree(self._scratch.popleft(), ignore_errors=True)
+        return folder
 
     def close(self) -> None:
         self.pool.close()

@@ -232,6 +232,19 @@ def test_runs_tab_explains_missing_runs(app, tmp_path):
     assert "holds no steps yet" in status
 
 
+def test_scratch_space_keeps_only_the_newest_folders(tmp_path):
+    from app.services import DemoServices, SamplingDefaults
+
+    services = DemoServices(engine=None, pool=None, visual_reward=None, chart_reward=None, model_name="x",
+                            defaults=SamplingDefaults(1.0, 8, 0), workdir=tmp_path, scratch_keep=3)
+    folders = []
+    for i in range(5):
+        folders.append(services.scratch(f"s{i}-"))
+        (folders[-1] / "out.png").write_bytes(b"png")
+    assert [f.exists() for f in folders] == [False, False, True, True, True]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in folders[2:])
+
+
 def test_demo_command_help_and_a_bad_model_path(capsys):
     from vlrl.cli import main
 
