@@ -1,6 +1,6 @@
 """Learning check: stage-1 RL raises the SFT'd tiny model's reward on held-out charts.
 
-    python benchmarks/learning_check.py [--out runs/learning_check] [--threads 1]
+    python benchmarks/learning_check.py [--out runs/learning_check] [--threads 1] [--rl KEY=VALUE ...]
 
 The recipe, each step the `vlrl` command a user would type (README, "Learning check"):
 
@@ -222,6 +222,34 @@ def run_check(out: Path, recipe: Recipe | None = None, *, threads: int | None = 
     return result
 
 
+def drawn_kind(answer: str) -> str:
+    """What an answer draws: the first bar or pie call in its code (collapse shows up here)."""
+    calls = {kind: answer.find(f"{kind}(") for kind in ("pie", "barh", "bar")}
+    found = sorted((pos, kind) for kind, pos in calls.items() if pos >= 0)
+    return found[0][1] if found else "other"
+
+
+def family_table(per_chart: dict[str, list[dict[str, Any]]]) -> str:
+    """Per chart family: mean reward before and after, and what the answers draw."""
+    after = {r["id"]: r for r in per_chart["after"]}
+    families = sorted({r["family"] for r in per_chart["before"]})
+    lines = ["| family | charts | reward before | reward after | answers drawn before | answers drawn after |",
+             "|---|---|---|---|---|---|"]
+    for family in families:
+        rows = [(b, after[b["id"]]) for b in per_chart["before"] if b["family"] == family]
+
+        def drawn(side: int) -> str:
+            counts: dict[str, int] = {}
+            for pair in rows:
+                kind = drawn_kind(pair[side]["answer"])
+                counts[kind] = counts.get(kind, 0) + 1
+            return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+        mean = [sum(pair[side]["reward"] for pair in rows) / len(rows) for side in (0, 1)]
+        lines.append(f"| {family} | {len(rows)} | {mean[0]:.3f} | {mean[1]:.3f} | {drawn(0)} | {drawn(1)} |")
+    return "\n".join(lines)
+
+
 def timing_table(timing: dict[str, dict[str, float]]) -> str:
     lines = ["| phase | wall (s) | CPU (s) |", "|---|---|---|"]
     lines += [f"| {phase} | {t['wall_s']:.0f} | {t['cpu_s']:.0f} |" for phase, t in timing.items()]
@@ -234,15 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     # One torch thread by default: the figures are then reproducible bit for bit (thread
     # count changes float summation order), and the render pool has the second core.
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
+    parser.add_argument("--rl", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra `vlrl train` option for the RL phase, e.g. --rl algo.beta=0.04 (repeatable)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         import shutil
 
         shutil.rmtree(out)  # a stale run directory would be resumed, not re-measured
-    result = run_check(out, threads=args.threads or None)
+    result = run_check(out, Recipe(rl_overrides=args.rl), threads=args.threads or None)
     n = len(result["per_chart"]["before"])
     print(table(result["stats"], n))
+    print()
+    print(family_table(result["per_chart"]))
     print()
     print(timing_table(result["timing"]))
     s = result["stats"]["reward"]

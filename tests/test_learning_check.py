@@ -70,6 +70,22 @@ def test_compare_pairs_charts_by_id_and_names_missing_ones():
         lc.compare(before, after[:2])
 
 
+def test_family_table_shows_what_the_answers_draw():
+    def row(cid, family, reward, answer):
+        return {"id": cid, "family": family, "reward": reward, "answer": answer}
+
+    per_chart = {
+        "before": [row("a", "bar", 0.2, "```python\nax.bar(x, y)\n```"), row("b", "bar", 0.0, "no code"),
+                   row("c", "pie", 0.4, "plt.pie(v)")],
+        "after": [row("b", "bar", 0.5, "plt.pie(v); ax.bar(x, y)"), row("a", "bar", 0.3, "ax.barh(x, y)"),
+                  row("c", "pie", 0.6, "plt.pie(v)")],
+    }
+    assert lc.family_table(per_chart).splitlines()[2:] == [
+        "| bar | 2 | 0.100 | 0.400 | bar 1, other 1 | barh 1, pie 1 |",
+        "| pie | 1 | 0.400 | 0.600 | pie 1 | pie 1 |",
+    ]
+
+
 def test_recipe_commands_resolve_to_the_learning_preset(tmp_path):
     from vlrl.config import load_config
     from vlrl.datasets.corpus import SynthOptions
@@ -106,6 +122,7 @@ def test_stage1_rl_raises_the_reward_on_held_out_charts(tmp_path):
     result = lc.run_check(tmp_path / "check", threads=1)  # as measured: one torch thread
     stats = result["stats"]
     print(lc.table(stats, len(result["per_chart"]["before"])))
+    print(lc.family_table(result["per_chart"]))
     print(lc.timing_table(result["timing"]))
     assert len(result["per_chart"]["before"]) >= 50
     assert stats["reward"]["diff"] >= REQUIRED_GAIN, stats["reward"]
