@@ -31,6 +31,8 @@ from app.uploads import (
 
 MAX_SAMPLES = 8
 MAX_NEW_TOKENS = 8192
+IMAGE_HEIGHT = 360  # pixels: both charts fit whole, side by side
+STATE_TTL = 3600  # seconds a session's last answers are kept
 
 # Why a script produced no chart, in plain words (renderers.ERROR_KINDS).
 _ERROR_WORDS = {
@@ -79,13 +81,19 @@ def prompt_for(task, image: Any, reference_code: str | None):
 
 
 def generate_answers(services: DemoServices, request, *, n: int, temperature: float, max_new_tokens: int,
-                     seed: int | None) -> list[Any]:
-    """n completions of one request (vlrl.rollout.base.Completion)."""
+                     seed: int | None, on_step: Callable[[int, int], None] | None = None) -> list[Any]:
+    """n completions of one request (vlrl.rollout.base.Completion); `on_step(done, total)`
+    follows the decoding steps when the engine reports them (the HF engine does)."""
+    import inspect
+
     from vlrl.rollout.base import SamplingParams
 
     params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    extra = {}
+    if on_step is not None and "progress" in inspect.signature(services.engine.generate).parameters:
+        extra["progress"] = on_step
     with services.model_lock:
-        return services.engine.generate([request], params)[0]
+        return services.engine.generate([request], params, **extra)[0]
 
 
 def _example(image: Any, reference_code: str):
@@ -203,7 +211,8 @@ def build_chart_tab(services: DemoServices) -> None:
     d = services.defaults
     with gr.Row():
         with gr.Column(scale=1):
-            chart_file = gr.File(label="Chart image", file_types=["image"], type="filepath", elem_id="chart-file")
+            # no file_types filter: a wrong file gets the demo's own message in the page, not a toast
+            chart_file = gr.File(label="Chart image (PNG, JPEG, WebP, BMP, ...)", type="filepath", elem_id="chart-file")
             sample = gr.Dropdown(["", *chart_sample_names()], value="", label="...or a bundled ChartMimic sample",
                                  elem_id="chart-sample")
             reference_file = gr.File(label="Reference script (optional): adds ChartMimic's metrics",
@@ -220,9 +229,10 @@ def build_chart_tab(services: DemoServices) -> None:
         with gr.Column(scale=2):
             status = gr.Markdown("Upload a chart and press **Generate**.", elem_id="chart-status")
             with gr.Row():
-                chart_view = gr.Image(label="your chart", type="pil", interactive=False, format="png")
+                chart_view = gr.Image(label="your chart", type="pil", interactive=False, format="png",
+                                      height=IMAGE_HEIGHT)
                 rendering = gr.Image(label="rendering of the generated code", type="pil", interactive=False,
-                                     format="png", elem_id="rendering")
+                                     format="png", elem_id="rendering", height=IMAGE_HEIGHT)
             result = gr.Markdown(elem_id="chart-result")
             with gr.Row():
                 pick = gr.Dropdown([], label="show sample", interactive=True, elem_id="pick-sample")
@@ -233,7 +243,9 @@ def build_chart_tab(services: DemoServices) -> None:
             table = gr.Dataframe(headers=table_headers(visual_names), label="all samples", interactive=False)
             with gr.Accordion("raw model output", open=False):
                 raw = gr.Textbox(show_label=False, lines=6, interactive=False)
-    answers_state = gr.State({})  # what the last Generate / Render & score produced, for "show sample"
+    # what the last Generate / Render & score produced, for "show sample"; a session that
+    # went away (API clients never say so) frees it after STATE_TTL seconds
+    answers_state = gr.State({}, time_to_live=STATE_TTL)
 
     def show(answers: list[ScoredAnswer], index: int, reference_problem: str | None, image) -> dict:
         a = answers[index]
@@ -275,9 +287,15 @@ def build_chart_tab(services: DemoServices) -> None:
         progress(0.02, desc="building the prompt")
         task = new_task(services)
         request = prompt_for(task, image, reference_code)
-        progress(0.1, desc=f"generating {n} sample(s) of up to {max_new} tokens with {services.model_name}")
+        what = f"generating {n} sample(s) of up to {max_new} tokens with {services.model_name}"
+        progress(0.1, desc=what)
+
+        def on_step(done: int, total: int) -> None:
+            if done % 8 == 0 or done == total:  # a few updates a second is plenty for the page
+                progress(0.1 + 0.6 * done / total, desc=f"{what}: {done} of {total}")
+
         completions = generate_answers(services, request, n=n, temperature=temp, max_new_tokens=max_new,
-                                       seed=seed_used)
+                                       seed=seed_used, on_step=on_step)
         progress(0.7, desc="rendering in the sandbox")
         texts = [c.text for c in completions]
         answers, ref_problem = score_answers(
@@ -311,7 +329,11 @@ def build_chart_tab(services: DemoServices) -> None:
         if not (code_v or "").strip():
             return {status: "⚠️ The code box is empty: generate code first or paste a script."}
         progress(0.1, desc="rendering in the sandbox")
-        answers, ref_problem = score_answers(services, image, reference_code, [f"```python\n{code_v}\n```"])
+        from renderers import extract_code
+
+        # the editor holds a script; a pasted model answer with its own ``` fence is kept as is
+        text = code_v if extract_code(code_v) is not None and "```" in code_v else f"```python\n{code_v}\n```"
+        answers, ref_problem = score_answers(services, image, reference_code, [text])
         out = show(answers, 0, ref_problem, image)
         out.update({status: "Scored the code in the editor.", answers_state: _shown(answers, ref_problem, image),
                     pick: gr.update(choices=[("edited code", 0)], value=0)})
@@ -320,7 +342,7 @@ def build_chart_tab(services: DemoServices) -> None:
     outputs = [status, chart_view, rendering, code, download, result, raw, table, pick, answers_state]
     sample.change(guard(on_sample, status), [sample], [chart_file, reference_file, chart_view, status],
                   api_name="load_sample")
-    chart_file.upload(_preview, [chart_file], [chart_view, status], api_name=False)
+    chart_file.upload(_preview, [chart_file, sample], [chart_view, status, sample, reference_file], api_name=False)
     generate.click(guard(on_generate, status), [chart_file, reference_file, temperature, max_new_tokens, n_samples,
                                                  fixed_seed, seed],
                    outputs, api_name="generate", concurrency_id="model", concurrency_limit=1)
@@ -332,10 +354,17 @@ def _shown(answers: list[ScoredAnswer], reference_problem: str | None, image) ->
     return {"answers": answers, "reference_problem": reference_problem, "image": image}
 
 
-def _preview(chart_file):
-    """Show the upload as the model will see it, or say why it cannot be used."""
+def _preview(chart_file, sample_name):
+    """Show the upload as the model will see it, or say why it cannot be used. A bundled
+    sample's reference script belongs to that sample: a new chart drops it, so ChartMimic
+    never scores one chart against another chart's script."""
+    keep = (gr.update(), gr.update())
+    note = ""
+    if sample_name:
+        keep = ("", None)
+        note = f" (the reference script of sample **{sample_name}** was removed: upload this chart's own)"
     try:
-        return load_image_upload(file_path(chart_file)), "Chart loaded: press **Generate**."
+        return (load_image_upload(file_path(chart_file)), f"Chart loaded: press **Generate**.{note}", *keep)
     except (BadUpload, TypeError) as exc:
         gr.Warning(str(exc))
-        return None, f"⚠️ {exc}"
+        return (None, f"⚠️ {exc}", *keep)

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 
 from vlrl.options import option
 
+# Uploads beyond this are refused by the server before they reach the disk (a chart image or
+# script is far smaller; bigger images are downscaled anyway).
+MAX_UPLOAD = "25mb"
+# Requests waiting beyond this are turned away with "queue full" instead of piling up.
+MAX_QUEUE = 64
+
 
 @dataclass(kw_only=True)
 class DemoOptions:
@@ -53,8 +59,14 @@ def build_demo(services, *, runs_dir: str = "runs", spy_pairs: str = ""):
             build_spy_tab(services, spy_pairs or None)
         with gr.Tab("Runs"):
             build_runs_tab(services, runs_dir)
-    demo.queue(default_concurrency_limit=2)
+    demo.queue(default_concurrency_limit=2, max_size=MAX_QUEUE)
     return demo
+
+
+def launch(demo, host: str, port: int, **kwargs):
+    """Serve the app with the demo's limits (the command and the tests use this one call)."""
+    return demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,
+                       max_file_size=MAX_UPLOAD, **kwargs)
 
 
 def run(opts: DemoOptions) -> int:
@@ -77,7 +89,7 @@ def run(opts: DemoOptions) -> int:
                             render_timeout=opts.render_timeout) as services:
             demo = build_demo(services, runs_dir=opts.runs, spy_pairs=opts.spy_pairs)
             try:
-                demo.launch(server_name=opts.host, server_port=opts.port, share=False, inbrowser=False)
+                launch(demo, opts.host, opts.port)
             finally:
                 demo.close()
     finally:

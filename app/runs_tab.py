@@ -66,7 +66,7 @@ def last_metrics(metrics: Path) -> list[list[Any]]:
     """The last logged step as (metric, value) rows, the step and rewards first."""
     from vlrl.jsonl import read_jsonl
 
-    rows = list(read_jsonl(metrics, skip_torn_tail=True))
+    rows = [r for r in read_jsonl(metrics, skip_torn_tail=True) if isinstance(r, dict)]
     if not rows:
         return []
     last = rows[-1]
@@ -87,15 +87,16 @@ def plot_curves(metrics: Path, out: Path) -> dict[str, str]:
 def build_runs_tab(services: DemoServices, runs_dir: str = "runs") -> None:
     try:
         initial = find_stages(runs_dir)
-    except RunProblem:
-        initial = []
+        first_note = f"{len(initial)} stage folder(s) in `{runs_dir}`: pick one."
+    except RunProblem as exc:
+        initial, first_note = [], f"{exc} Type a run folder and press **Scan**."
     with gr.Row():
         run_dir = gr.Textbox(value=runs_dir, label="run folder", scale=3, elem_id="run-dir")
         scan = gr.Button("Scan", scale=1)
         stage = gr.Dropdown(initial, value=None, label="stage (folders with metrics.jsonl)", scale=3,
                             elem_id="run-stage",
                             allow_custom_value=True)
-    status = gr.Markdown(elem_id="runs-status")
+    status = gr.Markdown(first_note, elem_id="runs-status")
     with gr.Row():
         rewards_plot = gr.Image(label="reward", type="filepath", interactive=False, elem_id="run-rewards")
         kl_plot = gr.Image(label="KL to the reference", type="filepath", interactive=False, elem_id="run-kl")
@@ -103,26 +104,31 @@ def build_runs_tab(services: DemoServices, runs_dir: str = "runs") -> None:
     report = gr.HTML(elem_id="sample-report")
 
     def on_scan(folder: str) -> dict:
+        """List the stages and show the newest. A scan always redraws: a live run's newest
+        stage keeps its name while its metrics grow, so the dropdown's value may not change."""
         try:
             stages = find_stages(folder)
         except RunProblem as exc:
-            return {stage: gr.update(choices=[], value=None), status: f"⚠️ {exc}"}
-        return {stage: gr.update(choices=stages, value=stages[-1]),
-                status: f"{len(stages)} stage folder(s) in `{folder}`."}
+            return {**on_show(folder, None), stage: gr.update(choices=[], value=None), status: f"⚠️ {exc}"}
+        shown = on_show(folder, stages[-1])
+        return {**shown, stage: gr.update(choices=stages, value=stages[-1]),
+                status: f"{len(stages)} stage folder(s) in `{folder}`; showing {shown[status]}"}
 
     def on_show(folder: str, stage_name: str | None) -> dict:
-        if not stage_name:
-            return {}
+        if not stage_name:  # nothing picked (a failed scan): clear what an earlier run left
+            return {status: "", rewards_plot: None, kl_plot: None, last: [], report: ""}
         stage_dir = Path(folder or ".").expanduser() / stage_name
         metrics = stage_dir / "metrics.jsonl"
         if not metrics.is_file():
-            return {status: f"⚠️ No metrics.jsonl in `{stage_dir}`."}
+            return {status: f"⚠️ No metrics.jsonl in `{stage_dir}`.", rewards_plot: None, kl_plot: None,
+                    last: [], report: ""}
         from vlrl.options import UserError
 
         try:
             plots = plot_curves(metrics, services.scratch("plots-"))
-        except UserError as exc:
-            plots, note = {}, f"⚠️ {exc}"
+            table = last_metrics(metrics)
+        except UserError as exc:  # no steps yet, a malformed line (named with its number)
+            plots, table, note = {}, [], f"⚠️ {exc}"
         else:
             note = f"`{stage_dir}`" + ("" if "kl" in plots else ": no KL logged (algo.beta=0 loads no reference).")
         page = latest_report(stage_dir)
@@ -130,12 +136,13 @@ def build_runs_tab(services: DemoServices, runs_dir: str = "runs") -> None:
             status: note,
             rewards_plot: plots.get("rewards"),
             kl_plot: plots.get("kl"),
-            last: last_metrics(metrics),
+            last: table,
             report: report_iframe(page) if page else "<p>No sample report in this stage yet "
                                                       "(trainer.log_samples_every=N writes one every N steps).</p>",
         }
 
     outputs = [status, rewards_plot, kl_plot, last, report]
-    scan.click(guard(on_scan, status), [run_dir], [stage, status], api_name="scan_runs")
-    run_dir.submit(guard(on_scan, status), [run_dir], [stage, status], api_name=False)
-    stage.change(guard(on_show, status), [run_dir, stage], outputs, api_name="show_run")
+    scanned = [stage, *outputs]
+    scan.click(guard(on_scan, status), [run_dir], scanned, api_name="scan_runs")
+    run_dir.submit(guard(on_scan, status), [run_dir], scanned, api_name=False)
+    stage.input(guard(on_show, status), [run_dir, stage], outputs, api_name="show_run")

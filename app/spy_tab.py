@@ -20,6 +20,7 @@ from app.uploads import REPO_DATA, BadUpload, file_path, load_image_upload
 SPY_PAIRS = REPO_DATA / "spy_pairs"
 MAX_CIVILIANS = 8  # votes are one digit: at most 9 players
 MAX_TURN_TOKENS = 2048
+IMAGE_HEIGHT = 320  # pixels: both images whole, side by side
 
 
 class _ProgressEngine:
@@ -148,10 +149,9 @@ def build_spy_tab(services: DemoServices, pairs_dir: str | None = None) -> None:
             pair_name = gr.Dropdown(["", *by_base], value=next(iter(by_base), ""), label="bundled image pair",
                                     elem_id="spy-pair")
             with gr.Accordion("...or upload a pair", open=not by_base):
-                original_file = gr.File(label="original (civilians)", file_types=["image"], type="filepath",
-                                        elem_id="spy-original")
-                modified_file = gr.File(label="modified (spy)", file_types=["image"], type="filepath",
-                                        elem_id="spy-modified")
+                # no file_types filter: a wrong file gets the demo's own message in the page
+                original_file = gr.File(label="original (civilians)", type="filepath", elem_id="spy-original")
+                modified_file = gr.File(label="modified (spy)", type="filepath", elem_id="spy-modified")
             civilians = gr.Slider(2, MAX_CIVILIANS, value=defaults.civilians, step=1, label="civilians (plus one spy)",
                                   elem_id="spy-civilians")
             rounds = gr.Slider(1, 4, value=defaults.rounds, step=1, label="clue rounds", elem_id="spy-rounds")
@@ -171,15 +171,15 @@ def build_spy_tab(services: DemoServices, pairs_dir: str | None = None) -> None:
                                  elem_id="spy-status")
             with gr.Row():
                 original_view = gr.Image(shown[0], label="civilians see", type="pil", interactive=False, format="png",
-                                         elem_id="spy-original-view")
+                                         elem_id="spy-original-view", height=IMAGE_HEIGHT)
                 modified_view = gr.Image(shown[1], label="the spy sees", type="pil", interactive=False, format="png",
-                                         elem_id="spy-modified-view")
+                                         elem_id="spy-modified-view", height=IMAGE_HEIGHT)
             outcome = gr.Markdown(elem_id="spy-outcome")
             clues = gr.Dataframe(headers=["round", "player", "role", "clue", "what it wrote", "tokens"], label="clues",
                                  interactive=False, wrap=True, elem_id="spy-clues",
                                  column_widths=["8%", "8%", "10%", "32%", "34%", "8%"])
             votes = gr.Dataframe(headers=["voter", "sample", "vote", "decision reward", "what it wrote"],
-                                 label="votes", interactive=False, wrap=True,
+                                 label="votes", interactive=False, wrap=True, elem_id="spy-votes",
                                  column_widths=["12%", "9%", "14%", "13%", "52%"])
             transcript_file = gr.File(label="transcript (JSON)", interactive=False)
 
@@ -211,9 +211,11 @@ def build_spy_tab(services: DemoServices, pairs_dir: str | None = None) -> None:
         path = services.scratch("game-") / "transcript.json"
         path.write_text(json.dumps(game.to_dict(), indent=1, default=str), encoding="utf-8")
         n_valid = sum(t.valid for t in game.clue_turns())
+        played_on = (f"the uploaded pair ({Path(pair.original).name} / {Path(pair.modified).name})"
+                     if pair.base == "upload" else f"pair **{pair.base}**")
         return {
             status: (f"Game over: {settings.players} players, {settings.rounds} round(s); {n_valid} of "
-                     f"{len(game.clue_turns())} clues were boxed."),
+                     f"{len(game.clue_turns())} clues were boxed. Played on {played_on}."),
             original_view: images[0],
             modified_view: images[1],
             outcome: outcome_markdown(game),
@@ -231,7 +233,28 @@ def build_spy_tab(services: DemoServices, pairs_dir: str | None = None) -> None:
         return {original_view: images[0], modified_view: images[1],
                 status: f"Pair **{name}**" + (f" (what differs: {changed})" if changed else "") + ": press **Play**."}
 
+    def on_upload(original_v, modified_v) -> dict:
+        """Preview each uploaded half as the players will see it; uploads replace the bundled pair."""
+        out: dict = {pair_name: ""}
+        notes = []
+        for value, view, what in ((original_v, original_view, "original image"),
+                                  (modified_v, modified_view, "modified image")):
+            if file_path(value):
+                try:
+                    out[view] = load_image_upload(file_path(value), what=what)
+                except BadUpload as exc:
+                    out[view] = None
+                    notes.append(f"⚠️ {exc}")
+        missing = [w for v, w in ((original_v, "the original"), (modified_v, "the modified image")) if not file_path(v)]
+        if not notes:
+            notes.append("Uploaded pair: " + (f"now upload {missing[0]}." if missing else "press **Play**."))
+        out[status] = " ".join(notes)
+        return out
+
     pair_name.change(guard(on_pair, status), [pair_name], [original_view, modified_view, status], api_name=False)
+    for upload in (original_file, modified_file):
+        upload.upload(guard(on_upload, status), [original_file, modified_file],
+                      [pair_name, original_view, modified_view, status], api_name=False)
     play.click(guard(on_play, status),
                [pair_name, original_file, modified_file, civilians, rounds, decision, votes_per, max_tokens,
                 temperature, seed, spy_seat],

@@ -5,9 +5,10 @@ says exactly what differs: two series' colours swapped, a value changed, a label
 a marker or line style changed. change_chart_type is left out: a bar chart turned into a
 line chart is spotted at a glance and teaches the players nothing.
 
-Both halves are rendered by the sandboxed RenderPool; a pair whose either half fails to
-render, or whose two renders come out identical (an edit too small to see), is skipped
-with its reason.
+Both halves, and the chart after the first edit alone, are rendered by the sandboxed
+RenderPool; a pair is skipped with its reason when a render fails or when an edit changes
+no pixel (a value moved by less than the resolution shows, a label nobody draws), so every
+change a record lists is one a player can see.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ def _clashes(earlier: dict, new: dict) -> bool:
 
 
 def spy_perturb(spec: ChartSpec, rng: random.Random, n_changes: int = 2) -> tuple[ChartSpec, list[dict]]:
-    """A copy of `spec` with `n_changes` spy edits and their exact descriptions.
+    """A copy of `spec` with `n_changes` spy edits and their exact descriptions."""
+    steps, descriptions = spy_edit_steps(spec, rng, n_changes)
+    return steps[-1], descriptions
+
+
+def spy_edit_steps(spec: ChartSpec, rng: random.Random, n_changes: int = 2) -> tuple[list[ChartSpec], list[dict]]:
+    """The spec after each of `n_changes` spy edits (the last is the spy's chart) and the
+    edits' exact descriptions.
 
     Distinct kinds when the chart offers enough of them, otherwise a repeatable kind
     again on another slot. Raises PerturbationNotApplicable when neither works.
@@ -63,6 +71,7 @@ def spy_perturb(spec: ChartSpec, rng: random.Random, n_changes: int = 2) -> tupl
         chosen = kinds + [rng.choice(repeatable) for _ in range(n_changes - len(kinds))]
     chosen.sort(key=_APPLY_ORDER.index)
     descriptions: list[dict] = []
+    steps: list[ChartSpec] = []
     for kind in chosen:
         for _ in range(_REPEAT_TRIES):
             candidate, desc = perturb(spec, kind, rng)
@@ -71,8 +80,9 @@ def spy_perturb(spec: ChartSpec, rng: random.Random, n_changes: int = 2) -> tupl
         else:
             raise PerturbationNotApplicable(f"no second distinct {kind} slot in this {spec.family} chart")
         spec = candidate
+        steps.append(spec)
         descriptions.append(desc)
-    return spec, descriptions
+    return steps, descriptions
 
 
 @dataclass
@@ -81,13 +91,21 @@ class ChartPairPlan:
 
     index: int
     original: ChartSpec
-    modified: ChartSpec | None = None
+    steps: list[ChartSpec] = field(default_factory=list)  # after each change; the last is the spy's
     changes: list[dict] = field(default_factory=list)
     problem: str | None = None  # why this chart yields no pair
+
+    @property
+    def modified(self) -> ChartSpec | None:
+        return self.steps[-1] if self.steps else None
 
     def codes(self) -> tuple[str, str]:
         assert self.modified is not None, "a plan without a modified spec has nothing to render"
         return self.original.to_code(), self.modified.to_code()
+
+    def render_codes(self) -> list[str]:
+        """The original, then the chart after each change: consecutive renders must differ."""
+        return [self.original.to_code()] + [spec.to_code() for spec in self.steps]
 
 
 def plan_chart_pairs(n: int, seed: int, families: Sequence[str] | None = None, n_changes: int = 2,
@@ -102,41 +120,53 @@ def plan_chart_pairs(n: int, seed: int, families: Sequence[str] | None = None, n
     for i in (range(n) if indices is None else indices):
         plan = ChartPairPlan(index=i, original=specs[i])
         try:
-            plan.modified, plan.changes = spy_perturb(specs[i], random.Random(f"spy-chart-{seed}-{i}"), n_changes)
+            plan.steps, plan.changes = spy_edit_steps(specs[i], random.Random(f"spy-chart-{seed}-{i}"), n_changes)
         except PerturbationNotApplicable as exc:
             plan.problem = str(exc)
         plans.append(plan)
     return plans
 
 
-def render_problem(original, modified) -> tuple[str, str] | None:
-    """(reason, detail) when two RenderResults do not make a usable pair, else None."""
-    for half, result in (("original", original), ("modified", modified)):
+def render_problem(*results, changes: Sequence[dict] = ()) -> tuple[str, str] | None:
+    """(reason, detail) when RenderResults do not make a usable pair, else None.
+
+    `results` are the original's render, then the render after each change (the last is
+    the modified chart); with only two, the pair as a whole must differ.
+    """
+    last = len(results) - 1
+    for k, result in enumerate(results):
+        half = "original" if k == 0 else "modified" if k == last else "intermediate"
         if not result.ok:
             return f"{half}_render_failed", f"{result.error_kind}: {result.error}"
-    a, b = original.image, modified.image
-    if a.size != b.size:
-        return "size_mismatch", f"original {a.size[0]}x{a.size[1]}, modified {b.size[0]}x{b.size[1]}"
+    images = [r.image for r in results]
+    a, b = images[0], images[-1]
+    odd = next((im for im in images if im.size != a.size), None)
+    if odd is not None:
+        return "size_mismatch", f"original {a.size[0]}x{a.size[1]}, modified {odd.size[0]}x{odd.size[1]}"
     if a.tobytes() == b.tobytes():
         return "identical_renders", "the edits changed no pixel"
+    if last > 1:
+        for k in range(last):
+            if images[k].tobytes() == images[k + 1].tobytes():
+                what = changes[k].get("text", changes[k].get("kind")) if k < len(changes) else f"change {k + 1}"
+                return "invisible_edit", f"change {k + 1} ({what}) changed no pixel"
     return None
 
 
-def render_chart_pairs(plans: Sequence[ChartPairPlan], pool) -> Iterator[tuple[ChartPairPlan, object, object]]:
-    """(plan, original RenderResult, modified RenderResult) per plan, in order, rendered concurrently.
-
-    Plans with a problem are not rendered; both results are None for them.
+def render_chart_pairs(plans: Sequence[ChartPairPlan], pool) -> Iterator[tuple[ChartPairPlan, list]]:
+    """(plan, [RenderResult of the original, then after each change]) per plan, in order,
+    rendered concurrently. Plans with a problem are not rendered: their list is empty.
     """
     from renderers import strip_output_calls
 
     renderable = [p for p in plans if p.problem is None]
-    codes = (strip_output_calls(code) for p in renderable for code in p.codes())
+    codes = (strip_output_calls(code) for p in renderable for code in p.render_codes())
     results = pool.imap(codes)
     for plan in plans:
         if plan.problem is not None:
-            yield plan, None, None
+            yield plan, []
         else:
-            yield plan, next(results), next(results)
+            yield plan, [next(results) for _ in range(1 + len(plan.steps))]
 
 
 def chart_record(plan: ChartPairPlan, seed: int, image_size: tuple[int, int]) -> dict:

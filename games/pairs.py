@@ -69,12 +69,24 @@ class PairsReport:
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def fingerprint(self) -> str:
+        return pairs_fingerprint(self.pairs)
+
     def summary(self) -> str:
         text = f"{len(self.pairs)} pairs"
         if self.skipped:
             text += f", {len(self.skipped)} skipped ({'; '.join(self.skipped[:3])}" \
                     + (" ..." if len(self.skipped) > 3 else "") + ")"
         return text
+
+
+def pairs_fingerprint(pairs) -> str:
+    """"count:hash" of the pairs' names in order. Game ids map to pairs by position, so a
+    resumed job or a sibling shard must see the same list to play the same games."""
+    import hashlib
+
+    names = "\n".join(str(getattr(p, "base", p)) for p in pairs)
+    return f"{len(pairs)}:{hashlib.sha256(names.encode('utf-8')).hexdigest()[:16]}"
 
 
 def _open_rgb(path: Path):
@@ -271,12 +283,13 @@ def _make_charts(opts: PairsOptions, indices: list[int], workers: int) -> Iterat
         return  # everything is written already: no need to start the render server
     plans = plan_chart_pairs(opts.n, opts.seed, opts.families or None, indices=indices)
     with RenderPool(workers=workers, dpi=opts.dpi, timeout=opts.timeout, trace=False) as pool:
-        for plan, original, modified in render_chart_pairs(plans, pool):
+        for plan, renders in render_chart_pairs(plans, pool):
             base = pair_base(opts.kind, opts.seed, plan.index)
             if plan.problem is not None:
                 yield _Skipped(base, "no_spy_edit", plan.problem)
                 continue
-            problem = render_problem(original, modified)
+            original, modified = renders[0], renders[-1]
+            problem = render_problem(*renders, changes=plan.changes)
             if problem is not None:
                 yield _Skipped(base, *problem)
                 continue

@@ -6,6 +6,7 @@ parsers never raise on model text, they return a value that says what happened.
 - Clue: the text of a `\\boxed{...}` (braces may nest); none -> "No valid clue provided."
 - Vote: the boxed answer first, then `<answer>...</answer>` tags; "N/A" or "NA" is an
   abstention; otherwise the first standalone digit 1-9, which must be a seat in the game;
+  an answer with no digit but a standalone N/A ("N/A - cannot tell") also abstains;
   anything else is invalid.
 """
 
@@ -28,6 +29,8 @@ _ANSWER_OPEN = re.compile(r"<answer>(.*)", re.DOTALL | re.IGNORECASE)
 _STANDALONE_DIGIT = re.compile(r"(?<![\w.])([1-9])(?!\w|\.\d)")
 _TEXT_WRAPPER = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\s*\{(.*)\}$", re.DOTALL)
 _ABSTAIN = {"N/A", "NA"}
+# N/A inside a wordier answer: "N/A" in any case, "NA" only in capitals ("na" is a word part).
+_STANDALONE_NA = re.compile(r"(?<![\w/])(?:[Nn]/[Aa]|NA)(?![\w/])")
 
 
 def boxed_spans(text: str) -> list[tuple[int, int, str]]:
@@ -130,6 +133,8 @@ def parse_vote(completion: str, n_players: int, which: Which = "last") -> Vote:
     if s.upper() in _ABSTAIN:
         return Vote("abstain", source=source)
     m = _STANDALONE_DIGIT.search(s)
+    if m is None and _STANDALONE_NA.search(s):
+        return Vote("abstain", source=source)
     if m is None:
         return Vote("invalid", source=source, reason=f"no player number in {content.strip()[:40]!r}")
     seat = int(m.group(1))

@@ -44,7 +44,7 @@ class SelfPlayOptions(SpySettings):
     out: str = option(help="output folder")
     shard: int = option(0, help="this job plays the ids with id % num_shards == shard")
     num_shards: int = option(1, help="number of disjoint shards the ids are split into")
-    seed: int = option(0, help="pairs, spy seats and sampling follow from (seed, game id)")
+    seed: int = option(0, help="each game's pair and spy seat follow from (seed, game id); sampling from the seed and the batch")
     batch_games: int = option(8, help="games played together (each turn is one generate call over them)")
     temperature: float = option(1.0, help="sampling temperature")
     top_p: float = option(1.0, help="nucleus sampling")
@@ -69,8 +69,8 @@ class SelfPlayOptions(SpySettings):
 
 
 # Options that do not change what a game is: a resumed or sibling job may differ in them.
-_FREE = {"games", "out", "shard", "num_shards", "batch_games", "engine", "device", "dtype", "prompts",
-         "games_per_step"}
+# num_shards is not free: files are named per K, so a second K would replay every id.
+_FREE = {"games", "out", "shard", "batch_games", "engine", "device", "dtype", "prompts", "games_per_step"}
 
 
 def shard_suffix(shard: int, num_shards: int) -> str:
@@ -95,9 +95,11 @@ def read_done(path: Path) -> tuple[dict[int, dict[str, Any]], int]:
     return done, bad
 
 
-def _check_config(out: Path, opts: SelfPlayOptions) -> None:
-    """Games in OUT must all come from the same settings, whichever shard or run wrote them."""
+def _check_config(out: Path, opts: SelfPlayOptions, pairs_fingerprint: str) -> None:
+    """Games in OUT must all come from the same settings and the same list of pairs (game
+    ids map to pairs by position), whichever shard or run wrote them."""
     mine = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _FREE}
+    mine["pairs_fingerprint"] = pairs_fingerprint
     path = out / "config.json"
     if path.exists():
         import json
@@ -107,6 +109,11 @@ def _check_config(out: Path, opts: SelfPlayOptions) -> None:
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{path}: unreadable ({exc}); remove it or use another out=") from None
         differ = sorted(k for k in mine if k in theirs and theirs[k] != mine[k])
+        if "pairs_fingerprint" in differ:
+            raise UserError(f"{out} holds games played on another set of pairs "
+                            f"({theirs['pairs_fingerprint']}, now {pairs_fingerprint}: count:hash of the "
+                            f"usable pair names); {opts.pairs} changed since, or some pairs became "
+                            f"unreadable. Restore it or use another out=")
         if differ:
             pairs = ", ".join(f"{k}={theirs[k]} (now {mine[k]})" for k in differ)
             raise UserError(f"{out} holds games played with {pairs}; use the same settings or another out=")
@@ -208,7 +215,7 @@ def run(opts: SelfPlayOptions, *, engine: Any = None) -> int:
 
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, opts)
+    _check_config(out, opts, report.fingerprint())
     suffix = shard_suffix(opts.shard, opts.num_shards)
     games_path, summary_path = out / f"games{suffix}.jsonl", out / f"summary{suffix}.json"
 
@@ -254,7 +261,8 @@ def run(opts: SelfPlayOptions, *, engine: Any = None) -> int:
     mine = [records[g] for g in ids if g in records]
     summary = {**summarise(mine), "shard": opts.shard, "num_shards": opts.num_shards, "ids": len(ids),
                "written_this_run": written, "skipped": len(skipped), "skipped_games": skipped[:50],
-               "unreadable_lines": corrupt, "pairs": len(report.pairs), "options": dataclasses.asdict(opts)}
+               "unreadable_lines": corrupt, "pairs": len(report.pairs), "pairs_skipped": len(report.skipped),
+               "skipped_pairs": report.skipped[:50], "options": dataclasses.asdict(opts)}
     write_json_atomic(summary_path, summary)
     print(f"{summary['games']} of {len(ids)} games in {games_path}: spy caught {summary['spy_caught_rate']:.1%}, "
           f"vote accuracy {summary['vote_accuracy']:.1%}, N/A {summary['na_rate']:.1%}, invalid votes "

@@ -32,6 +32,7 @@ from games.rewards import (
     group_normalise,
     score_game,
 )
+from games.pairs import pairs_fingerprint
 from games.schedule import CLUE as CLUE_PHASE
 from games.schedule import DECISION, PhaseScheduler
 from games.settings import SpySettings
@@ -207,8 +208,16 @@ class SpyTask:
     # ------------------------------------------------------------ resume
 
     def state_dict(self) -> dict[str, Any]:
-        return {"scheduler": self.scheduler.state_dict(), "baselines": self.baselines.state_dict()}
+        return {"scheduler": self.scheduler.state_dict(), "baselines": self.baselines.state_dict(),
+                "pairs": pairs_fingerprint(self.pairs)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state.get("pairs")
+        if saved is not None and saved != pairs_fingerprint(self.pairs):
+            # game counters map to pairs by position: another list would silently replay
+            # some pairs and skip others from here on
+            raise UserError(f"the checkpoint was trained on another set of image pairs ({saved}, now "
+                            f"{pairs_fingerprint(self.pairs)}: count:hash of the usable pair names); "
+                            f"restore data.train or start a new out=")
         self.scheduler.load_state_dict(state["scheduler"])
         self.baselines.load_state_dict(state["baselines"])

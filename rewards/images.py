@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+# Integer and float modes Pillow opens 16/32-bit files in: "L" conversion would clip them.
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
-def to_rgb_on_white(image):
-    """RGB, with any transparency composited on white, as charts are shown to models."""
+
+def _wide_to_l(image):
+    """A 16/32-bit greyscale image as 8-bit "L", scaled by its bit depth (Pillow's own
+    conversion clips at 255, which turns a 16-bit scan white)."""
+    import numpy as np
     from PIL import Image
 
-    if image.mode in ("RGBA", "LA", "P", "PA"):
+    a = np.asarray(image, dtype=np.float64)
+    top = float(a.max()) if a.size else 0.0
+    if image.mode == "F" and top <= 1.0:
+        scale = 1.0  # a float image in [0, 1]
+    elif top <= 255:
+        scale = 255.0
+    elif top <= 65535:
+        scale = 65535.0
+    else:
+        scale = top
+    return Image.fromarray(np.clip(np.rint(a / scale * 255.0), 0, 255).astype(np.uint8), mode="L")
+
+
+def to_rgb_on_white(image):
+    """RGB, with any transparency (an alpha channel, a palette's or a colour key) composited
+    on white, as charts are shown to models; 16-bit greyscale is scaled, not clipped."""
+    from PIL import Image
+
+    if image.mode in _WIDE_MODES:
+        image = _wide_to_l(image)
+    if image.mode in ("RGBA", "LA", "P", "PA", "La", "RGBa") or "transparency" in image.info:
         image = image.convert("RGBA")
         canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
         canvas.alpha_composite(image)

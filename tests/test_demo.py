@@ -118,6 +118,16 @@ def test_bad_uploads_get_a_message_and_the_app_keeps_serving(app, tmp_path):
     out = app.predict(None, None, 1.0, TOKENS, 1, True, 0, api_name="/generate")
     assert "Upload a chart image first" in out[STATUS]
 
+    pdf = tmp_path / "report.pdf"  # any extension reaches the demo's own check, not a bare toast
+    pdf.write_bytes(b"%PDF-1.4 not a chart")
+    out = generate(app, pdf)
+    assert "not an image this demo can read" in out[STATUS] and "report.pdf" in out[STATUS]
+
+    huge = tmp_path / "huge.png"  # over the upload limit: the server refuses it before the disk
+    huge.write_bytes(b"\0" * (26 * 1024 * 1024))
+    with pytest.raises(Exception, match="(?i)too large|exceeds|413|maximum"):
+        generate(app, huge)
+
     # still serving
     out = score(app, SAMPLES / f"{SAMPLE}.png", (SAMPLES / f"{SAMPLE}.py").read_text())
     assert "**Rendered**" in out[RESULT]
@@ -156,6 +166,8 @@ def test_spy_game_on_a_bundled_pair(app):
     status, original, modified, outcome, clues, votes, transcript = app.predict(
         "scene-s0-000000", None, None, 2, 1, "civilians_vote", 1, 16, 1.0, 0, 0, api_name="/play_spy")
     assert status.startswith("Game over: 3 players, 1 round(s)"), status
+    assert status.endswith("Played on pair **scene-s0-000000**.")
+    assert "Role rewards: spy" in outcome and "| player | role | votes received | clue reward |" in outcome
     assert original and modified
     assert [row[:2] for row in clues["data"]] == [[1, 1], [1, 2], [1, 3]]  # round 1, seats in order
     game = json.loads(Path(transcript).read_text())
@@ -180,6 +192,7 @@ def test_spy_game_on_an_uploaded_pair_and_bad_pairs(app, tmp_path):
     out = app.predict("", handle_file(str(original)), handle_file(str(modified)), 2, 1, "observer", 2, 8, 1.0, 1, 2,
                       api_name="/play_spy")
     assert out[0].startswith("Game over"), out[0]
+    assert "Played on the uploaded pair (chart-s1-000008_original.png / chart-s1-000008_modified.png)" in out[0]
     assert "The spy was **player 2**" in out[3]
     assert [row[:2] for row in out[5]["data"]] == [["observer", 1], ["observer", 2]]  # one observer, G = 2
 
@@ -208,9 +221,10 @@ def write_fake_run(root: Path) -> Path:
 
 def test_runs_tab_shows_curves_and_the_latest_sample_report(app, tmp_path):
     write_fake_run(tmp_path)
-    stage, status = app.predict(str(tmp_path), api_name="/scan_runs")
+    stage, status, rewards_png, kl_png, last, report = app.predict(str(tmp_path), api_name="/scan_runs")
     assert stage["choices"] == [["chart2code/stage1", "chart2code/stage1"]] and stage["value"] == "chart2code/stage1"
-    assert "1 stage folder" in status
+    assert "1 stage folder" in status and "showing" in status
+    assert last["data"][0] == ["step", 3] and "step-000003.html" in report  # a scan shows the newest stage
     status, rewards_png, kl_png, last, report = app.predict(str(tmp_path), "chart2code/stage1", api_name="/show_run")
     assert Path(rewards_png).stat().st_size > 1000 and Path(kl_png).stat().st_size > 1000
     assert last["data"][0] == ["step", 3] and ["reward/mean", 0.3] in [r[:2] for r in last["data"]]
@@ -220,16 +234,31 @@ def test_runs_tab_shows_curves_and_the_latest_sample_report(app, tmp_path):
     assert "<script>" not in report and "&lt;script&gt;" in report and "&quot;quoted&quot;" in report
 
 
+def test_a_scan_redraws_even_when_the_stage_keeps_its_name(app, tmp_path):
+    first, second = write_fake_run(tmp_path / "a"), write_fake_run(tmp_path / "b")
+    (second / "metrics.jsonl").write_text(json.dumps({"step": 9, "reward/mean": 0.9}) + "\n")
+    assert app.predict(str(tmp_path / "a"), api_name="/scan_runs")[4]["data"][0] == ["step", 3]
+    out = app.predict(str(tmp_path / "b"), api_name="/scan_runs")  # same stage name, another run
+    assert out[0]["value"] == "chart2code/stage1" and out[4]["data"][0] == ["step", 9]
+    with (first / "metrics.jsonl").open("a") as f:  # a live run logs another step: rescan shows it
+        f.write(json.dumps({"step": 4, "reward/mean": 0.4}) + "\n")
+    assert app.predict(str(tmp_path / "a"), api_name="/scan_runs")[4]["data"][0] == ["step", 4]
+
+
 def test_runs_tab_explains_missing_runs(app, tmp_path):
-    _, status = app.predict(str(tmp_path / "nowhere"), api_name="/scan_runs")
+    stage, status, rewards_png, kl_png, last, report = app.predict(str(tmp_path / "nowhere"), api_name="/scan_runs")
     assert "No run folder" in status
+    assert rewards_png is None and kl_png is None and not last["data"] and not report  # nothing stale
     (tmp_path / "empty").mkdir()
-    _, status = app.predict(str(tmp_path / "empty"), api_name="/scan_runs")
+    status = app.predict(str(tmp_path / "empty"), api_name="/scan_runs")[1]
     assert "holds no metrics.jsonl" in status
     stage = write_fake_run(tmp_path / "run")
     (stage / "metrics.jsonl").write_text("")
     status, *_ = app.predict(str(tmp_path / "run"), "chart2code/stage1", api_name="/show_run")
     assert "holds no steps yet" in status
+    (stage / "metrics.jsonl").write_text('{"reward/mean": 0.5}\n{"note": "x"}\n')  # rows without a step
+    status, *_ = app.predict(str(tmp_path / "run"), "chart2code/stage1", api_name="/show_run")
+    assert 'none of its 2 rows has a numeric "step"' in status
 
 
 def test_scratch_space_keeps_only_the_newest_folders(tmp_path):
@@ -253,3 +282,47 @@ def test_demo_command_help_and_a_bad_model_path(capsys):
     assert "model=" in text and "port=" in text and "clip_checkpoint=" in text
     assert main(["demo", "model=/no/such/checkpoint"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- scripted answers
+# A random model never writes code; ScriptedChartEngine (conftest) answers with known text so
+# the page's handling of real code, prose and broken code is checked end to end.
+
+
+@pytest.fixture(scope="module")
+def scripted(scripted_demo):
+    url, engine = scripted_demo
+    return Client(url, verbose=False), engine
+
+
+def test_generated_code_is_shown_rendered_scored_and_downloadable(scripted):
+    from conftest import SCRIPTED_SAMPLE
+
+    client, engine = scripted
+    calls = engine.progress_calls
+    chart, script = SAMPLES / f"{SCRIPTED_SAMPLE}.png", SAMPLES / f"{SCRIPTED_SAMPLE}.py"
+    out = generate(client, chart, script, n=3, seed=0)
+    assert engine.progress_calls > calls  # the engine's decoding steps reached the progress bar
+    assert out[STATUS].startswith("3 sample(s) at temperature 1 (seed 0): 1 rendered. Showing sample 1 (the best")
+    assert [row[3] for row in out[TABLE]["data"]] == ["rendered", "no code", "runtime"]
+    assert out[CODE].strip() == script.read_text().strip()
+    assert Path(out[DOWNLOAD]).read_text().strip() == script.read_text().strip()
+    assert out[RENDERING] is not None and Path(out[RENDERING]).stat().st_size > 1000
+    assert "**Rendered**" in out[RESULT] and "| yes | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in out[RESULT]
+    assert out[TABLE]["data"][0][-1] == 100.0 and out[TABLE]["data"][1][-1] == 0.0
+
+
+def test_an_answer_without_code_is_explained(scripted):
+    client, _ = scripted
+    out = generate(client, SAMPLES / "bar_1.png", n=1, seed=1)
+    assert "**No code found** in the model's answer" in out[RESULT]
+    assert out[RENDERING] is None and out[DOWNLOAD] is None and out[CODE] == ""
+    assert "would rather not write code" in out[RAW]
+
+
+def test_a_pasted_fenced_answer_is_scored_as_its_code(app):
+    code = (SAMPLES / f"{SAMPLE}.py").read_text()
+    out = score(app, SAMPLES / f"{SAMPLE}.png", f"Sure! Here it is:\n```python\n{code}\n```\nEnjoy.",
+                SAMPLES / f"{SAMPLE}.py")
+    assert "**Rendered**" in out[RESULT] and "| yes | 100.0 |" in out[RESULT], out[RESULT]
+    assert out[CODE].strip() == code.strip()

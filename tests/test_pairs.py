@@ -10,7 +10,13 @@ import pytest
 from conftest import DATA
 from PIL import Image
 
-from games.chart_pairs import SPY_PERTURBATIONS, render_problem, spy_perturb
+from games.chart_pairs import (
+    SPY_PERTURBATIONS,
+    plan_chart_pairs,
+    render_chart_pairs,
+    render_problem,
+    spy_perturb,
+)
 from games.pairs import ImagePair, PairError, load_pairs
 from games.scenes import COLORS, SHAPES, SIZES, make_scene_pair
 from renderers import RenderResult
@@ -108,6 +114,14 @@ def test_render_problem_names_why_a_chart_pair_is_unusable():
     assert render_problem(broken, ok("red"))[0] == "original_render_failed"
     assert render_problem(ok("red"), ok("red")) == ("identical_renders", "the edits changed no pixel")
     assert render_problem(ok("red"), ok("blue")) is None
+    # with the render after the first change: each change must show on its own
+    changes = [{"kind": "change_value", "text": "value of A changed from 3 to 3.01"},
+               {"kind": "swap_colors", "text": "colours of A and B swapped"}]
+    assert render_problem(ok("red"), ok("blue"), ok("green"), changes=changes) is None
+    assert render_problem(ok("red"), ok("red"), ok("green"), changes=changes) == \
+        ("invisible_edit", "change 1 (value of A changed from 3 to 3.01) changed no pixel")
+    assert render_problem(ok("red"), ok("green"), ok("green"), changes=changes)[1].startswith("change 2 (colours")
+    assert render_problem(ok("red"), broken, ok("green"))[0] == "intermediate_render_failed"
 
 
 def test_bundled_sample_pairs_load_with_their_records():
@@ -218,6 +232,19 @@ def test_cli_writes_chart_pairs_with_two_recorded_changes_and_resumes(tmp_path, 
         assert record["original_code"] != record["modified_code"]
         original, modified = pair.load_images()
         assert list(original.size) == record["image_size"] and changed_pixels(original, modified).any()
+    # each recorded change is visible by itself: re-render the chart after the first change
+    from renderers import RenderPool
+
+    plans = plan_chart_pairs(3, 2, ["line", "bar", "pie"])
+    with RenderPool(workers=1, dpi=50, trace=False) as pool:
+        for plan, renders in render_chart_pairs(plans, pool):
+            pair = next((p for p in report.pairs if p.record["index"] == plan.index), None)
+            if pair is None:
+                continue
+            assert len(renders) == 3 and plan.changes == pair.record["changes"]
+            first, both = renders[1].image, renders[2].image
+            assert changed_pixels(renders[0].image, first).any() and changed_pixels(first, both).any()
+            assert both.tobytes() == pair.load_images()[1].tobytes()
     capsys.readouterr()
     assert main(args) == 0  # nothing left to do: no render server started, nothing rewritten
     assert f"made 0 chart pairs, kept {len(report)}" in capsys.readouterr().out

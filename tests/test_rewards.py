@@ -153,3 +153,37 @@ def test_clip_reward_with_a_tiny_random_model(renders, tmp_path):
     assert same.score == pytest.approx(1.0, abs=1e-5)
     assert 0 <= other.score <= 1
     assert len(reward.cache) == 1  # one reference image, embedded once
+
+
+def test_images_reach_models_as_rgb_on_white_whatever_their_encoding(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from rewards.images import to_rgb_on_white
+    from vlrl.datasets.charts import ChartExample
+
+    def load(path):
+        return np.asarray(ChartExample(id=path.name, code="", image_path=str(path)).load_image())
+
+    # an RGB PNG with a colour key (tRNS): the keyed colour is transparent, shown as white
+    keyed = Image.new("RGB", (8, 4), (0, 0, 0))
+    keyed.putpixel((0, 0), (200, 10, 10))
+    keyed.save(tmp_path / "keyed.png", transparency=(0, 0, 0))
+    a = load(tmp_path / "keyed.png")
+    assert a[0, 0].tolist() == [200, 10, 10] and a[3, 7].tolist() == [255, 255, 255]
+    # 16-bit greyscale is scaled to 8 bits, not clipped to white
+    grey16 = Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16))
+    grey16.save(tmp_path / "grey16.png")
+    assert load(tmp_path / "grey16.png")[0, :, 0].tolist() == [0, 128, 255]
+    assert np.asarray(to_rgb_on_white(Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))))[0, :, 0].tolist() \
+        == [0, 128, 255]
+    # a phone photo stored sideways with an EXIF orientation tag is turned upright
+    photo = Image.new("RGB", (60, 30), (255, 255, 255))
+    photo.paste((0, 0, 255), (0, 0, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    photo.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    upright = load(tmp_path / "photo.jpg")
+    assert upright.shape[:2] == (60, 30)  # 30 wide, 60 tall
+    assert upright[4, 25, 2] > 200 and upright[4, 25, 0] < 60  # the blue corner is now top right
+    assert upright[4, 4].min() > 200  # and top left is white

@@ -116,6 +116,20 @@ def test_chunking_keeps_request_order(engine):
         engine.max_batch_requests = 16
 
 
+def test_progress_reports_every_decoding_step_across_batches(engine):
+    seen = []
+    engine.max_batch_requests = 2
+    try:
+        reqs = [ask(f"request {i}", RED) for i in range(3)]  # two batches of up to 5 steps
+        plain = engine.generate(reqs, SamplingParams(n=2, max_new_tokens=5, seed=1))
+        out = engine.generate(reqs, SamplingParams(n=2, max_new_tokens=5, seed=1),
+                              progress=lambda done, total: seen.append((done, total)))
+    finally:
+        engine.max_batch_requests = 16
+    assert seen == [(k, 10) for k in range(1, 11)]
+    assert [[c.token_ids for c in g] for g in out] == [[c.token_ids for c in g] for g in plain]  # same samples
+
+
 def test_image_placeholders_are_never_sampled(engine):
     model = engine.model
     head = model.get_output_embeddings()

@@ -121,6 +121,25 @@ def test_resume_refuses_other_settings(pairs_dir, tmp_path):
     assert ids_in(out / "games.jsonl") == [0, 1, 2]
 
 
+def test_resume_refuses_a_changed_pair_folder_or_another_shard_count(pairs_dir, tmp_path):
+    out = tmp_path / "out"
+    run(options(pairs_dir, out, games=4), engine=ScriptedEngine())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pairs"] == 3 and summary["pairs_skipped"] == 1  # the lonely half
+    assert summary["skipped_pairs"][0].startswith("lonely")
+    # a new pair shifts which pair every remaining game id gets: refused, not mixed in
+    Image.new("RGB", (32, 24), COLOURS[0]).save(pairs_dir / "scene9_original.png")
+    Image.new("RGB", (32, 24), COLOURS[1]).save(pairs_dir / "scene9_modified.png")
+    with pytest.raises(UserError, match="another set of pairs \\(3:.*now 4:"):
+        run(options(pairs_dir, out, games=8), engine=ScriptedEngine())
+    (pairs_dir / "scene9_original.png").unlink()  # the folder as it was: resuming works again
+    run(options(pairs_dir, out, games=8), engine=ScriptedEngine())
+    assert ids_in(out / "games.jsonl") == list(range(8))
+    # files are named per shard count: a second count would play every id again
+    with pytest.raises(UserError, match="num_shards=1 \\(now 2\\)"):
+        run(options(pairs_dir, out, games=8, num_shards=2), engine=ScriptedEngine())
+
+
 def test_options_are_checked(pairs_dir, tmp_path):
     with pytest.raises(OptionError, match="shard=2 num_shards=2"):
         options(pairs_dir, tmp_path, shard=2, num_shards=2)

@@ -30,7 +30,7 @@ from games.rewards import (
 from games.schedule import PhaseScheduler
 from games.settings import SpySettings
 from games.task import SpyTask
-from vlrl.options import OptionError
+from vlrl.options import OptionError, UserError
 from vlrl.rollout.base import Completion, SamplingParams
 
 # ---------------------------------------------------------------- scripted players
@@ -212,6 +212,12 @@ def test_parse_clue_first_box_and_reasoning():
     ("\\boxed{NA}", "abstain", None),
     ("\\boxed{ N/A. }", "abstain", None),
     ("\\boxed{\\text{N/A}}", "abstain", None),
+    ("\\boxed{N/A - cannot tell}", "abstain", None),  # a wordy abstention
+    ("\\boxed{Player n/a}", "abstain", None),
+    ("\\boxed{NA, too close to call}", "abstain", None),
+    ("\\boxed{N/A or 3}", "player", 3),  # a seat wins over a hedge
+    ("\\boxed{banana}", "invalid", None),  # "na" inside a word is no abstention
+    ("\\boxed{N/Answer}", "invalid", None),
     ("<answer>2</answer>", "player", 2),
     ("<answer>\nN/A\n</answer>", "abstain", None),
     ("<think>maybe 1</think><answer> 4", "player", 4),  # a tag never closed
@@ -315,6 +321,70 @@ def test_oracle_players_catch_the_spy_and_a_copying_spy_escapes():
         assert score_game(g).caught == (g.spy_seat == 1)
 
 
+class SceneOracle:
+    """Players on real scene pairs (games.scenes) who know each pair's record: a civilian
+    names the first changed object as it looks in its picture; the spy does the same from
+    its own (so it names the edited object); a civilian votes for the first player whose
+    clue contradicts its picture, else N/A. A player only ever reads its own image."""
+
+    def __init__(self, pairs):
+        self.half_of = {}  # image bytes -> (record, "objects" | "modified_objects")
+        for pair in pairs:
+            original, modified = pair.load_images()
+            self.half_of[original.tobytes()] = (pair.record, "objects")
+            self.half_of[modified.tobytes()] = (pair.record, "modified_objects")
+
+    def describe(self, image) -> str:
+        record, half = self.half_of[image.tobytes()]
+        obj = record[half][record["changed_ids"][0]]
+        return f"the object at x={obj['position'][0]:.0f} is a {obj['color']} {obj['shape']}"
+
+    def clue(self, p: Prompt, k: int) -> str:
+        return f"Looking at the changed spot. \\boxed{{{self.describe(p.image)}}}"
+
+    def vote(self, p: Prompt, k: int) -> str:
+        mine = self.describe(p.image)
+        odd = sorted({s for _, s, c in p.clues if c != mine and s != p.seat})
+        return f"\\boxed{{{odd[0]}}}" if odd else "\\boxed{N/A}"
+
+
+def test_an_oracle_naming_a_changed_object_catches_the_spy_on_real_scene_pairs(tmp_path):
+    from games.pairs import load_pairs, write_pair
+    from games.scenes import make_scene_pair
+
+    for seed in range(3):
+        made = make_scene_pair(seed, width=160, height=120)
+        write_pair(tmp_path, f"scene{seed}", png_bytes(made.original), png_bytes(made.modified),
+                   {**made.record, "base": f"scene{seed}"})
+    pairs = load_pairs(tmp_path).pairs
+    assert len(pairs) == 3
+    oracle = SceneOracle(pairs)
+    s = settings()
+    games = []
+    for gid in range(6):
+        index, spy = game_plan(len(pairs), s.players, 0, gid)
+        games.append(new_game(gid, pairs[index], spy, s))
+    play_games(ScriptedEngine(oracle.clue, oracle.vote), games, SamplingParams(temperature=1.0, seed=1))
+    for g in games:
+        sc = score_game(g)
+        spy_clues = {t.parsed for t in g.clue_turns() if t.player == g.spy_seat}
+        civ_clues = {t.parsed for t in g.clue_turns() if t.player != g.spy_seat}
+        assert len(spy_clues) == len(civ_clues) == 1 and spy_clues != civ_clues  # the edit shows in the clue
+        assert sc.caught and sum(sc.clue) == pytest.approx(0.0, abs=1e-12)
+        # every civilian's ballots go to the spy: v_s = n_c, v_c = 0 -> r_spy = -beta * n_c
+        assert sc.spy_reward == pytest.approx(-s.beta * s.civilians)
+        assert sc.civilian_reward == pytest.approx(s.beta / s.civilians * s.civilians)
+        assert all(r == 1.0 for r in sc.decision)
+
+
+def png_bytes(image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def test_decision_rewards_and_group_normalisation():
     s = settings(decision_samples=4)
     games, _ = play(ScriptedEngine(oracle_clue, random_vote), s, n_games=3)
@@ -392,6 +462,35 @@ def test_spo_respects_k_min_and_the_na_thresholds():
     # thresholds are settings
     sched = PhaseScheduler(settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.7))
     assert feed(sched, [(1.0, 0.0)] * 2) == [(2, "clue")]  # 0.75 >= 0.7
+
+
+def test_spo_thresholds_are_inclusive():
+    # rho = 0.5 keeps every EMA exact in binary, so each comparison lands on its boundary
+    # acc_ema 0.5 >= acc_to_clue 0.5 and na_ema 0.25 <= na_to_clue 0.25: switch at once
+    sched = PhaseScheduler(settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25))
+    assert feed(sched, [(1.0, 0.5)]) == [(1, "clue")]
+    # acc_ema 0.5 -> 0.25: 1 - acc_ema = 0.75 ... choose err_to_decision = 0.75 to sit on it
+    sched = PhaseScheduler(settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25,
+                                    err_to_decision=0.75))
+    assert feed(sched, [(1.0, 0.5), (0.0, 0.25)]) == [(1, "clue"), (2, "decision")]
+    # na_ema 0.25 -> 0.5 >= na_to_decision 0.5 (accuracy unchanged, so only N/A can send it back)
+    sched = PhaseScheduler(settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25,
+                                    err_to_decision=0.9, na_to_decision=0.5))
+    assert feed(sched, [(1.0, 0.5), (1.0, 0.75)]) == [(1, "clue"), (2, "decision")]
+    # just short of each boundary: no switch
+    sched = PhaseScheduler(settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25))
+    assert feed(sched, [(0.99, 0.5)]) == [] and feed(sched, [(1.0, 0.6)]) == []
+
+
+def test_spo_paper_defaults_switch_after_45_perfect_steps():
+    # acc_ema = 1 - 0.95^t first reaches 0.9 at t = 45 (0.95^44 = 0.1047, 0.95^45 = 0.0994)
+    sched = PhaseScheduler(settings())
+    assert feed(sched, [(1.0, 0.0)] * 50) == [(45, "clue")]
+    # back in the clue phase: with accuracy 0 the error EMA needs 1 - 0.9006 * 0.95^k >= 0.4,
+    # k = 8 (0.9006 * 0.95^8 = 0.598), beyond K_min = 5
+    sched = PhaseScheduler(settings())
+    feed(sched, [(1.0, 0.0)] * 45)
+    assert feed(sched, [(0.0, 0.0)] * 10) == [(8, "decision")]
 
 
 def test_released_and_alternate_schedules():
@@ -522,6 +621,8 @@ def test_spy_task_step_rae_and_phase():
     again = SpyTask(local_pairs(), s, seed=0)
     again.load_state_dict(state)
     assert again.state_dict() == task.state_dict()
+    with pytest.raises(UserError, match="another set of image pairs"):
+        SpyTask(local_pairs()[:-1], s, seed=0).load_state_dict(state)
 
 
 def test_spy_task_switches_phase_and_reports_the_event():

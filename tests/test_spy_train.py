@@ -77,3 +77,14 @@ def test_bad_spy_settings_and_data_are_named(pairs, tmp_path):
         build_task(spy(pairs, tmp_path, "spy.civilians=1"))
     with pytest.raises(UserError, match="vlrl data pairs"):
         build_task(spy(tmp_path / "nowhere", tmp_path))
+
+
+def test_games_per_step_must_split_evenly_over_ranks(pairs, tmp_path, monkeypatch):
+    from vlrl import distributed as dist_utils
+    from vlrl.trainer import build_task
+
+    monkeypatch.setattr(dist_utils, "world_size", lambda: 3)
+    with pytest.raises(UserError, match="games_per_step=2 is not a multiple of the 3 ranks"):
+        build_task(spy(pairs, tmp_path))
+    monkeypatch.setattr(dist_utils, "world_size", lambda: 2)
+    assert build_task(spy(pairs, tmp_path)).games_per_rank == 1

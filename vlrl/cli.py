@@ -19,6 +19,7 @@ class Command:
     run: Callable[[object], int]
     positional: str | None = None
     run_config: bool = False  # takes the typed run config (presets + dotted overrides)
+    interrupted: str = "written results are kept and the run resumes"  # what Ctrl-C leaves behind
 
 
 def _render_options():
@@ -161,6 +162,7 @@ COMMANDS = {
         "vlrl demo [model=tiny|PATH] [host=127.0.0.1] [port=7860] [key=value ...]",
         lambda: __import__("app.demo", fromlist=["DemoOptions"]).DemoOptions,
         lambda opts: __import__("app.demo", fromlist=["run"]).run(opts),
+        interrupted="stopped serving",
     ),
     "eval": Command(
         "eval",
@@ -241,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vlrl {cmd.name}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"vlrl {cmd.name}: interrupted; written results are kept and the run resumes", file=sys.stderr)
+        print(f"vlrl {cmd.name}: interrupted; {cmd.interrupted}", file=sys.stderr)
         return 130
 
 

@@ -42,6 +42,12 @@ def init_distributed() -> None:
     import torch.distributed as dist
 
     setup_environment()
+    if use_cuda():
+        import torch
+
+        # one GPU per rank before anything is placed: "cuda" then means this rank's device
+        # (models, the reference model, collectives), not GPU 0 on every rank
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if use_cuda() else "gloo")
 
@@ -60,6 +66,20 @@ def world_size() -> int:
 
 def is_main() -> bool:
     return rank() == 0
+
+
+def all_reduce(t, op: str = "sum"):
+    """`t` reduced over ranks ("sum" or "max"), returned on t's device. NCCL reduces only
+    CUDA tensors, so host-side counters travel through this rank's GPU there."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() <= 1:
+        return t
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else t.device
+    work = t.to(on, copy=True)
+    dist.all_reduce(work, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
+    return work.to(t.device)
 
 
 def deepspeed_config(choice: str, *, grad_clip: float, bf16: bool) -> dict[str, Any]:

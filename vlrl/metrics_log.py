@@ -63,6 +63,10 @@ def _reward_keys(rows: list[dict[str, Any]]) -> list[str]:
     return ["reward/mean"] + sorted(keys - {"reward/mean", "reward/std", "reward/group_std_mean"})
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def plot_metrics(metrics_path: Path, out_dir: Path, panels: tuple[str, ...] | None = None) -> list[Path]:
     """One PNG per panel (rewards, KL, entropy, lengths, throughput, time split) from a
     metrics.jsonl; a panel whose metrics the run never logged is skipped."""
@@ -73,9 +77,13 @@ def plot_metrics(metrics_path: Path, out_dir: Path, panels: tuple[str, ...] | No
 
     from vlrl.jsonl import read_jsonl
 
-    rows = list(read_jsonl(metrics_path, skip_torn_tail=True))
-    if not rows:
+    everything = list(read_jsonl(metrics_path, skip_torn_tail=True))
+    if not everything:
         raise UserError(f"{metrics_path} holds no steps yet")
+    # rows another tool appended, or hand-edited ones, are left out rather than failing the plot
+    rows = [r for r in everything if isinstance(r, dict) and _number(r.get("step"))]
+    if not rows:
+        raise UserError(f"{metrics_path}: none of its {len(everything)} rows has a numeric \"step\"")
     steps = [r["step"] for r in rows]
     written = []
     for name, ylabel, keys in PANELS:
@@ -87,7 +95,7 @@ def plot_metrics(metrics_path: Path, out_dir: Path, panels: tuple[str, ...] | No
         fig, ax = plt.subplots(figsize=(7, 4))
         for k in keys:
             label = "total" if k == "reward/mean" else k.split("/", 1)[-1]
-            ax.plot(steps, [r.get(k) for r in rows], label=label, linewidth=2.5 if k == "reward/mean" else 1.2)
+            ax.plot(steps, [r.get(k) if _number(r.get(k)) else None for r in rows], label=label, linewidth=2.5 if k == "reward/mean" else 1.2)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{ylabel}: {metrics_path.parent.name}")

@@ -91,11 +91,7 @@ def sft(cfg: Config) -> Path:
             tokens = sum(len(r.completion_ids) for r in rows)
             total_tokens = tokens
             if world > 1:
-                import torch.distributed as dist
-
-                t = torch.tensor([tokens])
-                dist.all_reduce(t)
-                total_tokens = int(t)
+                total_tokens = int(dist_utils.all_reduce(torch.tensor([tokens])))
             mbs = micro_batches(rows, cfg.trainer.micro_batch_tokens)
             loss_sum = 0.0
             for k, mb_rows in enumerate(mbs):

@@ -328,18 +328,14 @@ def train(cfg: Config) -> Path:
         counts = BatchCounts(num_sequences=len(rows), active_tokens=sum(len(r.completion_ids) for r in rows))
         n_micro = len(mbs)
         if world > 1:
-            import torch.distributed as dist
-
-            t = torch.tensor([counts.num_sequences, counts.active_tokens], dtype=torch.long)
-            dist.all_reduce(t)
+            t = dist_utils.all_reduce(torch.tensor([counts.num_sequences, counts.active_tokens], dtype=torch.long))
             counts = BatchCounts(int(t[0]), int(t[1]))
-            m = torch.tensor([len(mbs)], dtype=torch.long)
-            dist.all_reduce(m, op=dist.ReduceOp.MAX)
-            n_micro = int(m)
+            n_micro = int(dist_utils.all_reduce(torch.tensor([len(mbs)], dtype=torch.long), op="max"))
         # Every rank runs the same number of forward/backward passes (ZeRO-3 gathers weights in
         # each forward, and every rank must reach the gradient reduction): a rank with fewer
         # micro-batches repeats one, or runs a one-token stand-in, at zero weight.
         real_micro = len(mbs)
+        max_len = samples.max_completion_length or cfg.rollout.max_new_tokens
         if len(mbs) < n_micro:
             filler = mbs[0] if mbs else [Row([pad_id, pad_id], [pad_id], PromptVision(None, None))]
             mbs = mbs + [filler] * (n_micro - len(mbs))
@@ -362,7 +358,7 @@ def train(cfg: Config) -> Path:
                                                eps_low=cfg.algo.eps_low, eps_high=cfg.algo.eps_high)
             loss = micro_batch_loss(loss_tokens, mb.completion_mask, cfg.algo.loss_type, counts=counts,
                                     num_micro_steps=len(mbs), world_size=world,
-                                    max_completion_length=cfg.rollout.max_new_tokens,
+                                    max_completion_length=max_len,
                                     engine_scales_by_accumulation=False)
             if padding:
                 loss = loss * 0.0

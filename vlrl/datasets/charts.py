@@ -48,7 +48,10 @@ class ChartExample:
                 if w * h > MAX_IMAGE_PIXELS:
                     raise ValueError(f"{where}: image of {w}x{h} pixels is too large to be a chart")
                 im.load()
-                return to_rgb_on_white(im)
+                from PIL import ImageOps
+
+                # a photo of a chart is shown upright, as its EXIF orientation says
+                return to_rgb_on_white(ImageOps.exif_transpose(im))
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as exc:
             raise ValueError(f"{where}: unreadable image ({type(exc).__name__}: {exc})") from None
 

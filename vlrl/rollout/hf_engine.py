@@ -20,10 +20,12 @@ from vlrl.rollout.base import Completion, Request, SamplingParams, request_image
 class _SampleAndRecord:
     """A LogitsProcessor: temperature, top-p, then remember log-probs to score the next token."""
 
-    def __init__(self, temperature: float, top_p: float, suppress_ids: list[int] | None = None) -> None:
+    def __init__(self, temperature: float, top_p: float, suppress_ids: list[int] | None = None,
+                 on_step: Callable[[int], None] | None = None) -> None:
         self.temperature = temperature
         self.top_p = top_p
         self.suppress_ids = suppress_ids or []
+        self.on_step = on_step  # called with the number of tokens sampled so far (1, 2, ...)
         self.prev: torch.Tensor | None = None  # [N, V] log-probs of the step just sampled
         self.steps: list[torch.Tensor] = []  # per step: [N] log-prob of the sampled token
 
@@ -42,6 +44,8 @@ class _SampleAndRecord:
             drop = drop_sorted.scatter(1, order, drop_sorted)
             scores = scores.masked_fill(drop, float("-inf"))
         self.prev = torch.log_softmax(scores, dim=-1)
+        if self.on_step is not None:
+            self.on_step(len(self.steps) + 1)
         return scores
 
     def finish(self, last_tokens: torch.LongTensor) -> torch.Tensor:
@@ -109,10 +113,10 @@ class HFEngine:
         return encode_requests(self.processor, requests)
 
     def _completions(self, batch: dict[str, torch.Tensor], params: SamplingParams,
-                     images_per_request: list[int]) -> list[Completion]:
+                     images_per_request: list[int], on_step: Callable[[int], None] | None = None) -> list[Completion]:
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-        recorder = _SampleAndRecord(params.temperature, params.top_p, self.suppress_ids)
+        recorder = _SampleAndRecord(params.temperature, params.top_p, self.suppress_ids, on_step)
         from transformers import GenerationConfig, LogitsProcessorList
 
         # A fresh config: the checkpoint's own sampling defaults (top_k, repetition penalty,
@@ -170,14 +174,24 @@ class HFEngine:
             ))
         return completions
 
-    def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, requests: Sequence[Request], params: SamplingParams, *,
+                 progress: Callable[[int, int], None] | None = None) -> list[list[Completion]]:
+        """params.n completions per request. `progress(done, total)` is called after every
+        decoding step with the decoding steps done and the most there can be (batches of
+        max_batch_requests run one after another), e.g. for a progress bar."""
         if params.max_new_tokens <= 0:
             raise ValueError("max_new_tokens must be positive")
         if params.seed is not None:
             torch.manual_seed(params.seed)
         grouped: list[list[Completion]] = []
-        for start in range(0, len(requests), self.max_batch_requests):
+        starts = range(0, len(requests), self.max_batch_requests)
+        total = len(starts) * params.max_new_tokens
+        for b, start in enumerate(starts):
             chunk = requests[start:start + self.max_batch_requests]
-            flat = self._completions(self.encode(chunk), params, [len(request_images(r)) for r in chunk])
+            on_step = None
+            if progress is not None:
+                def on_step(k: int, before: int = b * params.max_new_tokens) -> None:
+                    progress(before + k, total)
+            flat = self._completions(self.encode(chunk), params, [len(request_images(r)) for r in chunk], on_step)
             grouped.extend(flat[i * params.n:(i + 1) * params.n] for i in range(len(chunk)))
         return grouped

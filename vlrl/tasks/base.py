@@ -29,6 +29,9 @@ class StepSamples:
     events: list[str] = field(default_factory=list)  # worth a line in the log (e.g. a phase switch)
     # writes this step's human-readable sample report into a directory; returns its path
     report: Callable[[Path, int], Path] | None = None
+    # the length limit the completions were sampled under (dr_grpo's constant normaliser);
+    # None: rollout.max_new_tokens
+    max_completion_length: int | None = None
 
 
 class TrainingTask(Protocol):
@@ -52,8 +55,4 @@ def all_reduce_sum(values: list[float]) -> list[float]:
 
     if dist_utils.world_size() <= 1:
         return list(values)
-    import torch.distributed as dist
-
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
-    return t.tolist()
+    return dist_utils.all_reduce(torch.tensor(values, dtype=torch.float64)).tolist()

@@ -60,7 +60,10 @@ class SpyRL:
         if report.skipped:
             print(f"skipped {len(report.skipped)} image pairs, e.g. {report.skipped[0]}", file=sys.stderr)
         self.world, self.rank = dist_utils.world_size(), dist_utils.rank()
-        self.games_per_rank = max(1, self.settings.games_per_step // self.world)
+        if self.settings.games_per_step % self.world:
+            raise UserError(f"spy.games_per_step={self.settings.games_per_step} is not a multiple of the "
+                            f"{self.world} ranks: every rank plays the same number of games")
+        self.games_per_rank = self.settings.games_per_step // self.world
         self.game = SpyTask(report.pairs, self.settings, cfg.seed)
 
     def collect(self, step: int, rollout: Any, timer: Any) -> StepSamples:
@@ -93,7 +96,9 @@ class SpyRL:
         return StepSamples(completions=completions, requests=batch.requests, request_of=request_of,
                            advantages=torch.tensor(advantages, dtype=torch.float32),
                            keep=torch.tensor(keep, dtype=torch.bool), metrics=metrics,
-                           events=batch.events, report=report)
+                           events=batch.events, report=report,
+                           max_completion_length=max(self.settings.clue_max_new_tokens,
+                                                     self.settings.vote_max_new_tokens))
 
     def state_dict(self) -> dict[str, Any]:
         return self.game.state_dict()
