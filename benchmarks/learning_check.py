@@ -267,9 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
+        # a stale check would be resumed, not re-measured; but only a folder this script made
+        # is removed, never whatever --out happens to name
+        if not ((out / "commands.log").exists() or (out / "learning_check.json").exists()):
+            raise SystemExit(f"--out {out} is not empty and holds no earlier learning check "
+                             f"(commands.log): give an empty or new folder")
         import shutil
 
-        shutil.rmtree(out)  # a stale run directory would be resumed, not re-measured
+        shutil.rmtree(out)
     result = run_check(out, Recipe(rl_overrides=args.rl), threads=args.threads or None)
     n = len(result["per_chart"]["before"])
     print(table(result["stats"], n))

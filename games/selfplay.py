@@ -12,7 +12,9 @@ Layout of OUT (one file set per shard; K = 1 drops the suffix):
                              received, clue rewards, decision rewards
     summary[-I-of-K].json    spy caught rate, vote accuracy, N/A rate, invalid outputs, mean
                              clue length, mean reward per role, ...
-    config.json              the settings the games were played with (checked on resume)
+    config.json              the settings the games were played with, and which pairs (checked
+                             on resume and by sibling shards)
+    games[-I-of-K].jsonl.lock  held while a job writes the shard: a second job on it is refused
 
 Records are appended and fsync'd game by game. A killed job resumes: the file is read
 leniently (a torn last line is dropped, a corrupt line is counted), finished ids are
@@ -21,6 +23,7 @@ skipped, so every game is written exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Iterable
@@ -93,6 +96,25 @@ def read_done(path: Path) -> tuple[dict[int, dict[str, Any]], int]:
             continue
         done.setdefault(row["game_id"], row)
     return done, bad
+
+
+@contextlib.contextmanager
+def shard_lock(games_path: Path):
+    """Exclusive hold on one shard's output while a job writes it: a second job on the same
+    shard would repair the first one's half-written line away and play its games again."""
+    import fcntl
+
+    lock_path = games_path.with_name(games_path.name + ".lock")
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{games_path}: another selfplay job is writing this shard; wait for it "
+                            f"or give this one another shard= or out=") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _check_config(out: Path, opts: SelfPlayOptions, pairs_fingerprint: str) -> None:
@@ -202,8 +224,6 @@ def load_engine(opts: SelfPlayOptions) -> Any:
 
 def run(opts: SelfPlayOptions, *, engine: Any = None) -> int:
     """The job; `engine` replaces the model named by opts (tests pass scripted players)."""
-    from tqdm import tqdm
-
     from games.pairs import load_pairs
 
     settings = opts.settings()
@@ -218,6 +238,14 @@ def run(opts: SelfPlayOptions, *, engine: Any = None) -> int:
     _check_config(out, opts, report.fingerprint())
     suffix = shard_suffix(opts.shard, opts.num_shards)
     games_path, summary_path = out / f"games{suffix}.jsonl", out / f"summary{suffix}.json"
+
+    with shard_lock(games_path):
+        return _play_shard(opts, engine, settings, report, games_path, summary_path, suffix)
+
+
+def _play_shard(opts: SelfPlayOptions, engine: Any, settings: SpySettings, report: Any, games_path: Path,
+                summary_path: Path, suffix: str) -> int:
+    from tqdm import tqdm
 
     ids = shard_ids(opts.games, opts.shard, opts.num_shards)
     writer = JsonlWriter(games_path)  # drops a torn last line left by a killed run

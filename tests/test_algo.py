@@ -525,3 +525,16 @@ def test_overlong_mask_and_soft_penalty():
     assert mask.sum().item() == 12
     with pytest.raises(ValueError):
         soft_overlong_penalty(lengths, 20, 0)
+
+
+def test_batch_scaling_takes_the_global_std_when_given():
+    # two ranks' shards of one global batch: each divides by the std of all four rewards
+    full = torch.tensor([0.0, 1.0, 3.0, 5.0])
+    whole = group_advantages(full, 2, "batch")
+    std = float(full.std())  # Bessel-corrected, as the ranks compute it from their sums
+    halves = torch.cat([group_advantages(full[:2], 2, "batch", batch_std=std),
+                        group_advantages(full[2:], 2, "batch", batch_std=std)])
+    assert torch.allclose(halves, whole)
+    assert torch.allclose(whole, torch.tensor([-0.5, 0.5, -1.0, 1.0]) / (std + 1e-4))
+    # without the global std a shard's own std gives other advantages
+    assert not torch.allclose(group_advantages(full[:2], 2, "batch"), whole[:2])

@@ -127,3 +127,14 @@ def test_stage1_rl_raises_the_reward_on_held_out_charts(tmp_path):
     assert len(result["per_chart"]["before"]) >= 50
     assert stats["reward"]["diff"] >= REQUIRED_GAIN, stats["reward"]
     assert stats["reward"]["ci_low"] > 0, stats["reward"]
+    # the budget: 30 minutes on 2 cores, i.e. at most 60 CPU-minutes (measured: 20)
+    assert result["timing"]["total"]["cpu_s"] < 3600, result["timing"]["total"]
+
+
+def test_the_check_removes_only_a_folder_it_made(tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "draft.tex").write_text("months of work")
+    with pytest.raises(SystemExit, match="holds no earlier learning check"):
+        lc.main(["--out", str(precious)])
+    assert (precious / "draft.tex").exists()

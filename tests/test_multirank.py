@@ -10,6 +10,8 @@ import pytest
 from conftest import LENGTH_REWARD_PLUGIN as PLUGIN
 from conftest import ROOT
 
+RANK_PLUGIN = ROOT / "tests" / "plugins" / "rank_reward.py"
+
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
@@ -39,11 +41,13 @@ def weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-@pytest.mark.parametrize("zero", ["zero2", "zero3"])
-def test_two_ranks_match_one_process(corpus, tmp_path, zero):
+# zero2 also runs the KL term (a reference model, so the loss is not ~0) and batch-scaled
+# advantages (the std of the global batch, gathered across ranks)
+@pytest.mark.parametrize("zero, extra", [("zero2", ["algo.beta=0.04", "algo.advantage=batch"]), ("zero3", [])])
+def test_two_ranks_match_one_process(corpus, tmp_path, zero, extra):
     common = [f"data.train={corpus}", "rollout.n=2", "data.prompts_per_step=4", "rollout.chunk_prompts=2",
               "rollout.max_new_tokens=12", f"reward.plugins={PLUGIN}", "reward.weights={test_length: 1.0}",
-              "trainer.steps=2", "trainer.lr=0.01", "trainer.warmup_ratio=0", "trainer.tensorboard=false"]
+              "trainer.steps=2", "trainer.lr=0.01", "trainer.warmup_ratio=0", "trainer.tensorboard=false", *extra]
     run(common + [f"out={tmp_path / 'one'}", "deepspeed=zero0"], ranks=1)
     two = run(common + [f"out={tmp_path / 'two'}", f"deepspeed={zero}"], ranks=2)
     a = weights(tmp_path / "one" / "stage1" / "final")
@@ -68,6 +72,28 @@ def test_two_ranks_match_one_process(corpus, tmp_path, zero):
         assert r2["samples/kept"] == r1["samples/kept"] == 8
         assert r2["reward/mean"] == pytest.approx(r1["reward/mean"], abs=1e-6)
         assert r2["completion_length/mean"] == pytest.approx(r1["completion_length/mean"])
+        assert r2["reward/std"] == pytest.approx(r1["reward/std"], abs=1e-6)  # over the global batch
+        assert r2["train_tokens"] == r1["train_tokens"]
+        for key in ("loss", "kl", "entropy", "advantages/max"):  # the same objective, not W times it
+            if key in r1:
+                assert r2[key] == pytest.approx(r1[key], rel=1e-3, abs=1e-6), key
+    if extra:
+        assert abs(one_rows[-1]["loss"]) > 1e-6 and one_rows[-1]["kl"] > 0  # the checks above had teeth
+
+
+def test_ranks_run_the_same_rollout_rounds_and_a_rank_that_keeps_nothing_still_trains(corpus, tmp_path):
+    """Dynamic sampling under ZeRO-3, where every generate call gathers the weights: rank 0's
+    rewards are flat (it never fills its groups), rank 1's vary. Both ranks must run the same
+    number of rounds, and rank 0 (nothing kept) must still join every forward and backward."""
+    args = [f"data.train={corpus}", "rollout.n=2", "data.prompts_per_step=4", "rollout.chunk_prompts=2",
+            "rollout.max_new_tokens=8", f"reward.plugins={RANK_PLUGIN}", "reward.weights={test_rank: 1.0}",
+            "algo.dynamic_sampling=true", "algo.max_refill_rounds=3", "trainer.steps=1", "trainer.tensorboard=false",
+            f"out={tmp_path / 'two'}", "deepspeed=zero3"]
+    run(args, ranks=2)
+    (row,) = [json.loads(x) for x in (tmp_path / "two" / "stage1" / "metrics.jsonl").read_text().splitlines()]
+    assert row["rollout_rounds"] == 3  # rank 1 had its groups after one round, yet ran rank 0's three
+    assert row["samples/kept"] == 2 * 2  # rank 1's first two groups; rank 0 kept none
+    assert row["grad_norm"] > 0
 
 
 def test_two_ranks_play_the_spy_game_with_one_shared_schedule(tmp_path):

@@ -140,6 +140,21 @@ def test_resume_refuses_a_changed_pair_folder_or_another_shard_count(pairs_dir, 
         run(options(pairs_dir, out, games=8, num_shards=2), engine=ScriptedEngine())
 
 
+def test_a_second_job_on_the_same_shard_is_refused(pairs_dir, tmp_path):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with (out / "games-0-of-2.jsonl.lock").open("a") as held:  # a job already writing shard 0
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(UserError, match="another selfplay job is writing this shard"):
+            run(options(pairs_dir, out, games=4, num_shards=2), engine=ScriptedEngine())
+        run(options(pairs_dir, out, games=4, shard=1, num_shards=2), engine=ScriptedEngine())  # shard 1 is free
+    assert not (out / "games-0-of-2.jsonl").exists() and ids_in(out / "games-1-of-2.jsonl") == [1, 3]
+    run(options(pairs_dir, out, games=4, num_shards=2), engine=ScriptedEngine())  # released: shard 0 runs
+    assert ids_in(out / "games-0-of-2.jsonl") == [0, 2]
+
+
 def test_options_are_checked(pairs_dir, tmp_path):
     with pytest.raises(OptionError, match="shard=2 num_shards=2"):
         options(pairs_dir, tmp_path, shard=2, num_shards=2)

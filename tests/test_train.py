@@ -1,6 +1,7 @@
 """`vlrl sft` and `vlrl train` end to end on the tiny model, on CPU, with DeepSpeed."""
 
 import json
+import re
 
 import pytest
 
@@ -202,21 +203,53 @@ def test_sample_reports_show_charts_code_and_scores(corpus, tmp_path):
     assert not (samples / "step-000001.html").exists()
 
 
-def test_overlapped_scoring_gives_the_same_run_as_the_sequential_path(corpus, tmp_path):
-    """Rendering each chunk while the next generates changes only when work happens."""
+class CodeAnswers:
+    """A RolloutEngine that really samples, then rewrites each answer by its tokens into one
+    of three kinds: a bar chart whose values and title come from the tokens, code that raises,
+    or the model's own gibberish. Renders, exec and text rewards then differ sample by sample,
+    so a render paired with the wrong sample changes the rewards."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def generate(self, requests, params):
+        groups = self.engine.generate(requests, params)
+        for group in groups:
+            for c in group:
+                kind, v = sum(c.token_ids) % 3, c.token_ids[0] % 7 + 1 if c.token_ids else 1
+                if kind == 0:
+                    c.text = ("```python\nimport matplotlib.pyplot as plt\n"
+                              f"plt.bar(['a', 'b', 'c'], [{v}, 3, 2])\nplt.title('Sales {v}')\n```")
+                elif kind == 1:
+                    c.text = "```python\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])\n1 / 0\n```"
+        return groups
+
+    def sync_weights(self, model) -> None:
+        self.engine.sync_weights(model)
+
+
+def test_overlapped_scoring_gives_the_same_run_as_the_sequential_path(corpus, tmp_path, monkeypatch):
+    """Rendering and scoring each chunk while the next generates changes only when work happens."""
     from safetensors.torch import load_file
 
+    import vlrl.trainer
     from vlrl.trainer import train
 
-    common = ["trainer.steps=2", "rollout.chunk_prompts=1", "data.prompts_per_step=3", "trainer.lr=0.01",
-              "trainer.warmup_ratio=0", PLUGIN, LENGTH]
+    real = vlrl.trainer.build_rollout
+    monkeypatch.setattr(vlrl.trainer, "build_rollout", lambda *a, **k: CodeAnswers(real(*a, **k)))
+    common = ["trainer.steps=2", "rollout.chunk_prompts=1", "data.prompts_per_step=3", "rollout.n=4",
+              "trainer.lr=0.01", "trainer.warmup_ratio=0"]  # stage 1's reward: format, exec, msrl_text
     train(tiny(corpus, tmp_path / "overlap", "rollout.overlap_scoring=true", *common))
     train(tiny(corpus, tmp_path / "sequential", "rollout.overlap_scoring=false", *common))
     a = rows(tmp_path / "overlap" / "stage1" / "metrics.jsonl")
     b = rows(tmp_path / "sequential" / "stage1" / "metrics.jsonl")
     assert a[0]["grad_norm"] > 0
+    assert 0 < a[0]["exec_rate"] < 1 and a[0]["reward/msrl_text"] > 0  # some samples render, some do not
     for ra, rb in zip(a, b):
-        for key in ("reward/mean", "reward/test_length", "grad_norm", "loss", "completion_length/mean", "entropy"):
+        keys = [k for k in ra if k.startswith(("reward/", "advantages/")) or k in
+                ("exec_rate", "grad_norm", "loss", "completion_length/mean", "entropy")]
+        assert len(keys) > 8
+        for key in keys:
             assert ra[key] == rb[key], key
     wa = load_file(tmp_path / "overlap" / "stage1" / "final" / "model.safetensors")
     wb = load_file(tmp_path / "sequential" / "stage1" / "final" / "model.safetensors")
@@ -238,3 +271,36 @@ def test_profile_flag_prints_the_time_split_per_phase(corpus, tmp_path, capsys):
     metrics = rows(tmp_path / "stage1" / "metrics.jsonl")
     assert metrics[0]["time/forward"] > 0
     assert metrics[0]["time/train"] >= metrics[0]["time/forward"] + metrics[0]["time/backward"]
+    # each step's phases (with "other", what no phase timed) add up to the step, and the
+    # run's table counts 2 steps, its total being the sum of the phases
+    for m in metrics:
+        phases = sum(v for k, v in m.items() if k.startswith("time/") and k not in ("time/step", "time/train"))
+        assert phases == pytest.approx(m["time/step"], rel=1e-6)
+    table = printed.split("time split over 2 steps:\n", 1)[1]
+    total_line = next(line for line in table.splitlines() if line.startswith("total"))
+    seconds, share, per_step = total_line.split()[1:4]
+    assert share == "100.0%" and float(per_step) == pytest.approx(float(seconds) / 2, abs=2e-3)
+    assert float(seconds) == pytest.approx(sum(profile.values()), abs=5e-3)
+    step_table = printed.split("time split over 2 steps", 1)[0]
+    assert re.search(r"^other\s", step_table, re.M) and not re.search(r"^step\s", step_table, re.M)  # no "step" row
+
+
+def test_held_out_evaluation_every_n_steps_and_sparse_logging(corpus, tmp_path):
+    from vlrl.trainer import build_task, train
+
+    args = ["trainer.steps=3", "trainer.eval_every=2", f"data.eval={corpus}", "data.eval_size=3",
+            "trainer.log_every=2", "trainer.save_final=false", "trainer.tensorboard=false", PLUGIN, LENGTH]
+    train(tiny(corpus, tmp_path, *args))
+    stage = tmp_path / "stage1"
+    logged = rows(stage / "metrics.jsonl")
+    assert [m["step"] for m in logged] == [2, 3]  # every 2nd step, and the last
+    for m in logged:  # evaluated at step 2 and at the end
+        assert m["eval/n"] == 3 and 0 <= m["eval/reward"] <= 1 and "eval/test_length" in m
+        assert m["eval/reward"] == pytest.approx(m["eval/test_length"])  # the training reward's weights
+        assert m["eval/exec_rate"] == 0.0 and m["time/eval"] > 0  # random text never renders
+    assert not (stage / "final").exists() and not (stage / "checkpoints").exists()  # save_final=false
+
+    with pytest.raises(UserError, match="set data.eval=PATH"):
+        build_task(tiny(corpus, tmp_path, "trainer.eval_every=5"))
+    with pytest.raises(UserError, match="spy game reports"):
+        build_task(load_config(["task=spy", "trainer.eval_every=5", f"out={tmp_path}"]))

@@ -74,7 +74,8 @@ def _train_run(cfg):
     from vlrl.trainer import train
 
     final = train(cfg)
-    print(f"stage {cfg.stage} done: weights in {final}")
+    print(f"stage {cfg.stage} done: " + (f"weights in {final}" if cfg.trainer.save_final
+                                         else "no weights written (trainer.save_final=false)"))
     return 0
 
 

@@ -77,7 +77,7 @@ class RewardConfig:
 class DataConfig:
     train: str = option("runs/corpus", help="training charts: a `vlrl data synth` folder, a JSONL/Parquet file of (image, code), or a ChartMimic-layout folder")
     eval: str = option("", help="held-out charts in the same formats (empty: none)")
-    eval_size: int = option(64, help="charts evaluated each eval step")
+    eval_size: int = option(64, help="held-out charts each evaluation answers (the first ones, cut to a multiple of the ranks)")
     prompts_per_step: int = option(8, help="prompts (groups) per optimizer step across all ranks")
     shuffle: bool = option(True, help="shuffle the training rows each epoch")
 
@@ -92,11 +92,13 @@ class TrainerConfig:
     grad_clip: float = option(1.0, help="gradient norm clipping (0 disables)")
     micro_batch_tokens: int = option(8192, help="token budget of a micro-batch (sequences sorted by length)")
     deepspeed: str = option("zero2", help="zero0 | zero1 | zero2 | zero3 | none | path to a DeepSpeed JSON")
-    save_every: int = option(50, help="checkpoint every N steps (and always at the end)")
+    save_every: int = option(50, help="checkpoint every N steps (and at the end, with save_final)")
+    save_final: bool = option(True, help="checkpoint the last step and write the final HF weights (false: benchmarks)")
     resume: Literal["auto", "never"] = option("auto", help="auto: continue from the stage's latest checkpoint; never: start over")
     keep_checkpoints: int = option(2, help="rolling checkpoints kept besides the final weights")
-    log_every: int = option(1, help="metrics every N steps")
-    eval_every: int = option(0, help="evaluate every N steps (0: never)")
+    log_every: int = option(1, help="log metrics every N steps (and the last); every step is still measured")
+    eval_every: int = option(0, help="every N steps, answer data.eval_size held-out charts of data.eval at "
+                                     "rollout.eval_temperature and log eval/* (chart-to-code; 0: never)")
     log_samples_every: int = option(0, help="HTML sample report every N steps (0: never)")
     tensorboard: bool = option(True, help="also write TensorBoard events (OUT/stageN/tensorboard)")
     profile: bool = option(False, help="print each step's time split per phase and the run's at the end (also `--profile`); synchronises the GPU at phase boundaries")

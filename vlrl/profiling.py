@@ -46,13 +46,25 @@ class PhaseTimer:
     def add(self, name: str, seconds: float) -> None:
         self.current[name] += seconds
 
-    def end_step(self) -> dict[str, float]:
+    def end_step(self, total: float | None = None) -> dict[str, float]:
+        """This step's split, counted into the run's. With the step's wall time `total`, the
+        time no phase covered (logging, bookkeeping) is its own phase, "other", so the split
+        adds up to the step."""
         split = dict(self.current)
+        if total is not None:
+            split["other"] = max(0.0, total - sum(split.values()))
         for name, seconds in split.items():
             self.totals[name] += seconds
         self.current.clear()
         self.steps += 1
         return split
+
+    def fold(self) -> None:
+        """Count phases timed after the last step ended (a final checkpoint) into the run's
+        totals, without counting another step."""
+        for name, seconds in self.current.items():
+            self.totals[name] += seconds
+        self.current.clear()
 
     def table(self, split: dict[str, float] | None = None) -> str:
         """A plain-text table of one step's split (when given) or the whole run's."""

@@ -269,7 +269,7 @@ def prompt_visions(samples: StepSamples, processor) -> list:
 def train(cfg: Config) -> Path:
     from vlrl.algo import BatchCounts, loss_metrics, micro_batch_loss, per_token_loss
     from vlrl.profiling import PhaseTimer
-    from vlrl.sequences import PromptVision, Row, collate, completion_logprobs, micro_batches
+    from vlrl.sequences import Row, collate, completion_logprobs, micro_batches
 
     dist_utils.init_distributed()
     seed_everything(cfg.seed)
@@ -333,12 +333,13 @@ def train(cfg: Config) -> Path:
             n_micro = int(dist_utils.all_reduce(torch.tensor([len(mbs)], dtype=torch.long), op="max"))
         # Every rank runs the same number of forward/backward passes (ZeRO-3 gathers weights in
         # each forward, and every rank must reach the gradient reduction): a rank with fewer
-        # micro-batches repeats one, or runs a one-token stand-in, at zero weight.
+        # micro-batches repeats one at zero weight. A rank that kept nothing repeats one token
+        # of a dropped sample with its images, so the same modules (the vision tower too) run
+        # on every rank; only a rank with no sample at all falls back to a text-only stand-in.
         real_micro = len(mbs)
         max_len = samples.max_completion_length or cfg.rollout.max_new_tokens
         if len(mbs) < n_micro:
-            filler = mbs[0] if mbs else [Row([pad_id, pad_id], [pad_id], PromptVision(None, None))]
-            mbs = mbs + [filler] * (n_micro - len(mbs))
+            mbs = mbs + [mbs[0] if mbs else [filler_row(flat, vision, pad_id)]] * (n_micro - len(mbs))
 
         engine.train()
         loss_total, infos, grad_norm = 0.0, [], None
@@ -384,9 +385,15 @@ def train(cfg: Config) -> Path:
         with timer.phase("sync"), generation_context(engine)():
             rollout.sync_weights(engine.module)  # colocated HF engine: nothing to copy
 
-        split = timer.end_step()
-        split["step"] = time.perf_counter() - t0
-        row = step_metrics(step, samples, lengths, infos, loss_total, grad_norm, scheduler.get_last_lr()[0], split)
+        last = step + 1 == cfg.trainer.steps
+        evaluation = {}
+        if cfg.trainer.eval_every and ((step + 1) % cfg.trainer.eval_every == 0 or last):
+            with timer.phase("eval"):  # the rollout engine gathers ZeRO-3 weights itself
+                evaluation = task.evaluate(step, rollout, timer)
+        split = timer.end_step(total=time.perf_counter() - t0)  # with "other": what no phase timed
+        row = step_metrics(step, samples, lengths, infos, loss_total, grad_norm, scheduler.get_last_lr()[0],
+                           {**split, "step": sum(split.values())})
+        row.update(evaluation)
         row = gather_metrics(row)  # every rank takes part; rank 0 logs the whole batch
         for event in samples.events:
             if dist_utils.is_main():
@@ -395,25 +402,26 @@ def train(cfg: Config) -> Path:
             every = cfg.trainer.log_samples_every
             if every and (step + 1) % every == 0 and samples.report is not None:
                 samples.report(out / "samples", step + 1)
-            logger.log(row)
-            print(format_metrics(row), flush=True)
-            if cfg.trainer.profile:
-                print(timer.table(split), flush=True)
-        last = step + 1 == cfg.trainer.steps
+            if (step + 1) % cfg.trainer.log_every == 0 or last or evaluation:
+                logger.log(row)
+                print(format_metrics(row), flush=True)
+                if cfg.trainer.profile:
+                    print(timer.table(split), flush=True)
         # the last step is checkpointed too, so a longer run (more steps) resumes exactly here
-        if (cfg.trainer.save_every and (step + 1) % cfg.trainer.save_every == 0) or last:
+        if (cfg.trainer.save_every and (step + 1) % cfg.trainer.save_every == 0) or (last and cfg.trainer.save_final):
             with timer.phase("checkpoint"):
                 save_checkpoint(engine, out / "checkpoints" / f"step-{step + 1}",
                                 {"step": step + 1, "task": task.state_dict()}, cfg.trainer.keep_checkpoints)
 
-    save_hf(engine, processor, out / "final")
+    if cfg.trainer.save_final:
+        save_hf(engine, processor, out / "final")
     if logger is not None:
         logger.close()
         from vlrl.metrics_log import plot_rewards
 
         plot_rewards(out / "metrics.jsonl", out)
         if cfg.trainer.profile:
-            timer.end_step()  # the last checkpoint
+            timer.fold()  # the last checkpoint, timed after its step ended
             print(f"time split over {cfg.trainer.steps - start_step} steps:\n{timer.table()}", flush=True)
             write_json_atomic(out / "profile.json", dict(timer.totals))
     task.close()
@@ -421,6 +429,17 @@ def train(cfg: Config) -> Path:
 
 
 # --------------------------------------------------------------------------- metrics
+
+
+def filler_row(flat, vision, pad_id: int):
+    """A zero-weight stand-in micro-batch row for a rank that kept no sample: one token of its
+    first sample, with that sample's images, or a text-only pair of pads without any."""
+    from vlrl.sequences import PromptVision, Row
+
+    if flat:
+        c = flat[0]
+        return Row(c.prompt_ids, c.token_ids[:1] or [pad_id], vision[0], 0.0, (c.logprobs or [0.0])[:1])
+    return Row([pad_id, pad_id], [pad_id], PromptVision(None, None))
 
 
 def local_grad_norm(module) -> float:
@@ -444,6 +463,7 @@ def step_metrics(step, samples: StepSamples, lengths, infos, loss_total, grad_no
         for key in infos[0][0]:
             row[key] = sum(m[key] * t for m, _, t in infos) / tokens
         row["logprob_mismatch"] = sum(d for _, d, _ in infos) / tokens  # |trainer - engine| per token
+        row["train_tokens"] = int(sum(t for _, _, t in infos))
     # the coarse split the plots show, then every phase as timed
     train_phases = ("encode", "forward", "reference", "backward", "optimizer")
     row["time/train"] = sum(split.get(k, 0.0) for k in train_phases)
@@ -458,8 +478,11 @@ def step_metrics(step, samples: StepSamples, lengths, infos, loss_total, grad_no
     return row
 
 
-# How each metric combines across ranks: shards are equal-sized, so means of means are exact.
-_SUMMED = ("samples/kept", "completion_tokens", "tokens_per_second")
+# How each metric combines across ranks. Counts and throughput add up; token means (from
+# loss_metrics, over the tokens each rank trained on) are weighted by those tokens; the
+# rest are means over equal-sized shards, so a mean of the ranks' means is exact.
+_SUMMED = ("samples/kept", "completion_tokens", "tokens_per_second", "train_tokens")
+_TOKEN_MEANS = ("clip/low", "clip/high", "clip/total", "ratio/mean", "kl", "entropy", "logprob_mismatch")
 
 
 def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
@@ -482,9 +505,13 @@ def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
             merged[key] = min(values)
         elif key in _SUMMED:
             merged[key] = type(value)(sum(values))
+        elif key in _TOKEN_MEANS and sum(r.get("train_tokens", 0) for r in rows) > 0:
+            merged[key] = sum(r[key] * r.get("train_tokens", 0) for r in rows) / sum(r.get("train_tokens", 0) for r in rows)
         else:
             merged[key] = sum(values) / len(values)
-    merged["loss"] = sum(float(r["loss"]) for r in rows)  # each rank's share of the global objective
+    # Each rank's loss carries the factor W that makes DeepSpeed's mean over ranks give the
+    # global objective (vlrl.algo.losses), so the objective is the ranks' sum over W.
+    merged["loss"] = sum(float(r["loss"]) for r in rows) / len(rows)
     return merged
 
 

@@ -38,14 +38,16 @@ def _grouped(rewards: Tensor, group_size: int) -> Tensor:
     return rewards.view(-1, group_size)
 
 
-def group_advantages(rewards: Tensor, group_size: int, scale: Scale = "group", eps: float = 1e-4) -> Tensor:
+def group_advantages(rewards: Tensor, group_size: int, scale: Scale = "group", eps: float = 1e-4,
+                     batch_std: float | None = None) -> Tensor:
     """A_i = (r_i - mean_g) / (std + eps), as TRL GRPOTrainer computes it.
 
     rewards: [B] total reward per completion (see `weighted_rewards`).
     scale:
       "group": std = std_g, the Bessel-corrected (unbiased) std of the completion's own group;
       "batch": std = Bessel-corrected std of all B rewards (pass the global batch so every
-               rank sees the same number, as TRL gathers rewards before normalising);
+               rank sees the same number, as TRL gathers rewards before normalising), or
+               `batch_std` when given: the std of the global batch computed across ranks;
       "none":  A_i = r_i - mean_g (Dr. GRPO: no std division).
     Returns [B] float advantages; rows of a zero-variance group get exactly 0.
     """
@@ -54,7 +56,7 @@ def group_advantages(rewards: Tensor, group_size: int, scale: Scale = "group", e
     grouped = _grouped(rewards, group_size).float()  # [B/G, G]
     if scale == "group" and group_size < 2:
         raise ValueError("scale='group' needs group_size >= 2 (the std of one sample is undefined)")
-    if scale == "batch" and rewards.numel() < 2:
+    if scale == "batch" and rewards.numel() < 2 and batch_std is None:
         raise ValueError("scale='batch' needs at least 2 rewards")
 
     mean_g = grouped.mean(dim=1, keepdim=True)  # [B/G, 1]
@@ -62,7 +64,7 @@ def group_advantages(rewards: Tensor, group_size: int, scale: Scale = "group", e
     if scale == "group":
         std = grouped.std(dim=1, keepdim=True)  # [B/G, 1], unbiased (N - 1), like torch/TRL
     elif scale == "batch":
-        std = grouped.std()  # scalar, unbiased over all B rewards
+        std = grouped.std() if batch_std is None else torch.tensor(batch_std)  # scalar, unbiased over the batch
     else:
         return centred.reshape(-1)
     return (centred / (std + eps)).reshape(-1)  # [B]

@@ -293,13 +293,19 @@ def build_tiny_model(
     return model, processor
 
 
-def save_tiny_model(path: str | os.PathLike, kind: str = "qwen2_vl", seed: int = 0, **kwargs) -> Path:
+def save_tiny_model(path: str | os.PathLike, kind: str = "qwen2_vl", seed: int = 0, *,
+                    save_dtype: str | None = None, **kwargs) -> Path:
     """Write a tiny model + processor to ``path``; returns the directory.
 
     The result loads offline with ``AutoModelForImageTextToText.from_pretrained(path)``
-    and ``AutoProcessor.from_pretrained(path)``. ``kwargs`` go to :func:`build_tiny_model`.
+    and ``AutoProcessor.from_pretrained(path)``. ``kwargs`` go to :func:`build_tiny_model`;
+    ``save_dtype="bfloat16"`` halves the files of a large random model.
     """
     model, processor = build_tiny_model(kind, seed, **kwargs)
+    if save_dtype is not None:
+        import torch
+
+        model.to(getattr(torch, save_dtype))
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))

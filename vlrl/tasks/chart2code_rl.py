@@ -1,9 +1,9 @@
 """Chart-to-code as a training task: GRPO groups of code answers scored by rendering them.
 
-Each step this rank takes its share of the global prompt batch, samples n completions per
-chart chunk by chunk (each chunk's completions go to the render pool at once, so rendering
-and reward scoring run while the engine generates the next chunk), scores them with the
-stage's composite reward, and turns rewards into group advantages. With dynamic sampling
+Each step this rank takes its share of the global prompt batch and samples n completions per
+chart, chunk by chunk. Each chunk's completions go to the render pool at once, and a scoring
+thread turns their renders into the stage's composite reward, so both run while the engine
+generates the next chunk. Rewards then become group advantages. With dynamic sampling
 (DAPO) or the MSRL accuracy band, uninformative groups are dropped and refilled by further
 rollout rounds.
 """
@@ -11,6 +11,7 @@ rollout rounds.
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,8 @@ class Chart2CodeRL:
             self.pool.close()
             raise UserError(str(exc).strip("'\"")) from None
         self.task = Chart2CodeTask(self.pool, reward)
+        # one thread: chunks are scored in order, and the task's reference cache sees one writer
+        self.scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
         self.examples, bad = self.task.usable(report.examples)
         if bad:
             print(f"skipped {len(bad)} examples whose reference code fails, e.g. {bad[0]}", file=sys.stderr)
@@ -87,7 +90,12 @@ class Chart2CodeRL:
             raise UserError(f"{cfg.data.train}: no usable training charts")
         self.sampler = PromptSampler(len(self.examples), cfg.seed, cfg.data.shuffle)
         self.world, self.rank = dist_utils.world_size(), dist_utils.rank()
-        self.per_rank = max(1, cfg.data.prompts_per_step // self.world)
+        if cfg.data.prompts_per_step % self.world:
+            self.pool.close()
+            raise UserError(f"data.prompts_per_step={cfg.data.prompts_per_step} is not a multiple of the "
+                            f"{self.world} ranks: every rank samples the same number of prompts")
+        self.per_rank = cfg.data.prompts_per_step // self.world
+        self.eval_examples = self._load_eval() if cfg.trainer.eval_every else []
 
     # ------------------------------------------------------------------ one rollout round
 
@@ -95,6 +103,7 @@ class Chart2CodeRL:
         """Prompts -> n completions each -> scores, for this rank's share of the batch."""
         from vlrl.algo import soft_overlong_penalty
         from vlrl.rollout.base import SamplingParams
+        from vlrl.tasks.chart2code import ScoredBatch
 
         cfg, n, per_rank = self.cfg, self.cfg.rollout.n, self.per_rank
         order = self.sampler if round_index == 0 else PromptSampler(
@@ -104,7 +113,8 @@ class Chart2CodeRL:
         messages = self.task.prompt_messages(batch_examples)
         params = SamplingParams(n=n, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                                 max_new_tokens=cfg.rollout.max_new_tokens)
-        completions, renders = [], []
+        per_sample = [ex for ex in batch_examples for _ in range(n)]
+        completions, pending = [], []
         for c0 in range(0, len(messages), cfg.rollout.chunk_prompts):
             chunk = messages[c0:c0 + cfg.rollout.chunk_prompts]
             # Seeded by the chunk's position in the global batch, not by rank: the same global
@@ -114,15 +124,22 @@ class Chart2CodeRL:
             with timer.phase("generate"):
                 chunk_completions = [c for g in rollout.generate(chunk, params) for c in g]
             if cfg.rollout.overlap_scoring:
-                renders += self.task.start_renders([c.text for c in chunk_completions])
+                # the pool renders the chunk and a scoring thread turns its renders into
+                # rewards, both while the engine generates the next chunk
+                texts = [c.text for c in chunk_completions]
+                renders = self.task.start_renders(texts)
+                lo = len(completions)
+                pending.append(self.scorer.submit(self.task.score, per_sample[lo:lo + len(texts)], texts, renders))
             completions += chunk_completions
         if hasattr(rollout, "sleep"):
             rollout.sleep()  # vLLM frees the GPU for the training step
         with timer.phase("score"):
-            if not cfg.rollout.overlap_scoring:  # the sequential path, for comparison
-                renders = self.task.start_renders([c.text for c in completions])
-            per_sample = [ex for ex in batch_examples for _ in range(n)]
-            scored = self.task.score(per_sample, [c.text for c in completions], renders)
+            if cfg.rollout.overlap_scoring:
+                parts = [p.result() for p in pending]
+                scored = ScoredBatch([o for b in parts for o in b.outputs], [r for b in parts for r in b.renders])
+            else:  # the sequential path, for comparison
+                texts = [c.text for c in completions]
+                scored = self.task.score(per_sample, texts, self.task.start_renders(texts))
         rewards = torch.tensor([o.score for o in scored.outputs], dtype=torch.float32)
         if cfg.algo.overlong == "soft":
             lengths = torch.tensor([len(c.token_ids) for c in completions])
@@ -140,7 +157,7 @@ class Chart2CodeRL:
         requests, completions, outputs, renders, reward_parts, group_keep, examples = [], [], [], [], [], [], []
         rounds = 0
         max_rounds = cfg.algo.max_refill_rounds if cfg.algo.dynamic_sampling else 1
-        while rounds < max_rounds and sum(group_keep) < per_rank:
+        while rounds < max_rounds and self._any_rank_short(sum(group_keep) < per_rank):
             messages, flat, scored, r, per_sample = self._round(step, rounds, rollout, timer)
             rounds += 1
             keep_groups = torch.ones(len(flat) // n, dtype=torch.bool)
@@ -162,7 +179,10 @@ class Chart2CodeRL:
                 if extra and group_keep[g]:
                     group_keep[g], extra = False, extra - 1
         rewards = torch.cat(reward_parts)
-        advantages = group_advantages(rewards, n, cfg.algo.advantage)
+        # "batch" scaling divides by the std of every reward of the global batch, as TRL does
+        # after gathering them: the same advantages whatever the number of ranks
+        batch_std = self._global_std(rewards)
+        advantages = group_advantages(rewards, n, cfg.algo.advantage, batch_std=batch_std)
         keep = torch.tensor(group_keep, dtype=torch.bool).repeat_interleave(n)
         if cfg.algo.overlong == "filter":
             lengths = torch.tensor([len(c.token_ids) for c in completions])
@@ -170,6 +190,8 @@ class Chart2CodeRL:
             keep &= overlong_mask(lengths, cfg.rollout.max_new_tokens, eos_found)
 
         metrics: dict[str, Any] = dict(advantage_stats(advantages, rewards, n))
+        if batch_std is not None:
+            metrics["reward/std"] = batch_std
         components: dict[str, list[float]] = {}
         for o in outputs:
             for k, v in o.components.items():
@@ -185,6 +207,74 @@ class Chart2CodeRL:
                            request_of=[i // n for i in range(len(completions))],
                            advantages=advantages, keep=keep, metrics=metrics, report=report)
 
+    # ------------------------------------------------------------------ held-out evaluation
+
+    def _load_eval(self) -> list:
+        """The first data.eval_size usable held-out charts, cut to a multiple of the ranks
+        (every rank then runs the same generate calls, which ZeRO-3 needs)."""
+        from vlrl.datasets.charts import load_chart_examples
+
+        cfg = self.cfg
+        if not cfg.data.eval:
+            self.pool.close()
+            raise UserError(f"trainer.eval_every={cfg.trainer.eval_every} needs held-out charts: set data.eval=PATH")
+        report = load_chart_examples(cfg.data.eval)
+        usable, bad = self.task.usable(report.examples[:cfg.data.eval_size + 64])
+        usable = usable[:cfg.data.eval_size]
+        usable = usable[:len(usable) - len(usable) % self.world]
+        if not usable:
+            self.pool.close()
+            raise UserError(f"data.eval={cfg.data.eval}: no usable held-out charts for {self.world} rank(s)"
+                            + (f" ({len(bad)} whose reference code fails)" if bad else ""))
+        return usable
+
+    def evaluate(self, step: int, rollout: Any, timer: Any) -> dict[str, float]:
+        """One answer per held-out chart at rollout.eval_temperature, scored with the training
+        reward: eval/reward, each eval/<component>, eval/exec_rate and eval/n, over all ranks."""
+        from vlrl.rollout.base import SamplingParams
+
+        cfg = self.cfg
+        mine = self.eval_examples[self.rank::self.world]
+        params = SamplingParams(n=1, temperature=cfg.rollout.eval_temperature, top_p=cfg.rollout.top_p,
+                                max_new_tokens=cfg.rollout.max_new_tokens, seed=cfg.seed * 7_919 + self.rank)
+        messages = self.task.prompt_messages(mine)
+        texts: list[str] = []
+        for c0 in range(0, len(messages), cfg.rollout.chunk_prompts):
+            texts += [g[0].text for g in rollout.generate(messages[c0:c0 + cfg.rollout.chunk_prompts], params)]
+        if hasattr(rollout, "sleep"):
+            rollout.sleep()
+        scored = self.task.score(mine, texts, self.task.start_renders(texts))
+        sums: dict[str, float] = {"n": len(mine), "reward": sum(o.score for o in scored.outputs),
+                                  "exec_rate": sum(r.ok for r in scored.renders)}
+        for o in scored.outputs:
+            for k, v in o.components.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        keys = sorted(sums)  # every rank scores with the same reward: the same keys
+        totals = dict(zip(keys, dist_utils.all_reduce(torch.tensor([sums[k] for k in keys], dtype=torch.float64))
+                          .tolist()))
+        n = totals.pop("n")
+        return {"eval/n": int(n), **{f"eval/{k}": v / n for k, v in totals.items()}}
+
+    def _any_rank_short(self, short: bool) -> bool:
+        """Whether any rank still lacks informative groups. Every rank runs as many rollout
+        rounds as the neediest one: under ZeRO-3 each generate call gathers the weights, a
+        collective every rank must join (a rank with enough groups keeps its first ones)."""
+        if self.world <= 1 or not self.cfg.algo.dynamic_sampling:
+            return short
+        return bool(dist_utils.all_reduce(torch.tensor([int(short)]), op="max"))
+
+    def _global_std(self, rewards: torch.Tensor) -> float | None:
+        """Bessel-corrected std of the rewards of every rank (None in one process: the local
+        batch is the global one)."""
+        if self.world <= 1:
+            return None
+        r = rewards.double()
+        count, total, squares = dist_utils.all_reduce(torch.stack([torch.tensor(float(r.numel()), dtype=torch.float64),
+                                                                   r.sum(), (r * r).sum()])).tolist()
+        if count < 2:
+            return 0.0
+        return max(0.0, (squares - total * total / count) / (count - 1)) ** 0.5
+
     def state_dict(self) -> dict[str, Any]:
         return {}  # the prompt order is a function of (seed, step)
 
@@ -192,6 +282,7 @@ class Chart2CodeRL:
         pass
 
     def close(self) -> None:
+        self.scorer.shutdown(wait=True)
         self.pool.close()
 
 

@@ -52,6 +52,9 @@ class SpyRL:
         except OptionError as exc:
             raise UserError(f"spy.{exc}") from None
         self.cfg = cfg
+        if cfg.trainer.eval_every:
+            raise UserError("trainer.eval_every evaluates chart-to-code on data.eval; the spy game reports "
+                            "its vote accuracy and N/A rate every step (spy/*), use `vlrl selfplay` for more")
         ensure_default_pairs(cfg)
         if not Path(cfg.data.train).is_dir():
             raise UserError(f"data.train={cfg.data.train}: the spy game needs a folder of image pairs "
