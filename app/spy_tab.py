@@ -230,7 +230,8 @@ def build_spy_tab(services: DemoServices, pairs_dir: str | None = None) -> None:
         pair = by_base[name]
         images = [load_image_upload(str(p), what=f"pair image of {name}") for p in (pair.original, pair.modified)]
         changed = "; ".join(pair.differences)
-        return {original_view: images[0], modified_view: images[1],
+        # picking a bundled pair drops uploads, which would otherwise win when Play is pressed
+        return {original_file: None, modified_file: None, original_view: images[0], modified_view: images[1],
                 status: f"Pair **{name}**" + (f" (what differs: {changed})" if changed else "") + ": press **Play**."}
 
     def on_upload(original_v, modified_v) -> dict:
@@ -239,11 +240,11 @@ def build_spy_tab(services: DemoServices, pairs_dir: str | None = None) -> None:
         notes = []
         for value, view, what in ((original_v, original_view, "original image"),
                                   (modified_v, modified_view, "modified image")):
+            out[view] = None  # a half not uploaded yet shows nothing, not the bundled pair's
             if file_path(value):
                 try:
                     out[view] = load_image_upload(file_path(value), what=what)
                 except BadUpload as exc:
-                    out[view] = None
                     notes.append(f"⚠️ {exc}")
         missing = [w for v, w in ((original_v, "the original"), (modified_v, "the modified image")) if not file_path(v)]
         if not notes:
@@ -251,7 +252,8 @@ def build_spy_tab(services: DemoServices, pairs_dir: str | None = None) -> None:
         out[status] = " ".join(notes)
         return out
 
-    pair_name.change(guard(on_pair, status), [pair_name], [original_view, modified_view, status], api_name=False)
+    pair_name.input(guard(on_pair, status), [pair_name], [original_file, modified_file, original_view, modified_view,
+                                                         status], api_name=False)
     for upload in (original_file, modified_file):
         upload.upload(guard(on_upload, status), [original_file, modified_file],
                       [pair_name, original_view, modified_view, status], api_name=False)

@@ -140,9 +140,11 @@ def render_problem(*results, changes: Sequence[dict] = ()) -> tuple[str, str] | 
             return f"{half}_render_failed", f"{result.error_kind}: {result.error}"
     images = [r.image for r in results]
     a, b = images[0], images[-1]
-    odd = next((im for im in images if im.size != a.size), None)
+    odd = next((k for k, im in enumerate(images) if im.size != a.size), None)
     if odd is not None:
-        return "size_mismatch", f"original {a.size[0]}x{a.size[1]}, modified {odd.size[0]}x{odd.size[1]}"
+        what = "modified" if odd == last else f"after change {odd}"
+        w, h = images[odd].size
+        return "size_mismatch", f"original {a.size[0]}x{a.size[1]}, {what} {w}x{h}"
     if a.tobytes() == b.tobytes():
         return "identical_renders", "the edits changed no pixel"
     if last > 1:

@@ -120,27 +120,40 @@ def shard_lock(games_path: Path):
 def _check_config(out: Path, opts: SelfPlayOptions, pairs_fingerprint: str) -> None:
     """Games in OUT must all come from the same settings and the same list of pairs (game
     ids map to pairs by position), whichever shard or run wrote them."""
+    import json
+    import os
+
     mine = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _FREE}
     mine["pairs_fingerprint"] = pairs_fingerprint
     path = out / "config.json"
-    if path.exists():
-        import json
-
+    if not path.exists():
+        # created exclusively: of two shards starting at once on a fresh out=, one writes the
+        # settings and the other is checked against them
+        tmp = out / f"config.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(mine, indent=1), encoding="utf-8")
         try:
-            theirs = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path}: unreadable ({exc}); remove it or use another out=") from None
-        differ = sorted(k for k in mine if k in theirs and theirs[k] != mine[k])
-        if "pairs_fingerprint" in differ:
-            raise UserError(f"{out} holds games played on another set of pairs "
-                            f"({theirs['pairs_fingerprint']}, now {pairs_fingerprint}: count:hash of the "
-                            f"usable pair names); {opts.pairs} changed since, or some pairs became "
-                            f"unreadable. Restore it or use another out=")
-        if differ:
-            pairs = ", ".join(f"{k}={theirs[k]} (now {mine[k]})" for k in differ)
-            raise UserError(f"{out} holds games played with {pairs}; use the same settings or another out=")
-        return
-    write_json_atomic(path, mine)
+            os.link(tmp, path)
+            return
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    try:
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: unreadable ({exc}); remove it or use another out=") from None
+    differ = sorted(k for k in mine if k in theirs and theirs[k] != mine[k])
+    if "pairs_fingerprint" in differ:
+        raise UserError(f"{out} holds games played on another set of pairs "
+                        f"({theirs['pairs_fingerprint']}, now {pairs_fingerprint}: count:hash of the "
+                        f"usable pair names); {opts.pairs} changed since, or some pairs became "
+                        f"unreadable. Restore it or use another out=")
+    if differ:
+        pairs = ", ".join(f"{k}={theirs[k]} (now {mine[k]})" for k in differ)
+        raise UserError(f"{out} holds games played with {pairs}; use the same settings or another out=")
+    missing = [k for k in mine if k not in theirs]  # written by an older vlrl: record them from now on
+    if missing:
+        write_json_atomic(path, {**theirs, **{k: mine[k] for k in missing}})
 
 
 def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -14,10 +14,12 @@ def _wide_to_l(image):
 
     a = np.asarray(image, dtype=np.float64)
     top = float(a.max()) if a.size else 0.0
-    if image.mode == "F" and top <= 1.0:
+    if image.mode.startswith("I;16"):
+        scale = 65535.0  # the mode says 16 bits, whatever the content's range
+    elif image.mode == "F" and top <= 1.0:
         scale = 1.0  # a float image in [0, 1]
     elif top <= 255:
-        scale = 255.0
+        scale = 255.0  # 32-bit modes carry no depth: read it off the range
     elif top <= 65535:
         scale = 65535.0
     else:

@@ -46,6 +46,9 @@ def test_dict_options_and_types_from_the_command_line():
     (["trainer.steps=many"], "trainer.steps=many: expected int"),
     (["reward.weights=[1, 2]"], "expected a mapping"),
     (["oops"], "options are written key=value"),
+    (["trainer.log_every=0"], "trainer.log_every=0: must be at least 1"),
+    (["rollout.n=0"], "rollout.n=0: must be at least 1"),
+    (["trainer.eval_every=-1"], "trainer.eval_every=-1: must be at least 0"),
 ])
 def test_errors_name_the_culprit(args, message):
     with pytest.raises(OptionError, match=message.replace("[", r"\[")):

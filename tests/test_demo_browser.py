@@ -193,6 +193,7 @@ def test_an_uploaded_spy_pair_is_previewed_and_replaces_the_bundled_one(page):
     page.locator("#spy-original input[type=file]").set_input_files(str(pairs / "chart-s1-000008_original.png"))
     expect(page.locator("#spy-status")).to_contain_text("Uploaded pair: now upload the modified image",
                                                         timeout=TIMEOUT_MS)
+    expect(page.locator("#spy-modified-view img")).to_have_count(0)  # not the bundled pair's half
     page.locator("#spy-modified input[type=file]").set_input_files(str(pairs / "chart-s1-000008_modified.png"))
     expect(page.locator("#spy-status")).to_contain_text("Uploaded pair: press Play")
     expect(page.locator("#spy-pair input")).to_have_value("")

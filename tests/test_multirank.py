@@ -94,6 +94,8 @@ def test_ranks_run_the_same_rollout_rounds_and_a_rank_that_keeps_nothing_still_t
     assert row["rollout_rounds"] == 3  # rank 1 had its groups after one round, yet ran rank 0's three
     assert row["samples/kept"] == 2 * 2  # rank 1's first two groups; rank 0 kept none
     assert row["grad_norm"] > 0
+    # rank 0 trained no token: the token means come from rank 1 alone, and are still logged
+    assert row["train_tokens"] > 0 and row["entropy"] > 0 and "clip/total" in row
 
 
 def test_two_ranks_play_the_spy_game_with_one_shared_schedule(tmp_path):

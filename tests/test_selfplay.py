@@ -140,6 +140,18 @@ def test_resume_refuses_a_changed_pair_folder_or_another_shard_count(pairs_dir, 
         run(options(pairs_dir, out, games=8, num_shards=2), engine=ScriptedEngine())
 
 
+def test_a_folder_from_an_older_version_resumes_and_gains_the_new_guards(pairs_dir, tmp_path):
+    out = tmp_path / "out"
+    run(options(pairs_dir, out, games=2), engine=ScriptedEngine())
+    config = json.loads((out / "config.json").read_text())
+    old = {k: v for k, v in config.items() if k not in ("pairs_fingerprint", "num_shards")}
+    (out / "config.json").write_text(json.dumps(old))  # as the previous version wrote it
+    run(options(pairs_dir, out, games=3), engine=ScriptedEngine())  # accepted ...
+    assert json.loads((out / "config.json").read_text()) == config  # ... and the new keys recorded
+    with pytest.raises(UserError, match="num_shards=1 \\(now 2\\)"):
+        run(options(pairs_dir, out, games=3, num_shards=2), engine=ScriptedEngine())
+
+
 def test_a_second_job_on_the_same_shard_is_refused(pairs_dir, tmp_path):
     import fcntl
 

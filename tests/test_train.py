@@ -98,6 +98,20 @@ def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(corpus, tmp_pat
         assert b[2][key] == pytest.approx(a[2][key], rel=1e-5, abs=1e-7), key
 
 
+def test_a_resumed_run_sets_aside_rows_logged_after_its_checkpoint(tmp_path):
+    from vlrl.metrics_log import set_aside_rows_after
+
+    path = tmp_path / "metrics.jsonl"
+    # a run checkpointed at step 2, logged steps 3 and 4, then died before its next checkpoint
+    path.write_text("".join(json.dumps({"step": s, "reward/mean": s / 10}) + "\n" for s in (1, 2, 3, 4)))
+    assert set_aside_rows_after(path, 2) == 2
+    assert [r["step"] for r in rows(path)] == [1, 2]  # the resumed run logs 3 and 4 again, once
+    assert [r["step"] for r in rows(tmp_path / "metrics.discarded.jsonl")] == [3, 4]  # kept, not deleted
+    assert set_aside_rows_after(path, 2) == 0
+    assert set_aside_rows_after(path, 0) == 2  # a fresh start in the same folder
+    assert rows(path) == [] and len(rows(tmp_path / "metrics.discarded.jsonl")) == 4
+
+
 @pytest.mark.parametrize("zero", ["zero2", "zero3"])
 def test_zero_stages_train_and_the_checkpoint_generates(corpus, tmp_path, zero):
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -260,7 +274,8 @@ def test_profile_flag_prints_the_time_split_per_phase(corpus, tmp_path, capsys):
     from vlrl.cli import main
 
     args = ["train", "model=tiny", f"data.train={corpus}", f"out={tmp_path}", "rollout.n=2",
-            "data.prompts_per_step=2", "rollout.max_new_tokens=8", "trainer.steps=2", "--profile", PLUGIN, LENGTH]
+            "data.prompts_per_step=2", "rollout.max_new_tokens=8", "trainer.steps=2", "trainer.save_every=1",
+            "--profile", PLUGIN, LENGTH]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "time split over 2 steps" in printed
@@ -276,6 +291,7 @@ def test_profile_flag_prints_the_time_split_per_phase(corpus, tmp_path, capsys):
     for m in metrics:
         phases = sum(v for k, v in m.items() if k.startswith("time/") and k not in ("time/step", "time/train"))
         assert phases == pytest.approx(m["time/step"], rel=1e-6)
+        assert m["time/checkpoint"] > 0  # each step's own checkpoint, not billed to the next step
     table = printed.split("time split over 2 steps:\n", 1)[1]
     total_line = next(line for line in table.splitlines() if line.startswith("total"))
     seconds, share, per_step = total_line.split()[1:4]

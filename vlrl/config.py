@@ -283,7 +283,24 @@ def load_config(args: list[str]) -> Config:
         set_key(cfg, key, value)
     if not cfg.out:
         cfg.out = f"runs/{cfg.task}"
+    check_ranges(cfg)
     return cfg
+
+
+# Counts that must be at least this (checked once the whole config is assembled, so a
+# mistake fails before any model loads, not after the first step).
+_MINIMA = {"trainer.steps": 1, "trainer.log_every": 1, "trainer.eval_every": 0, "trainer.save_every": 0,
+           "trainer.log_samples_every": 0, "trainer.keep_checkpoints": 0, "trainer.micro_batch_tokens": 1,
+           "rollout.n": 1, "rollout.max_new_tokens": 1, "rollout.chunk_prompts": 1, "data.prompts_per_step": 1,
+           "data.eval_size": 1, "algo.max_refill_rounds": 1}
+
+
+def check_ranges(cfg: Config) -> None:
+    for key, low in _MINIMA.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value < low:
+            raise OptionError(f"{key}={value}: must be at least {low}")
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -47,7 +47,13 @@ def init_distributed() -> None:
 
         # one GPU per rank before anything is placed: "cuda" then means this rank's device
         # (models, the reference model, collectives), not GPU 0 on every rank
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+        local, gpus = int(os.environ["LOCAL_RANK"]), torch.cuda.device_count()
+        if local >= gpus:
+            from vlrl.options import UserError
+
+            raise UserError(f"LOCAL_RANK={local} but this node has {gpus} GPU(s): launch at most {gpus} "
+                            f"processes per node (--nproc_per_node / --num_gpus)")
+        torch.cuda.set_device(local)
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if use_cuda() else "gloo")
 
@@ -66,6 +72,17 @@ def world_size() -> int:
 
 def is_main() -> bool:
     return rank() == 0
+
+
+def all_gather_objects(obj) -> list:
+    """Every rank's `obj` (picklable), in rank order; [obj] in one process."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() <= 1:
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def all_reduce(t, op: str = "sum"):

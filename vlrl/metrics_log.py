@@ -10,8 +10,41 @@ from vlrl.jsonl import JsonlWriter
 from vlrl.options import UserError
 
 
+def set_aside_rows_after(path: Path, step: int) -> int:
+    """Keep in metrics.jsonl only the rows up to `step` (the step a run resumes from, 0 for a
+    fresh start): rows logged after the checkpoint it resumes from would appear twice. They
+    are appended to metrics.discarded.jsonl, not deleted. Returns how many were set aside."""
+    import json
+    import os
+
+    from vlrl.jsonl import iter_jsonl_lenient
+
+    if not path.exists():
+        return 0
+    kept, later = [], []
+    for _, row, problem in iter_jsonl_lenient(path):
+        if problem is None and isinstance(row, dict) and isinstance(row.get("step"), (int, float)) \
+                and row["step"] > step:
+            later.append(row)
+        elif problem is None:
+            kept.append(row)
+    if not later:
+        return 0
+    with (path.parent / "metrics.discarded.jsonl").open("a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r, default=str) + "\n" for r in later))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in kept), encoding="utf-8")
+    os.replace(tmp, path)
+    return len(later)
+
+
 class MetricsLogger:
-    def __init__(self, directory: Path, *, tensorboard: bool, wandb: bool, run_name: str, config: dict) -> None:
+    def __init__(self, directory: Path, *, tensorboard: bool, wandb: bool, run_name: str, config: dict,
+                 start_step: int = 0) -> None:
+        moved = set_aside_rows_after(directory / "metrics.jsonl", start_step)
+        if moved:
+            print(f"{moved} metrics rows after step {start_step} (not covered by the checkpoint) moved to "
+                  f"{directory / 'metrics.discarded.jsonl'}", file=sys.stderr)
         self.jsonl = JsonlWriter(directory / "metrics.jsonl")
         self.tb = None
         self.wandb = None

@@ -59,13 +59,6 @@ class PhaseTimer:
         self.steps += 1
         return split
 
-    def fold(self) -> None:
-        """Count phases timed after the last step ended (a final checkpoint) into the run's
-        totals, without counting another step."""
-        for name, seconds in self.current.items():
-            self.totals[name] += seconds
-        self.current.clear()
-
     def table(self, split: dict[str, float] | None = None) -> str:
         """A plain-text table of one step's split (when given) or the whole run's."""
         data = split if split is not None else self.totals

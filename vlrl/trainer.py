@@ -312,7 +312,8 @@ def train(cfg: Config) -> Path:
         from vlrl.metrics_log import MetricsLogger
 
         logger = MetricsLogger(out, tensorboard=cfg.trainer.tensorboard, wandb=cfg.trainer.wandb,
-                               run_name=f"{Path(cfg.out).name}-stage{cfg.stage}", config=to_dict(cfg))
+                               run_name=f"{Path(cfg.out).name}-stage{cfg.stage}", config=to_dict(cfg),
+                               start_step=start_step)
 
     for step in range(start_step, cfg.trainer.steps):
         t0 = time.perf_counter()
@@ -390,6 +391,11 @@ def train(cfg: Config) -> Path:
         if cfg.trainer.eval_every and ((step + 1) % cfg.trainer.eval_every == 0 or last):
             with timer.phase("eval"):  # the rollout engine gathers ZeRO-3 weights itself
                 evaluation = task.evaluate(step, rollout, timer)
+        # the last step is checkpointed too, so a longer run (more steps) resumes exactly here
+        if (cfg.trainer.save_every and (step + 1) % cfg.trainer.save_every == 0) or (last and cfg.trainer.save_final):
+            with timer.phase("checkpoint"):
+                save_checkpoint(engine, out / "checkpoints" / f"step-{step + 1}",
+                                {"step": step + 1, "task": task.state_dict()}, cfg.trainer.keep_checkpoints)
         split = timer.end_step(total=time.perf_counter() - t0)  # with "other": what no phase timed
         row = step_metrics(step, samples, lengths, infos, loss_total, grad_norm, scheduler.get_last_lr()[0],
                            {**split, "step": sum(split.values())})
@@ -407,11 +413,6 @@ def train(cfg: Config) -> Path:
                 print(format_metrics(row), flush=True)
                 if cfg.trainer.profile:
                     print(timer.table(split), flush=True)
-        # the last step is checkpointed too, so a longer run (more steps) resumes exactly here
-        if (cfg.trainer.save_every and (step + 1) % cfg.trainer.save_every == 0) or (last and cfg.trainer.save_final):
-            with timer.phase("checkpoint"):
-                save_checkpoint(engine, out / "checkpoints" / f"step-{step + 1}",
-                                {"step": step + 1, "task": task.state_dict()}, cfg.trainer.keep_checkpoints)
 
     if cfg.trainer.save_final:
         save_hf(engine, processor, out / "final")
@@ -421,7 +422,6 @@ def train(cfg: Config) -> Path:
 
         plot_rewards(out / "metrics.jsonl", out)
         if cfg.trainer.profile:
-            timer.fold()  # the last checkpoint, timed after its step ended
             print(f"time split over {cfg.trainer.steps - start_step} steps:\n{timer.table()}", flush=True)
             write_json_atomic(out / "profile.json", dict(timer.totals))
     task.close()
@@ -463,7 +463,7 @@ def step_metrics(step, samples: StepSamples, lengths, infos, loss_total, grad_no
         for key in infos[0][0]:
             row[key] = sum(m[key] * t for m, _, t in infos) / tokens
         row["logprob_mismatch"] = sum(d for _, d, _ in infos) / tokens  # |trainer - engine| per token
-        row["train_tokens"] = int(sum(t for _, _, t in infos))
+    row["train_tokens"] = int(sum(t for _, _, t in infos))  # 0 on a rank that kept nothing
     # the coarse split the plots show, then every phase as timed
     train_phases = ("encode", "forward", "reference", "backward", "optimizer")
     row["time/train"] = sum(split.get(k, 0.0) for k in train_phases)
@@ -495,7 +495,14 @@ def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = [None] * dist_utils.world_size()  # type: ignore[list-item]
     dist.all_gather_object(rows, row)
     merged: dict[str, Any] = {}
-    for key, value in row.items():
+    keys = list(row) + [k for r in rows[1:] for k in r if k not in row]  # rank 0's first
+    for key in dict.fromkeys(keys):
+        value = row.get(key, next(r[key] for r in rows if key in r))
+        if key in _TOKEN_MEANS:  # a rank that trained no token has none of these: weight the others
+            have = [r for r in rows if key in r and r.get("train_tokens", 0) > 0]
+            if have:
+                merged[key] = sum(r[key] * r["train_tokens"] for r in have) / sum(r["train_tokens"] for r in have)
+            continue
         values = [r[key] for r in rows if key in r and isinstance(r[key], (int, float)) and not isinstance(r[key], bool)]
         if key in ("step", "lr", "loss") or len(values) != len(rows):
             merged[key] = value
@@ -505,8 +512,6 @@ def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
             merged[key] = min(values)
         elif key in _SUMMED:
             merged[key] = type(value)(sum(values))
-        elif key in _TOKEN_MEANS and sum(r.get("train_tokens", 0) for r in rows) > 0:
-            merged[key] = sum(r[key] * r.get("train_tokens", 0) for r in rows) / sum(r.get("train_tokens", 0) for r in rows)
         else:
             merged[key] = sum(values) / len(values)
     # Each rank's loss carries the factor W that makes DeepSpeed's mean over ranks give the

@@ -249,11 +249,12 @@ class Chart2CodeRL:
         for o in scored.outputs:
             for k, v in o.components.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
-        keys = sorted(sums)  # every rank scores with the same reward: the same keys
-        totals = dict(zip(keys, dist_utils.all_reduce(torch.tensor([sums[k] for k in keys], dtype=torch.float64))
-                          .tolist()))
+        totals: dict[str, float] = {}
+        for part in dist_utils.all_gather_objects(sums):  # merged by name: a plugin's keys may vary
+            for k, v in part.items():
+                totals[k] = totals.get(k, 0.0) + v
         n = totals.pop("n")
-        return {"eval/n": int(n), **{f"eval/{k}": v / n for k, v in totals.items()}}
+        return {"eval/n": int(n), **{f"eval/{k}": v / n for k, v in sorted(totals.items())}}
 
     def _any_rank_short(self, short: bool) -> bool:
         """Whether any rank still lacks informative groups. Every rank runs as many rollout
