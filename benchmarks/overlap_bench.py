@@ -9,8 +9,9 @@ runnable code, which would make rendering free; so the engine's text is swapped 
 chart's reference script after each real generate call. Generation costs what it costs, and
 rendering and scoring cost what real answers cost.
 
-(a) overlapped: each chunk's completions go to the render pool as soon as they exist, while
-    the next chunk generates (the default, rollout.overlap_scoring=true);
+(a) overlapped: each chunk's completions go to the render pool as soon as they exist, and a
+    scoring thread scores them, while the next chunk generates (the default,
+    rollout.overlap_scoring=true);
 (b) sequential: every chunk generates first, then everything renders and scores.
 Steps alternate between (a) and (b) so load changes hit both alike. The rewards of both
 paths must be identical. The last line is machine-readable:

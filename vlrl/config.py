@@ -44,7 +44,7 @@ class RolloutConfig:
     top_p: float = option(1.0, help="nucleus sampling")
     max_new_tokens: int = option(1024, help="completion length limit (MSRL evaluates with 4096)")
     chunk_prompts: int = option(4, help="prompts per generate call; each chunk's completions render while the next generates")
-    overlap_scoring: bool = option(True, help="render and score each chunk while the next generates; false waits for all completions first (same results, slower)")
+    overlap_scoring: bool = option(True, help="render and score each chunk while the next generates; false waits for all completions first (same results; on a few CPU cores, faster unless OMP_NUM_THREADS=1 leaves the pool a core)")
     eval_temperature: float = option(0.1, help="sampling temperature for evaluation (MSRL: ~0.1)")
     vllm_gpu_memory_utilization: float = option(0.4, help="vLLM's share of GPU memory when colocated")
     vllm_sleep: bool = option(True, help="free vLLM's memory during the training step when supported")
