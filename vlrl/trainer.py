@@ -487,17 +487,14 @@ _TOKEN_MEANS = ("clip/low", "clip/high", "clip/total", "ratio/mean", "kl", "entr
 
 def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
     """Rank 0's row describes the whole batch: numbers are averaged over ranks, maxima take
-    the max, counts and throughput add up, and times take the slowest rank."""
+    the max, counts and throughput add up, token means are weighted by trained tokens, and
+    times take the slowest rank."""
     if dist_utils.world_size() <= 1:
         return row
-    import torch.distributed as dist
-
-    rows: list[dict[str, Any]] = [None] * dist_utils.world_size()  # type: ignore[list-item]
-    dist.all_gather_object(rows, row)
+    rows = dist_utils.all_gather_objects(row)
     merged: dict[str, Any] = {}
-    keys = list(row) + [k for r in rows[1:] for k in r if k not in row]  # rank 0's first
-    for key in dict.fromkeys(keys):
-        value = row.get(key, next(r[key] for r in rows if key in r))
+    for key in dict.fromkeys(k for r in rows for k in r):  # rank 0's keys first
+        value = next(r[key] for r in rows if key in r)  # rank 0's, when it has one
         if key in _TOKEN_MEANS:  # a rank that trained no token has none of these: weight the others
             have = [r for r in rows if key in r and r.get("train_tokens", 0) > 0]
             if have:
