@@ -83,17 +83,12 @@ def prompt_for(task, image: Any, reference_code: str | None):
 def generate_answers(services: DemoServices, request, *, n: int, temperature: float, max_new_tokens: int,
                      seed: int | None, on_step: Callable[[int, int], None] | None = None) -> list[Any]:
     """n completions of one request (vlrl.rollout.base.Completion); `on_step(done, total)`
-    follows the decoding steps when the engine reports them (the HF engine does)."""
-    import inspect
-
+    follows the decoding steps as the engine reports them."""
     from vlrl.rollout.base import SamplingParams
 
     params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
-    extra = {}
-    if on_step is not None and "progress" in inspect.signature(services.engine.generate).parameters:
-        extra["progress"] = on_step
     with services.model_lock:
-        return services.engine.generate([request], params, **extra)[0]
+        return services.engine.generate([request], params, progress=on_step)[0]
 
 
 def _example(image: Any, reference_code: str):

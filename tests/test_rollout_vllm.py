@@ -79,6 +79,9 @@ def test_requests_images_sampling_and_completions(processor):
     c = out[1][1]
     assert (c.text, c.token_ids, c.logprobs, c.finish_reason, c.prompt_ids) == ("answer 1.1", [5, 6, 7], [-0.5, -1.0, -2.0], "length", [1, 2, 3])
     assert out[0][0].finish_reason == "stop"
+    seen = []  # one batched call: progress is reported once, when it is done
+    engine.generate(reqs[1:], SamplingParams(max_new_tokens=7), progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(7, 7)]
 
 
 def test_weight_sync_and_sleep_mode(processor):

@@ -7,7 +7,7 @@ HF engine and the vLLM engine are interchangeable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 
 @dataclass
@@ -39,8 +39,10 @@ Request = list[dict[str, Any]]
 
 
 class RolloutEngine(Protocol):
-    def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[Completion]]:
-        """params.n completions per request, in request order."""
+    def generate(self, requests: Sequence[Request], params: SamplingParams, *,
+                 progress: Callable[[int, int], None] | None = None) -> list[list[Completion]]:
+        """params.n completions per request, in request order. `progress(done, total)`, when
+        given, follows the decoding (as often as the engine can tell)."""
         ...
 
     def sync_weights(self, model: Any) -> None:

@@ -8,7 +8,7 @@ imported only here, and only when this engine is built.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from vlrl.rollout.base import Completion, Request, SamplingParams, request_images
 
@@ -88,9 +88,12 @@ class VLLMEngine:
             kwargs["logit_bias"] = {t: -100.0 for t in self.suppress_ids}
         return self.sampling_cls(**kwargs)
 
-    def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, requests: Sequence[Request], params: SamplingParams, *,
+                 progress: Callable[[int, int], None] | None = None) -> list[list[Completion]]:
         self.wake_up()
         outputs = self.llm.generate(self._prompts(requests), sampling_params=self._sampling(params), use_tqdm=False)
+        if progress is not None:  # one batched call: vLLM tells nothing until it is done
+            progress(params.max_new_tokens, params.max_new_tokens)
         return [[_completion(out, o) for o in out.outputs] for out in outputs]
 
     def sync_weights(self, model: Any) -> None:

@@ -53,6 +53,4 @@ def all_reduce_sum(values: list[float]) -> list[float]:
     such as EMAs identical on every rank."""
     from vlrl import distributed as dist_utils
 
-    if dist_utils.world_size() <= 1:
-        return list(values)
     return dist_utils.all_reduce(torch.tensor(values, dtype=torch.float64)).tolist()
