@@ -43,6 +43,7 @@ _ERROR_WORDS = {
     "no_figure": "the code ran but drew no figure",
     "forbidden": "the code tried something the sandbox forbids",
     "crashed": "the code crashed the renderer",
+    "forged": "what the code handed back was not a real figure",
 }
 _METRICS = ("text", "layout", "type", "color")
 

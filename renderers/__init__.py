@@ -1,6 +1,7 @@
 """Untrusted chart code -> image + trace, in a sandboxed warm process pool.
 
-Knows nothing of models or rewards (see DESIGN.md): code strings in, RenderResult out.
+Knows nothing of models or rewards: code strings in, RenderResult out. The render job is
+treated as hostile; docs/renderer.md gives the design and the threat model.
 """
 
 from renderers.code import extract_code, prepare_code, strip_output_calls

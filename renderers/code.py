@@ -2,7 +2,7 @@
 
 ChartMimic keeps the first ```python block, drops everything from the first
 ``plt.savefig(`` or ``plt.show(`` onwards and saves the current figure itself
-(../shared/REFERENCE.md section 2). We do the same, except that the save is ours:
+(its evaluation code). We do the same, except that the save is ours:
 the renderer captures the current figure after the script has run.
 """
 

@@ -111,13 +111,15 @@ def _capped_dpi(fig, dpi: float, max_pixels: int) -> float:
     return max(1.0, min(dpi, 65000 / longest))
 
 
-def run_code(code: str, *, dpi: float = 100, max_pixels: int = 4_000_000, with_trace: bool = True,
-             is_violation=lambda: False, check_introspection: bool = True) -> dict[str, Any]:
-    """Execute `code`, capture the current figure. Returns a plain dict (see RenderResult)."""
+def run_script(code: str, *, is_violation=lambda: False, check_introspection: bool = True) -> dict[str, Any]:
+    """Execute `code`. On success `out["figure"]` is the current figure, not yet drawn.
+
+    Returns a plain dict: ok, error_kind, error, seconds (see RenderResult).
+    """
     import matplotlib.pyplot as plt
 
     t0 = time.perf_counter()
-    out: dict[str, Any] = {"ok": False, "error_kind": None, "error": None, "png": None, "trace": {}}
+    out: dict[str, Any] = {"ok": False, "error_kind": None, "error": None}
 
     def fail(kind: str, error: str) -> dict[str, Any]:
         out.update(error_kind=kind, error=error, seconds=time.perf_counter() - t0)
@@ -152,33 +154,72 @@ def run_code(code: str, *, dpi: float = 100, max_pixels: int = 4_000_000, with_t
             return fail("forbidden", _user_error(error))
         if isinstance(error, MemoryError):
             return fail("memory", _user_error(error) or "MemoryError")
-        if isinstance(error, RecursionError):
-            return fail("runtime", _user_error(error))
         return fail("runtime", _user_error(error))
     if is_violation():
         return fail("forbidden", "the script attempted an operation the sandbox refuses")
     if not plt.get_fignums():
         return fail("no_figure", "the script ran but created no figure")
+    out["ok"] = True
+    out["figure"] = plt.gcf()
+    out["seconds"] = time.perf_counter() - t0
+    return out
 
-    fig = plt.gcf()
+
+def draw_figure(fig, *, dpi: float = 100, max_pixels: int = 4_000_000, with_trace: bool = True,
+                calls: list | None = None, colors: list | None = None) -> tuple[bytes, dict[str, Any], list[int]]:
+    """Draw `fig` as a PNG and record its trace from what is drawn.
+
+    `calls` and `colors` are the call records of the process that ran the script (see
+    instrument.type_call_records / color_records); only those backed by artists in `fig`
+    count. Returns the PNG, the trace and the image size in pixels; raises whatever drawing
+    raises.
+    """
+    png = io.BytesIO()
+    drawn = instrument.drawn_artists(fig)
+    instrument.refresh_caches(drawn)
+    instrument.RECORDS.drawn_texts = []
+    instrument.RECORDS.capturing_text = True
+    dpi = _capped_dpi(fig, dpi, max_pixels)
+    size_px = [int(x * dpi) for x in fig.get_size_inches()]  # how Agg sizes its canvas
     try:
-        png = io.BytesIO()
-        instrument.RECORDS.drawn_texts = []
-        instrument.RECORDS.capturing_text = True
-        fig.savefig(png, format="png", dpi=_capped_dpi(fig, dpi, max_pixels))
-        instrument.RECORDS.capturing_text = False
-        out["png"] = png.getvalue()
-        if with_trace:
-            out["trace"] = instrument.collect_trace(fig, instrument.RECORDS.drawn_texts)
-    except MemoryError as exc:
-        return fail("memory", "while drawing: " + _user_error(exc))
-    except BaseException as exc:  # noqa: BLE001 - a figure can fail only when drawn
-        if isinstance(exc, SandboxViolation) or is_violation():
-            return fail("forbidden", "while drawing: " + _user_error(exc))
-        return fail("runtime", "while drawing: " + _user_error(exc))
+        fig.savefig(png, format="png", dpi=dpi)
     finally:
         instrument.RECORDS.capturing_text = False
-    out["ok"] = True
+    trace: dict[str, Any] = {}
+    if with_trace:
+        placed = instrument.data_artists(fig)
+        types = instrument.verified_type_counts(calls or [], placed)
+        colors = instrument.final_colors(instrument.verified_color_records(colors or [], placed))
+        # One figure is drawn, whatever else the script opened (its own count is its claim).
+        trace = instrument.collect_trace(fig, instrument.RECORDS.drawn_texts, types, colors, n_figures=1)
+    return png.getvalue(), trace, size_px
+
+
+def draw_failure(exc: BaseException) -> tuple[str, str]:
+    """(error_kind, error) for an exception raised while drawing a figure."""
+    if isinstance(exc, MemoryError):
+        return "memory", "while drawing: " + _user_error(exc)
+    if isinstance(exc, SandboxViolation):
+        return "forbidden", "while drawing: " + _user_error(exc)
+    return "runtime", "while drawing: " + _user_error(exc)
+
+
+def run_code(code: str, *, dpi: float = 100, max_pixels: int = 4_000_000, with_trace: bool = True,
+             is_violation=lambda: False, check_introspection: bool = True) -> dict[str, Any]:
+    """Run a script and draw its figure in this process. Returns a plain dict (see RenderResult)."""
+    t0 = time.perf_counter()
+    out = run_script(code, is_violation=is_violation, check_introspection=check_introspection)
+    fig = out.pop("figure", None)
+    out.update(png=None, trace={})
+    if not out["ok"]:
+        return out
+    try:
+        out["png"], out["trace"], _ = draw_figure(
+            fig, dpi=dpi, max_pixels=max_pixels, with_trace=with_trace,
+            calls=instrument.type_call_records(), colors=instrument.color_records())
+    except BaseException as exc:  # noqa: BLE001 - a figure can fail only when drawn
+        out.update(ok=False, png=None)
+        out["error_kind"], out["error"] = draw_failure(exc)
     out["seconds"] = time.perf_counter() - t0
     return out
 

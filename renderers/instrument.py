@@ -45,6 +45,9 @@ class _Records:
 
     def reset(self) -> None:
         self.type_counts: dict[str, int] = {}
+        # [kind, what the call returned] per counted call: the drawing side keeps a call only
+        # when something it returned is really in the figure (see verified_type_counts).
+        self.type_calls: list[list[Any]] = []
         self.type_busy = False
         # (group, colour at draw time) -> (group, re-read rule, artist); the last artist
         # drawn with a given colour wins, as in the original's dict.
@@ -159,9 +162,8 @@ def _log_colors(kind: str, args: tuple, kwargs: dict, result: Any) -> None:
         # Ellipse and Circle share one group: both were logged as patches.py/__init__.
         _remember(kind, to_hex(first.get_facecolor()), "facecolor", first)
     elif kind == "VennDiagram" and type(first).__name__ == "VennDiagram":
-        _remember_all_keyed_last(
-            kind, [p.get_facecolor() for p in first.patches if p is not None], "venn", first
-        )
+        patches = [p for p in first.patches if p is not None]
+        _remember_all_keyed_last(kind, [p.get_facecolor() for p in patches], "patch_facecolors", patches)
     elif kind == "3d.scatter":
         name = _cmap_name(kwargs)
         if name is not None:
@@ -191,7 +193,7 @@ def _log_colors(kind: str, args: tuple, kwargs: dict, result: Any) -> None:
             _remember(kind, to_hex(text.get_color()), "color", text)
     elif kind == "draw_networkx_edges":
         if isinstance(result, list):
-            _remember_all_keyed_last(kind, [p.get_facecolor() for p in result], "arrow_facecolors", result)
+            _remember_all_keyed_last(kind, [p.get_facecolor() for p in result], "patch_facecolors", list(result))
         else:
             _remember_all_keyed_last(kind, result.get_edgecolors(), "all_edgecolors", result)
 
@@ -215,17 +217,25 @@ def _reread(rule: str, key_color: str, artist: Any) -> list[str | None]:
         return [to_hex(list(c)) for c in artist.get_facecolors()]
     if rule == "all_edgecolors":
         return [to_hex(list(c)) for c in artist.get_edgecolors()]
-    if rule == "arrow_facecolors":
+    if rule == "patch_facecolors":
         return [to_hex(p.get_facecolor()) for p in artist]
-    if rule == "venn":
-        return [to_hex(p.get_facecolor()) for p in artist.patches if p is not None]
     raise ValueError(rule)
 
 
-def final_colors() -> list[list[str]]:
+COLOR_RULES = frozenset({"fixed", "cmap", "color", "facecolor", "original_facecolor", "first_facecolor",
+                         "all_facecolors", "all_edgecolors", "patch_facecolors"})
+
+
+def color_records() -> list[tuple[str, str, str, Any]]:
+    """(group, colour when drawn, re-read rule, artist) in the order they were logged."""
+    return [(group, key_color, rule, artist)
+            for (_, key_color), (group, rule, artist) in RECORDS.color_objects.items()]
+
+
+def final_colors(records: list[tuple[str, str, str, Any]] | None = None) -> list[list[str]]:
     """[[group, colour], ...] read at the end, duplicates removed, first-seen order kept."""
     seen: dict[tuple[str, str], None] = {}
-    for (_, key_color), (group, rule, artist) in RECORDS.color_objects.items():
+    for group, key_color, rule, artist in (color_records() if records is None else records):
         try:
             colors = _reread(rule, key_color, artist)
         except Exception:  # an artist the script broke after drawing it
@@ -248,7 +258,10 @@ def _type_layer(func, kind: str):
         if kind == "plot" and args and type(args[0]) is PolarAxes:
             name = "plot_polar"
         RECORDS.type_counts[name] = RECORDS.type_counts.get(name, 0) + 1
+        call = [name, None]
+        RECORDS.type_calls.append(call)
         result = func(*args, **kwargs)
+        call[1] = args[0] if result is None and args else result  # __init__ patches: the artist
         # Deliberately not in a `finally`: ChartMimic's flag stays set after an exception
         # inside a counted call, and scores only match if ours does too.
         RECORDS.type_busy = False
@@ -468,7 +481,9 @@ def _series_of_axes(ax) -> dict[str, Any]:
             {
                 "label": _text(container.get_label()),
                 "orientation": getattr(container, "orientation", None) or "vertical",
-                "values": _nums(getattr(container, "datavalues", [p.get_height() for p in patches])),
+                # read from the bars as drawn: `datavalues` is a plain attribute anyone can set
+                "values": _nums([p.get_width() if getattr(container, "orientation", None) == "horizontal"
+                                 else p.get_height() for p in patches]),
                 "x": _nums([p.get_x() + p.get_width() / 2 for p in patches]),
                 "y": _nums([p.get_y() + p.get_height() / 2 for p in patches]),
                 "colors": [to_hex(p.get_facecolor()) for p in patches[:MAX_POINTS]],
@@ -512,10 +527,176 @@ def _series_of_axes(ax) -> dict[str, Any]:
     return out
 
 
-def collect_trace(fig, texts: list[tuple[str, Any]]) -> dict[str, Any]:
+# --------------------------------------------------------------------------- verification
+#
+# The script's own process records which calls it made (ChartMimic counts calls, not
+# artists), but that process is hostile. The drawing side keeps a record only when the
+# artists it names are really in the figure it draws, and re-reads every colour itself.
+
+TYPE_KINDS = frozenset(
+    _AXES_TYPE_METHODS + ["plot_polar", "fill_between", "NonUniformImage", "Ellipse", "VennDiagram",
+                          "squarify.plot", "draw_networkx_nodes", "draw_networkx_edges",
+                          "draw_networkx_labels"] + ["3d." + n for n in _AXES3D_TYPE_METHODS]
+)
+COLOR_GROUPS = frozenset(
+    _AXES_COLOR_METHODS + ["line", "fill_between", "plot_polar", "scatter_polar", "NonUniformImage", "Ellipse",
+                           "VennDiagram", "squarify", "draw_networkx_nodes", "draw_networkx_edges",
+                           "draw_networkx_labels"] + ["3d." + n for n in _AXES3D_TYPE_METHODS]
+)
+
+
+def _artist_classes() -> dict[str, tuple[type, ...]]:
+    """What each counted call (and colour group) draws: a record backs only with these."""
+    from matplotlib.collections import Collection, LineCollection, PathCollection, PolyCollection
+    from matplotlib.image import AxesImage, NonUniformImage as NUImage
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Polygon, Rectangle, Wedge
+    from matplotlib.text import Text
+
+    lines, bars = (Line2D,), (Rectangle,)
+    table = {
+        "bar": bars, "barh": bars, "plot": lines, "plot_polar": lines, "line": lines, "axhline": lines,
+        "axvline": lines, "axvspan": (Rectangle, Polygon), "axhspan": (Rectangle, Polygon),
+        "hlines": (LineCollection,), "vlines": (LineCollection,), "errorbar": (Line2D, LineCollection),
+        "boxplot": (Line2D, Patch), "violinplot": (Collection,), "violin": (Collection,),
+        "hist": (Rectangle, Polygon), "fill_between": (PolyCollection,), "fill_betweenx": (PolyCollection,),
+        "scatter": (PathCollection,), "scatter_polar": (PathCollection,), "quiver": (PolyCollection,),
+        "pie": (Wedge,), "fill": (Polygon,), "imshow": (AxesImage,), "pcolor": (Collection,),
+        "contour": (Collection,), "contourf": (Collection,), "broken_barh": (PolyCollection,),
+        "tripcolor": (Collection,), "NonUniformImage": (NUImage,), "Ellipse": (mpatches.Ellipse,),
+        "VennDiagram": (Patch,), "squarify.plot": (Axes,), "squarify": (Rectangle,),
+        "draw_networkx_nodes": (PathCollection,), "draw_networkx_edges": (LineCollection, Patch),
+        "draw_networkx_labels": (Text,), "3d.scatter": (PathCollection,), "3d.plot": lines,
+        "3d.plot_surface": (PolyCollection,), "3d.bar3d": (PolyCollection,), "3d.bar": (Patch,),
+        "3d.add_collection3d": (Collection,),
+    }
+    return table
+
+
+_CLASSES: dict[str, tuple[type, ...]] = {}
+
+
+def _backs(kind: str, artist: Any) -> bool:
+    if not _CLASSES:
+        _CLASSES.update(_artist_classes())
+    return isinstance(artist, _CLASSES.get(kind, ()))
+
+
+def data_artists(fig) -> dict[int, Any]:
+    """What plotting calls add to a figure, by id: every axes' lines, patches, collections,
+    images, texts and other artists, and the axes themselves (squarify counts an axes), but
+    not their frames, titles, labels, legends or background patch. A background patch is
+    kept only when it is an ellipse (a radar chart's round axes): ChartMimic counts those."""
+    found: dict[int, Any] = {}
+    for ax in fig.get_axes():
+        found[id(ax)] = ax
+        for group in (ax.lines, ax.patches, ax.collections, ax.images, ax.texts, ax.artists):
+            for artist in group:
+                found[id(artist)] = artist
+        if isinstance(getattr(ax, "patch", None), mpatches.Ellipse):
+            found[id(ax.patch)] = ax.patch
+    return found
+
+
+def drawn_artists(fig) -> dict[int, Any]:
+    """Every artist in the figure's tree, by id: what drawing the figure can reach."""
+    found: dict[int, Any] = {}
+    stack = [fig]
+    while stack:
+        artist = stack.pop()
+        if id(artist) in found:
+            continue
+        found[id(artist)] = artist
+        try:
+            stack.extend(artist.get_children())
+        except Exception:  # noqa: BLE001 - a broken artist has no children to count
+            pass
+    return found
+
+
+def refresh_caches(drawn: dict[int, Any]) -> None:
+    """Make artists recompute what they cache from the data the trace reads, so the two
+    cannot disagree: a line's drawn path comes from its x/y data again, a wedge's from its
+    angles."""
+    from matplotlib.lines import Line2D
+
+    for artist in drawn.values():
+        if isinstance(artist, Line2D):
+            artist._invalidx = artist._invalidy = True
+        elif isinstance(artist, mpatches.Wedge):
+            artist._recompute_path()
+
+
+def artists_of(obj: Any, depth: int = 0) -> list[Any]:
+    """The artists inside what a plotting call returned (containers, dicts, tuples)."""
+    from matplotlib.artist import Artist
+
+    if isinstance(obj, Artist):
+        return [obj]
+    if depth > 3:
+        return []
+    if isinstance(obj, dict):
+        items = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        items = list(obj)
+    elif type(obj).__module__.split(".")[0] in ("matplotlib", "matplotlib_venn", "mpl_toolkits"):
+        items = list(vars(obj).values()) if hasattr(obj, "__dict__") else []  # PieContainer, VennDiagram
+    else:
+        items = []
+    return [a for item in items for a in artists_of(item, depth + 1)]
+
+
+def type_call_records() -> list[tuple[str, list[Any]]]:
+    """(kind, artists the call returned) for every counted call, in call order."""
+    return [(kind, artists_of(result)) for kind, result in RECORDS.type_calls]
+
+
+def verified_type_counts(calls: list[tuple[str, list[Any]]], drawn: dict[int, Any]) -> dict[str, int]:
+    """Count a call only when it returned an artist that is in the figure and that no
+    earlier call claimed: calls cannot be invented, and one artist backs one call."""
+    counts: dict[str, int] = {}
+    claimed: set[int] = set()
+    for kind, artists in calls:
+        if kind not in TYPE_KINDS:
+            continue
+        mine = {id(a) for a in artists if id(a) in drawn and _backs(kind, a)} - claimed
+        if mine:
+            claimed |= mine
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def verified_color_records(records: list[tuple[str, str, str, Any]], drawn: dict[int, Any]) -> list:
+    """The colour records whose artists are in the figure (lists are cut to those that are)."""
+    kept = []
+    for group, key_color, rule, artist in records:
+        if group not in COLOR_GROUPS or rule not in COLOR_RULES or not isinstance(key_color, str):
+            continue
+        if rule == "patch_facecolors":
+            artist = [a for a in artist if id(a) in drawn and _backs(group, a)] if isinstance(artist, list) else []
+            if not artist:
+                continue
+        elif id(artist) not in drawn or not _backs(group, artist):
+            continue
+        if rule == "fixed" and key_color not in matplotlib.colormaps and key_color != _cmap_of(artist):
+            continue  # a claimed colormap must exist, or be the one the artist maps with
+        kept.append((group, key_color, rule, artist))
+    return kept
+
+
+def _cmap_of(artist: Any) -> str | None:
+    try:
+        return artist.get_cmap().name
+    except Exception:  # noqa: BLE001 - not a mappable
+        return None
+
+
+def collect_trace(fig, texts: list[tuple[str, Any]], types: dict[str, int] | None = None,
+                  colors: list[list[str]] | None = None, n_figures: int | None = None) -> dict[str, Any]:
     """Everything the rewards and the benchmark metrics need, as plain JSON data.
 
-    `texts` are the strings drawn during the final draw, each with its Text artist.
+    `texts` are the strings drawn during the final draw, each with its Text artist;
+    `types` and `colors` default to this process's own records (in-process rendering).
     """
     tick_ids = _major_tick_texts(fig)
     drawn, ticks = [], []
@@ -524,8 +705,8 @@ def collect_trace(fig, texts: list[tuple[str, Any]]) -> dict[str, Any]:
     width, height = fig.get_size_inches()
     suptitle = getattr(fig, "_suptitle", None)
     return {
-        "types": dict(RECORDS.type_counts),
-        "colors": final_colors(),
+        "types": dict(RECORDS.type_counts) if types is None else types,
+        "colors": final_colors() if colors is None else colors,
         "texts": drawn,
         "tick_labels": ticks,
         "layout": _layout(fig),
@@ -535,6 +716,6 @@ def collect_trace(fig, texts: list[tuple[str, Any]]) -> dict[str, Any]:
             "width_in": _num(width),
             "height_in": _num(height),
             "n_axes": len(fig.axes),
-            "n_figures": len(plt.get_fignums()),
+            "n_figures": len(plt.get_fignums()) if n_figures is None else n_figures,
         },
     }

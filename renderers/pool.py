@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -30,6 +30,7 @@ from renderers.code import prepare_code
 from renderers.result import RenderResult
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+_GRACE = 5.0  # seconds past a job's own limits before the pool stops waiting for the server
 
 
 @dataclass
@@ -43,9 +44,12 @@ class PoolOptions:
     max_pixels: int = 4_000_000  # larger figures are drawn at a lower dpi to fit
     stdout_limit: int = 8192  # characters of print output kept per job
     file_mb: int = 64  # largest file a job may write (its own temp dir only)
+    disk_mb: int = 256  # all files of a job together (a tmpfs of this size, where namespaces work)
+    handover_mb: int = 256  # largest figure pickle or result a job may send back
     trace: bool = True  # record the trace (types, colours, texts, layout, data)
     seccomp: bool = True  # kernel-level syscall filter where the platform supports it
     landlock: bool = True  # kernel-level file confinement (Linux >= 5.13) where available
+    namespaces: bool = True  # private mount/IPC/network/UTS/PID namespaces where the kernel allows
     start_timeout: float = 120.0  # seconds to wait for the server to import the chart stack
 
 
@@ -64,14 +68,19 @@ class RenderPool:
         self._closed = False
         self.seccomp = False
         self.landlock = False
+        self.isolation: dict[str, object] = {}  # what confines each job here (see _start)
+        self.service_pids: set[int] = set()
         self.restarts = 0
+        self._started: dict[int, float] = {}  # job id -> when the server started it
         self._restarting = False
+        self._watchdog: threading.Thread | None = None
         self._start()
 
     # ------------------------------------------------------------------ lifecycle
 
     def _start(self) -> None:
         self._root = tempfile.mkdtemp(prefix="vlrl-render-")
+        os.chmod(self._root, 0o711)  # a job running as another uid must reach its own dir in here
         ours, theirs = socket.socketpair()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -104,13 +113,17 @@ class RenderPool:
         o = self.options
         self._conn.send(
             {
-                "root": self._root,
                 "max_parallel": o.workers,
                 "memory_mb": o.memory_mb,
                 "stdout_limit": o.stdout_limit,
                 "file_bytes": o.file_mb * 2**20,
+                "disk_bytes": o.disk_mb * 2**20,
+                "handover_bytes": o.handover_mb * 2**20,
+                "code_bytes": 16 * 2**20,
                 "seccomp": o.seccomp,
                 "landlock": o.landlock,
+                "namespaces": o.namespaces,
+                "root": self._root,
             }
         )
         if not self._conn.poll(o.start_timeout):
@@ -123,8 +136,18 @@ class RenderPool:
             raise RuntimeError("render server exited during start-up (see its stderr above)") from None
         self.seccomp = bool(hello.get("seccomp"))
         self.landlock = bool(hello.get("landlock"))
+        self.isolation = {
+            "seccomp": self.seccomp, "landlock": self.landlock,
+            "namespaces": bool(hello.get("namespaces")), "pid_namespace": bool(hello.get("pid_namespace")),
+            "job_uid": hello.get("job_uid"),
+        }
+        # The server's own helpers, which live as long as it does (not jobs).
+        self.service_pids = {self._proc.pid} | {p for p in (hello.get("zygote_pid"), hello.get("init_pid")) if p}
         self._reader = threading.Thread(target=self._read_loop, args=(self._conn,), daemon=True)
         self._reader.start()
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, daemon=True)
+            self._watchdog.start()
 
     def _kill_server(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -175,26 +198,60 @@ class RenderPool:
                 msg = conn.recv()
             except (EOFError, OSError):
                 break
+            if "started" in msg:
+                with self._lock:
+                    if msg["started"] in self._futures:
+                        self._started[msg["started"]] = time.monotonic()
+                continue
             with self._lock:
                 entry = self._futures.pop(msg.pop("id"), None)
+                self._started.pop(msg.get("id"), None)
             if entry is None:
                 continue
             fut = entry[0]
-            fut.set_result(
-                RenderResult(
-                    ok=msg["ok"],
-                    png=msg.get("png"),
-                    error_kind=msg.get("error_kind"),
-                    error=msg.get("error"),
-                    seconds=float(msg.get("seconds", 0.0)),
-                    trace=msg.get("trace") or {},
-                    stdout=msg.get("stdout", ""),
-                    violations=msg.get("violations", []),
-                    phases=msg.get("phases", {}),
+            if not fut.done():
+                fut.set_result(
+                    RenderResult(
+                        ok=msg["ok"],
+                        png=msg.get("png"),
+                        error_kind=msg.get("error_kind"),
+                        error=msg.get("error"),
+                        seconds=float(msg.get("seconds", 0.0)),
+                        trace=msg.get("trace") or {},
+                        stdout=msg.get("stdout", ""),
+                        violations=msg.get("violations", []),
+                        phases=msg.get("phases", {}),
+                        isolation=msg.get("isolation", {}),
+                    )
                 )
-            )
         if not self._closed:
             self._recover(conn)
+
+    def _watch(self) -> None:
+        """The pool's own deadline: a job the server has not answered long after its time is
+        failed here, and the server (which should have killed it) is replaced."""
+        from renderers.server import DRAW_GRACE
+
+        while not self._closed:
+            time.sleep(0.25)
+            now = time.monotonic()
+            overdue = []
+            with self._lock:
+                conn = self._conn
+                for job_id, started in list(self._started.items()):
+                    entry = self._futures.get(job_id)
+                    if entry is None:
+                        self._started.pop(job_id, None)
+                        continue
+                    if now > started + entry[1]["timeout"] + DRAW_GRACE + _GRACE:
+                        self._futures.pop(job_id)
+                        self._started.pop(job_id)
+                        overdue.append((entry[0], entry[1]["timeout"]))
+            for fut, timeout in overdue:
+                fut.set_result(RenderResult.failure(
+                    "timeout", f"the render server did not answer within {timeout:g} s; it was restarted"))
+            if overdue and not self._closed:
+                self._kill_server()  # the reader thread sees EOF and recovers the other jobs
 
     def _recover(self, dead_conn: Connection) -> None:
         """The server died: start a new one and resend its jobs (each survives one death)."""
@@ -202,6 +259,7 @@ class RenderPool:
             if self._conn is not dead_conn or self._closed:
                 return
             inflight = set(self._futures)
+            self._started.clear()  # the new server reports each resent job's start again
             self._restarting = True  # jobs submitted from now on wait for the new server
         self._kill_server()
         self.restarts += 1
@@ -258,7 +316,6 @@ class RenderPool:
             "dpi": float(dpi if dpi is not None else o.dpi),
             "max_pixels": int(o.max_pixels),
             "trace": bool(o.trace if trace is None else trace),
-            "nonce": secrets.token_hex(16),
         }
         fut: Future = Future()
         self._send(job, fut, 0)

@@ -6,7 +6,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-ERROR_KINDS = ("syntax", "runtime", "timeout", "memory", "no_figure", "forbidden", "crashed")
+# forged: what came back from the job failed the checks at the boundary (renderers.validate)
+ERROR_KINDS = ("syntax", "runtime", "timeout", "memory", "no_figure", "forbidden", "crashed", "forged")
 
 
 @dataclass
@@ -19,7 +20,8 @@ class RenderResult:
     trace: dict[str, Any] = field(default_factory=dict)
     stdout: str = ""
     violations: list[str] = field(default_factory=list)  # sandbox refusals, even if caught
-    phases: dict[str, float] = field(default_factory=dict)  # seconds: fork_to_start, seal, run
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: fork_to_start, seal, run, load, draw
+    isolation: dict[str, str] = field(default_factory=dict)  # what confined the runner (see RenderPool.isolation)
 
     @property
     def image(self):

@@ -67,6 +67,26 @@ _DENY = {
         "swapon": 167, "swapoff": 168, "syslog": 103, "acct": 163, "settimeofday": 164,
         "clock_settime": 227, "sethostname": 170, "setdomainname": 171, "personality": 135,
         "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297,
+        # System V IPC outlives the job and crosses jobs; nothing in a chart needs it
+        "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65,
+        "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+        # memory outside the address-space limit; file-system watchers over the whole host
+        "memfd_create": 319, "memfd_secret": 447, "fanotify_init": 300, "fanotify_mark": 301,
+        "inotify_init": 253, "inotify_init1": 294, "inotify_add_watch": 254,
+        # scheduling and priority of any process (the server's included)
+        "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
+        "sched_setattr": 314, "setpriority": 141, "ioprio_set": 251,
+        # leaving the process group or session the server kills by
+        "setpgid": 109, "setsid": 112,
+        # identity and capabilities stay as the sandbox left them
+        "setuid": 105, "setgid": 106, "setreuid": 113, "setregid": 114, "setresuid": 117,
+        "setresgid": 119, "setgroups": 116, "setfsuid": 122, "setfsgid": 123, "capset": 126,
+        # the new mount API, more filters, other processes' memory and NUMA placement
+        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+        "fspick": 433, "mount_setattr": 442, "statmount": 457, "listmount": 458, "seccomp": 317,
+        "process_madvise": 440, "process_mrelease": 448, "kcmp": 312, "migrate_pages": 256,
+        "move_pages": 279, "mbind": 237, "set_mempolicy": 238, "quotactl": 179,
+        "lookup_dcookie": 212, "vhangup": 153, "chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260,
     },
     "aarch64": {
         "execve": 221, "execveat": 281, "socket": 198, "socketpair": 199, "connect": 203,
@@ -82,13 +102,41 @@ _DENY = {
         "swapoff": 225, "syslog": 116, "acct": 89, "settimeofday": 170, "clock_settime": 112,
         "sethostname": 161, "setdomainname": 162, "personality": 92,
         "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240,
+        "shmget": 194, "shmctl": 195, "shmat": 196, "shmdt": 197, "semget": 190, "semctl": 191,
+        "semtimedop": 192, "semop": 193, "msgget": 186, "msgctl": 187, "msgrcv": 188, "msgsnd": 189,
+        "memfd_create": 279, "memfd_secret": 447, "fanotify_init": 262, "fanotify_mark": 263,
+        "inotify_init1": 26, "inotify_add_watch": 27,
+        "sched_setparam": 118, "sched_setscheduler": 119, "sched_setaffinity": 122,
+        "sched_setattr": 274, "setpriority": 140, "ioprio_set": 30,
+        "setpgid": 154, "setsid": 157,
+        "setuid": 146, "setgid": 144, "setreuid": 145, "setregid": 143, "setresuid": 147,
+        "setresgid": 149, "setgroups": 159, "setfsuid": 151, "setfsgid": 152, "capset": 91,
+        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+        "fspick": 433, "mount_setattr": 442, "statmount": 457, "listmount": 458, "seccomp": 277,
+        "process_madvise": 440, "process_mrelease": 448, "kcmp": 272, "migrate_pages": 238,
+        "move_pages": 239, "mbind": 235, "set_mempolicy": 237, "quotactl": 60, "vhangup": 58,
+        "fchown": 55, "fchownat": 54,
     },
 }
 # Syscalls allowed only with particular arguments.
 _SPECIAL = {
-    "x86_64": {"clone": 56, "clone3": 435, "kill": 62, "tgkill": 234, "prlimit64": 302},
-    "aarch64": {"clone": 220, "clone3": 435, "kill": 129, "tgkill": 131, "prlimit64": 261},
+    "x86_64": {"clone": 56, "clone3": 435, "kill": 62, "tgkill": 234, "prlimit64": 302, "prctl": 157},
+    "aarch64": {"clone": 220, "clone3": 435, "kill": 129, "tgkill": 131, "prlimit64": 261, "prctl": 167},
 }
+# prctl options a job may still use: naming threads and mappings (libc does), and reading
+# its own state. Everything else, PR_SET_PDEATHSIG and PR_SET_DUMPABLE included, is refused.
+_PRCTL_ALLOWED = (
+    2,  # PR_GET_PDEATHSIG
+    3,  # PR_GET_DUMPABLE
+    15,  # PR_SET_NAME
+    16,  # PR_GET_NAME
+    21,  # PR_GET_SECCOMP
+    23,  # PR_CAPBSET_READ
+    30,  # PR_GET_TIMERSLACK
+    39,  # PR_GET_NO_NEW_PRIVS
+    42,  # PR_GET_THP_DISABLE
+    0x53564D41,  # PR_SET_VMA (anonymous mapping names)
+)
 # landlock_create_ruleset, landlock_add_rule, landlock_restrict_self
 _LANDLOCK_SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -146,6 +194,11 @@ def seccomp_program(arch: str, own_pid: int) -> list[tuple[int, int, int, int]]:
             allow,
             (_LD_ABS_W, 0, 0, _OFF_NR),
         ]
+    # prctl: only the options in _PRCTL_ALLOWED (the option is a 32-bit int).
+    n = len(_PRCTL_ALLOWED)
+    prog += [(_JEQ_K, 0, n + 3, sp["prctl"]), (_LD_ABS_W, 0, 0, _arg_lo(0))]
+    prog += [(_JEQ_K, n - i, 0, option) for i, option in enumerate(_PRCTL_ALLOWED)]
+    prog += [deny, allow, (_LD_ABS_W, 0, 0, _OFF_NR)]
     # prlimit64 reads limits for getrlimit(); setting one (new_limit != NULL) is refused.
     prog += [
         (_JEQ_K, 0, 5, sp["prlimit64"]),
@@ -176,10 +229,65 @@ class _Kernel:
             self.prctl = libc.prctl
             self.syscall = libc.syscall
             self.syscall.restype = ctypes.c_long
+            self.unshare = libc.unshare
+            self.mount = libc.mount
+            self.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                                   ctypes.c_char_p]
             self.ctypes = ctypes
         except (OSError, AttributeError):
             self.prctl = self.syscall = None
         self.landlock_abi = self._landlock_abi()
+
+    # -- namespaces
+    def enter_namespaces(self, job_dir: str, disk_bytes: int, uid: int) -> list[str]:
+        """Private mount, IPC, network and UTS namespaces, and the job dir as a tmpfs of
+        `disk_bytes` (noexec: no shared library can be loaded from what the job writes).
+
+        Returns the names of what took effect; an empty list where the kernel or our
+        privileges do not allow it (then the job dir stays a plain directory).
+        """
+        if self.prctl is None or not hasattr(self, "unshare"):
+            return []
+        applied = []
+        for flag, name in ((0x00020000, "mount"), (0x08000000, "ipc"), (0x40000000, "net"), (0x04000000, "uts")):
+            if self.unshare(flag) == 0:
+                applied.append(name)
+        if "mount" in applied:
+            ms_rec, ms_private, ms_nosuid, ms_nodev, ms_noexec = 0x4000, 0x40000, 2, 4, 8
+            # Without this, our tmpfs would propagate back into the host's mount table.
+            if self.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+                applied.remove("mount")
+            else:
+                options = f"size={max(disk_bytes, 1 << 20)},nr_inodes=16384,mode=0700,uid={uid},gid={uid}"
+                if self.mount(b"tmpfs", job_dir.encode(), b"tmpfs", ms_nosuid | ms_nodev | ms_noexec,
+                              options.encode()) == 0:
+                    applied.append("tmpfs")
+        return applied
+
+    # -- privileges
+    def drop_privileges(self, uid: int | None) -> str:
+        """Give up every capability (bounding and ambient sets too) and, when `uid` is set,
+        become that unprivileged user. Returns what the process now runs as."""
+        if os.geteuid() != 0:
+            return f"uid {os.geteuid()} (not root: nothing to drop)"
+        if self.prctl is not None:
+            for cap in range(64):
+                self.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; EINVAL past the last cap
+            self.prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL
+        if uid:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)  # clears the permitted and effective sets
+            return f"uid {uid}, no capabilities"
+        if self.syscall is None:
+            return "uid 0, capabilities kept (no libc)"
+        ctypes = self.ctypes
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+        data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable x 2 words: all zero
+        capset = {"x86_64": 126, "aarch64": 91}.get(self.arch)
+        if capset is None or self.syscall(capset, ctypes.byref(header), ctypes.byref(data)) != 0:
+            return "uid 0, capabilities kept (capset failed)"
+        return "uid 0, no capabilities"
 
     # -- parent death
     def die_with_parent(self) -> None:
@@ -296,8 +404,12 @@ _ALWAYS_REFUSED = frozenset(
         "ctypes.dlsym/handle", "sys.remote_exec", "os.setuid", "os.setgid",
         # Walking the heap reaches the sandbox's own state (this hook, the trace records).
         "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+        "os.memfd_create", "os.setpgid", "os.setsid", "os.setpriority", "os.sched_setaffinity",
+        "os.sched_setscheduler", "os.sched_setparam",
     }
 )
+# Every ctypes event but loading is raw memory or a foreign call: chart code needs neither,
+# and either reads what the process holds (addresses, other frames, freed heap).
 # Frame and code access that, from user code, would reach the sandbox's locals.
 _FRAME_EVENTS = frozenset({"sys._getframe", "sys._current_frames", "sys._current_exceptions"})
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code", "__code__"})
@@ -387,7 +499,7 @@ def install_audit_hook(write_root: str, read_roots: list[str], user_filename: st
         except Exception:
             refuse(f"{event} on an unresolvable path")
             return
-        if write and not inside(path, (write_root,)):
+        if write and not inside(path, (write_root,)) and path != "/dev/null":
             refuse(f"{event} writing {path}")
         elif not write and not inside(path, readable):
             refuse(f"{event} reading {path}")
@@ -423,14 +535,23 @@ def install_audit_hook(write_root: str, read_roots: list[str], user_filename: st
             if isinstance(flags, int) and flags & write_flags:
                 write = True
             check_path(event, path, write)
-        elif event in _ALWAYS_REFUSED:
+        elif event in _ALWAYS_REFUSED or event.startswith("ctypes."):
             refuse(event)
+        elif event == "import" and len(args) > 2 and isinstance(args[2], list):
+            # a module compiled or copied into the job dir would run outside every check
+            for entry in args[2]:
+                if isinstance(entry, (str, bytes)) and inside(resolve(entry or "."), (write_root,)):
+                    refuse(f"importing from the job directory ({entry!r} on sys.path)")
         elif event in ("os.kill", "os.killpg"):
             if event == "os.killpg" or args[0] != own_pid:
                 refuse(f"{event} {args[0]}")
         elif event == "resource.prlimit":
             if len(args) > 2 and args[2] is not None:
                 refuse(event)
+        elif event in ("os.chmod", "os.chown") and args and isinstance(args[0], int):
+            # a descriptor opened for reading anywhere (the Python installation) is not a
+            # licence to change its file's mode or owner
+            refuse(f"{event} on a file descriptor")
         elif event in _WRITE_EVENTS:
             path_idxs, dir_fd_idxs = _WRITE_EVENTS[event]
             for i in dir_fd_idxs:
@@ -446,6 +567,30 @@ def install_audit_hook(write_root: str, read_roots: list[str], user_filename: st
 
     sys.addaudithook(hook)
     return lambda: list(violations)
+
+
+def readable_by(uid: int, paths: list[str]) -> bool:
+    """Can an unprivileged `uid` (no supplementary groups) read every path in `paths`?
+
+    Decides whether jobs may run as that uid: a Python installed under a private home
+    (mode 0700, as pyenv under /root) is not, and jobs then keep uid 0 without capabilities.
+    """
+    import stat
+
+    def allows(st, bit_other: int, bit_owner: int) -> bool:
+        return bool(st.st_mode & bit_other) or (st.st_uid == uid and bool(st.st_mode & bit_owner))
+
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        parts = os.path.realpath(path).split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i]) or "/"
+            if not allows(os.stat(prefix), stat.S_IXOTH, stat.S_IXUSR):
+                return False
+        if not allows(os.stat(path), stat.S_IROTH, stat.S_IRUSR):
+            return False
+    return True
 
 
 def path_inside(path: str, roots) -> bool:
@@ -475,6 +620,9 @@ def default_read_roots() -> list[str]:
               "/usr/share/zoneinfo", "/usr/share/matplotlib", "/etc/fonts"):
         roots.add(d)
     roots.update({"/dev/null", "/dev/urandom", "/dev/zero"})
+    # the CPU quota, which pandas' CSV reader asks for when it counts cores
+    roots.update({"/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                  "/sys/fs/cgroup/cpu/cpu.cfs_period_us"})
     return sorted(os.path.realpath(r) for r in roots if r)
 
 

@@ -1,11 +1,12 @@
-"""The warm render server: imports the chart stack once, forks one sandboxed child per job.
+"""The render server: the warm supervisor between RenderPool and the job processes.
 
-Run as `python -m renderers.server FD` by RenderPool, talking over the socket FD. Jobs
-arrive as dicts; each is executed in a fresh child forked from this process, so nothing a
-script does (rcParams, open figures, globals, monkeypatches) survives it. The server
-itself never executes user code. Children report through a file opened before their
-sandbox is sealed, tagged with a per-job nonce, and read back here as JSON: nothing a
-child writes is ever unpickled.
+Run as `python -m renderers.server FD` by RenderPool, talking over the socket FD. It
+imports the chart stack once, then forks the zygote (renderers.zygote) before any job
+arrives: every job process is forked from that zygote, which never sees job data. The
+server keeps the jobs: it sends each runner its code over a socket of its own, reads the
+figure back, starts a drawer with it, validates what the drawer returns
+(renderers.validate) and answers the pool. It kills every job process at its deadline
+by pidfd. Nothing a job sends is ever unpickled here.
 """
 
 from __future__ import annotations
@@ -13,20 +14,16 @@ from __future__ import annotations
 import gc
 import json
 import os
-import resource
 import selectors
-import shutil
 import signal
-import struct
+import socket
 import sys
-import tempfile
 import time
-import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-_MAGIC = b"VLRLRES1"
-
+from renderers import validate, zygote
+from renderers.zygote import frame_bytes, parse_frame
 
 def _preload() -> None:
     """Import what chart code imports, and draw once so fonts and caches are warm."""
@@ -57,7 +54,7 @@ def _preload() -> None:
 
     _api.warn_external = warn_external
 
-    from renderers import instrument
+    from renderers import execute, handover, instrument, sandbox, validate  # noqa: F401 - for every job to inherit
     from renderers.warmup import warm_up
 
     instrument.install()
@@ -68,230 +65,243 @@ def _preload() -> None:
     instrument.RECORDS.reset()
 
 
-def _child_main(job: dict[str, Any], job_dir: str, result_path: str, settings: dict[str, Any]) -> None:
-    """In the forked child: seal the sandbox, run the job, report, and exit. Never returns."""
-    status = 0
-    t_start = time.perf_counter()
-    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    try:
-        os.setpgid(0, 0)
-        from renderers import sandbox
-
-        sandbox.KERNEL.die_with_parent()
-        if os.getppid() != settings["server_pid"]:
-            os._exit(5)  # the server died between fork and prctl
-        result_fd = os.open(result_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        nonce = job["nonce"]
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.closerange(3, result_fd)
-        os.closerange(result_fd + 1, 65536)
-        os.chdir(job_dir)
-        os.environ.clear()
-        os.environ.update(settings["child_env"] | {"HOME": job_dir, "TMPDIR": job_dir})
-        tempfile.tempdir = job_dir
-
-        from renderers import execute
-
-        out_writer = execute.BoundedWriter(settings["stdout_limit"])
-        sys.stdout = sys.stderr = out_writer
-        sandbox.apply_rlimits(
-            cpu_seconds=job["timeout"] + 1,
-            memory_bytes=settings["memory_bytes"],
-            file_bytes=settings["file_bytes"],
-        )
-        landlock_on = sandbox.KERNEL.install_landlock(settings["read_roots"], [job_dir]) \
-            if settings["landlock"] else False
-        seccomp_on = sandbox.KERNEL.install_seccomp(os.getpid()) if settings["seccomp"] else False
-        violations = sandbox.install_audit_hook(job_dir, settings["read_roots"])
-        t_sealed = time.perf_counter()
-        # Our own modules leave sys.modules so user code cannot simply import and patch them.
-        for name in [n for n in sys.modules if n.split(".")[0] in ("renderers", "vlrl", "rewards", "games", "app")]:
-            del sys.modules[name]
-
-        result = execute.run_code(
-            job["code"],
-            dpi=job["dpi"],
-            max_pixels=job["max_pixels"],
-            with_trace=job["trace"],
-            is_violation=lambda: bool(violations()),
-        )
-        t_ran = time.perf_counter()
-        result["stdout"] = out_writer.getvalue()
-        result["violations"] = violations()[:20]
-        result["seccomp"] = seccomp_on
-        result["landlock"] = landlock_on
-        png = result.pop("png") or b""
-        result["nonce"] = nonce
-        result["phases"] = {"seal": t_sealed - t_start, "run": t_ran - t_sealed,
-                            "fork_to_start": t_start - job["forked_at"],
-                            "page_faults": float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0)}
-        payload = json.dumps(result, default=str).encode()
-        frame = _MAGIC + struct.pack("<QQ", len(payload), len(png)) + payload + png
-        written = 0
-        while written < len(frame):
-            written += os.write(result_fd, frame[written:])
-    except MemoryError:
-        status = 3
-    except BaseException:  # noqa: BLE001 - anything here means the child is unusable
-        status = 4
-        try:
-            os.write(2, traceback.format_exc().encode())
-        except Exception:
-            pass
-    os._exit(status)
+# The drawer gets what is left of the job's time, and at least this: a job never outlives
+# its deadline by more than this (its figure is still drawn when the script used it all).
+DRAW_GRACE = 1.0
 
 
-def _read_result(result_path: str, nonce: str) -> dict[str, Any] | None:
-    try:
-        with open(result_path, "rb") as f:
-            blob = f.read()
-    except OSError:
-        return None
-    # A hostile script can write to the descriptor too; only a frame carrying this job's
-    # nonce counts, and the last such frame wins.
-    found = None
-    start = 0
-    while True:
-        at = blob.find(_MAGIC, start)
-        if at < 0 or at + len(_MAGIC) + 16 > len(blob):
-            break
-        n_json, n_png = struct.unpack("<QQ", blob[at + len(_MAGIC): at + len(_MAGIC) + 16])
-        body = at + len(_MAGIC) + 16
-        if body + n_json + n_png <= len(blob):
-            try:
-                data = json.loads(blob[body: body + n_json])
-            except ValueError:
-                data = None
-            if isinstance(data, dict) and data.get("nonce") == nonce:
-                data["png"] = blob[body + n_json: body + n_json + n_png] or None
-                found = data
-        start = at + 1
-    return found
+class _Stage:
+    """One job process (runner or drawer) and what it sent so far."""
 
-
-def _sanitise(data: dict[str, Any]) -> dict[str, Any]:
-    """Keep only the fields and types a RenderResult may carry."""
-    from renderers.result import ERROR_KINDS
-
-    kind = data.get("error_kind")
-    ok = data.get("ok") is True
-    return {
-        "ok": ok,
-        "error_kind": None if ok else (kind if kind in ERROR_KINDS else "crashed"),
-        "error": str(data.get("error"))[:2000] if data.get("error") is not None else None,
-        "png": data.get("png") if isinstance(data.get("png"), bytes) else None,
-        "trace": data.get("trace") if isinstance(data.get("trace"), dict) else {},
-        "stdout": str(data.get("stdout", ""))[:100_000],
-        "violations": [str(v)[:300] for v in data.get("violations", [])][:20]
-        if isinstance(data.get("violations"), list) else [],
-        "phases": {str(k): float(v) for k, v in data.get("phases", {}).items() if isinstance(v, (int, float))}
-        if isinstance(data.get("phases"), dict) else {},
-    }
-
-
-class _Running:
-    def __init__(self, job: dict[str, Any], pid: int, pidfd: int, job_dir: str, result_path: str) -> None:
-        self.job, self.pid, self.pidfd = job, pid, pidfd
-        self.job_dir, self.result_path = job_dir, result_path
-        self.started = time.monotonic()
-        self.deadline = self.started + job["timeout"]
+    def __init__(self, role: str, sock: socket.socket, deadline: float) -> None:
+        self.role, self.sock, self.deadline = role, sock, deadline
+        self.pid: int | None = None
+        self.pidfd: int | None = None
+        self.status: int | None = None
+        self.data = bytearray()
+        self.eof = False
+        self.oversize = False
         self.timed_out = False
 
 
+class _Job:
+    def __init__(self, msg: dict[str, Any]) -> None:
+        self.msg = msg
+        self.id = msg["id"]
+        self.started = time.monotonic()
+        self.deadline = self.started + msg["timeout"]
+        self.stage: _Stage | None = None
+        self.runner_meta: dict[str, Any] = {}
+        self.phases: dict[str, float] = {}
+
+
+def _exit_result(stage: _Stage, timeout: float) -> dict[str, Any]:
+    """Why a job process gave no usable frame, from how it ended."""
+    status = stage.status or 0
+    who = "drawing the figure" if stage.role == "drawer" else "the script"
+    if stage.timed_out:
+        return {"ok": False, "error_kind": "timeout", "error": f"{who} ran longer than {timeout:g} s"}
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
+        return {"ok": False, "error_kind": "timeout", "error": f"{who} used up its CPU time"}
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3:
+        return {"ok": False, "error_kind": "memory", "error": f"{who} ran out of memory"}
+    if stage.oversize:
+        return {"ok": False, "error_kind": "memory", "error": f"{who} sent back more than the allowed size"}
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        return {"ok": False, "error_kind": "crashed", "error": f"{who}'s process was killed by {name}"}
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+    return {"ok": False, "error_kind": "crashed", "error": f"{who}'s process exited (status {code}) without a result"}
+
+
 class Server:
-    def __init__(self, conn: Connection, settings: dict[str, Any]) -> None:
-        self.conn = conn
-        self.settings = settings
-        self.root = settings["root"]
+    def __init__(self, conn: Connection, zygote: socket.socket, settings: dict[str, Any]) -> None:
+        self.conn, self.zygote, self.settings = conn, zygote, settings
         self.max_parallel = settings["max_parallel"]
         self.queue: list[dict[str, Any]] = []
-        self.running: dict[int, _Running] = {}  # by pidfd
+        self.jobs: dict[int, _Job] = {}
         self.selector = selectors.DefaultSelector()
-        self.selector.register(conn.fileno(), selectors.EVENT_READ, None)
+        self.selector.register(conn.fileno(), selectors.EVENT_READ, "client")
+        self.selector.register(zygote, selectors.EVENT_READ, "zygote")
 
-    def _start(self, job: dict[str, Any]) -> None:
-        job_dir = tempfile.mkdtemp(prefix=f"job{job['id']}-", dir=self.root)
-        result_path = os.path.join(self.root, f"result-{job['id']}-{os.path.basename(job_dir)}")
-        job["forked_at"] = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            _child_main(job, job_dir, result_path, self.settings)
-        pidfd = os.pidfd_open(pid)
-        run = _Running(job, pid, pidfd, job_dir, result_path)
-        self.running[pidfd] = run
-        self.selector.register(pidfd, selectors.EVENT_READ, run)
-
-    def _finish(self, run: _Running) -> None:
-        _, status = os.waitpid(run.pid, 0)
+    # -- stages
+    def _spawn(self, job: _Job, role: str, frame_meta: dict[str, Any], blob: bytes, deadline: float) -> None:
+        ours, theirs = socket.socketpair()
+        cpu = max(1.0, deadline - time.monotonic()) + 1
+        request = {"role": role, "job": job.id, "params": {"cpu_seconds": cpu}}
+        socket.send_fds(self.zygote, [json.dumps(request).encode()], [theirs.fileno()])
+        theirs.close()
+        stage = _Stage(role, ours, deadline)
+        job.stage = stage
         try:
-            os.killpg(run.pid, signal.SIGKILL)  # anything it left behind in its group
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.selector.unregister(run.pidfd)
-        os.close(run.pidfd)
-        del self.running[run.pidfd]
-        seconds = time.monotonic() - run.started
-        job = run.job
-        data = None if run.timed_out else _read_result(run.result_path, job["nonce"])
-        if data is not None:
-            result = _sanitise(data)
-        elif run.timed_out:
-            result = {"ok": False, "error_kind": "timeout", "error": f"the script ran longer than {job['timeout']:g} s"}
-        elif os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
-            result = {"ok": False, "error_kind": "timeout", "error": "the script used up its CPU time"}
-        elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3:
-            result = {"ok": False, "error_kind": "memory", "error": "the script ran out of memory"}
-        elif os.WIFSIGNALED(status):
-            name = signal.Signals(os.WTERMSIG(status)).name
-            result = {"ok": False, "error_kind": "crashed", "error": f"the script's process was killed by {name}"}
-        else:
-            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
-            result = {"ok": False, "error_kind": "crashed", "error": f"the script's process exited (status {code}) without a result"}
-        result["id"] = job["id"]
-        result["seconds"] = seconds
-        shutil.rmtree(run.job_dir, ignore_errors=True)
-        try:
-            os.unlink(run.result_path)
+            ours.settimeout(30)  # the process reads its input first thing
+            ours.sendall(frame_bytes(frame_meta, blob))
+            ours.shutdown(socket.SHUT_WR)
         except OSError:
+            pass  # the process died before reading: its exit status tells why
+        ours.setblocking(False)
+        self.selector.register(ours, selectors.EVENT_READ, ("stage", job.id))
+
+    def _start(self, msg: dict[str, Any]) -> None:
+        job = _Job(msg)
+        self.jobs[job.id] = job
+        self._spawn(job, "runner", {"code": msg["code"]}, b"", job.deadline)
+        self._send({"started": job.id})
+
+    def _read_stage(self, job: _Job) -> None:
+        stage = job.stage
+        try:
+            while True:
+                chunk = stage.sock.recv(1 << 20)
+                if not chunk:
+                    stage.eof = True
+                    break
+                stage.data += chunk
+                if len(stage.data) > self.settings["handover_bytes"]:
+                    stage.oversize = True
+                    self._kill(stage)
+                    stage.data = bytearray()
+                    stage.eof = True
+                    break
+        except BlockingIOError:
             pass
-        self.conn.send(result)
+        except OSError:
+            stage.eof = True
+        if stage.eof:
+            self.selector.unregister(stage.sock)
+        self._maybe_done(job)
+
+    def _kill(self, stage: _Stage) -> None:
+        if stage.pidfd is not None and stage.status is None:
+            try:
+                signal.pidfd_send_signal(stage.pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _maybe_done(self, job: _Job) -> None:
+        stage = job.stage
+        if stage.status is None or not stage.eof:
+            return
+        stage.sock.close()
+        if stage.pidfd is not None:
+            os.close(stage.pidfd)
+        frame = None if stage.timed_out or stage.oversize else parse_frame(bytes(stage.data))
+        stage.data = bytearray()
+        if stage.role == "runner":
+            self._runner_done(job, stage, frame)
+        else:
+            self._drawer_done(job, stage, frame)
+
+    def _runner_done(self, job: _Job, stage: _Stage, frame) -> None:
+        if frame is None:
+            return self._finish(job, _exit_result(stage, job.msg["timeout"]))
+        meta, blob = frame
+        job.runner_meta = validate.runner_report(meta)
+        job.phases.update(job.runner_meta.pop("phases"))
+        if meta.get("ok") is not True or not blob:
+            kind = job.runner_meta["error_kind"]
+            if meta.get("ok") is True:  # claims success but sent no figure
+                kind, job.runner_meta["error"] = "forged", "the job claimed a figure but sent none"
+            return self._finish(job, {"ok": False, "error_kind": kind, "error": job.runner_meta["error"]})
+        deadline = max(job.deadline, time.monotonic() + DRAW_GRACE)
+        request = {"dpi": job.msg["dpi"], "max_pixels": job.msg["max_pixels"], "trace": job.msg["trace"]}
+        self._spawn(job, "drawer", request, blob, deadline)
+
+    def _drawer_done(self, job: _Job, stage: _Stage, frame) -> None:
+        if frame is None:
+            return self._finish(job, _exit_result(stage, job.msg["timeout"]))
+        meta, png = frame
+        if isinstance(meta.get("phases"), dict):
+            job.phases.update(validate.runner_report({"phases": meta["phases"]})["phases"])
+        if meta.get("ok") is not True:
+            kind = meta.get("error_kind")
+            return self._finish(job, {"ok": False, "error_kind": kind if kind in ("forged", "memory", "runtime",
+                                                                                   "forbidden") else "crashed",
+                                      "error": str(meta.get("error"))[:2000]})
+        try:
+            trace = validate.check_trace(meta.get("trace", {}) if job.msg["trace"] else {})
+            png = validate.check_png(png, meta.get("size_px"), job.msg["max_pixels"])
+        except validate.Rejected as exc:
+            return self._finish(job, {"ok": False, "error_kind": "forged",
+                                      "error": f"the rendering failed validation: {exc}"})
+        self._finish(job, {"ok": True, "png": png, "trace": trace})
+
+    def _finish(self, job: _Job, result: dict[str, Any]) -> None:
+        del self.jobs[job.id]
+        result.setdefault("png", None)
+        result.setdefault("trace", {})
+        report = job.runner_meta
+        result.update(id=job.id, seconds=time.monotonic() - job.started, phases=job.phases,
+                      stdout=report.get("stdout", ""), violations=report.get("violations", []),
+                      isolation=report.get("isolation", {}))
+        if result["ok"] is False and result.get("error_kind") is None:
+            result["error_kind"] = "crashed"
+        self._send(result)
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        try:
+            self.conn.send(msg)
+        except (OSError, ValueError):
+            raise SystemExit(0) from None  # the pool is gone
+
+    # -- the zygote's reports
+    def _from_zygote(self) -> bool:
+        try:
+            msg, fds, _, _ = socket.recv_fds(self.zygote, 65536, 1)
+        except OSError:
+            return False
+        if not msg:
+            return False
+        report = json.loads(msg)
+        job_id = report.get("job", report.get("exit"))
+        job = self.jobs.get(job_id)
+        stage = job.stage if job is not None else None
+        if "exit" in report:
+            if stage is not None and stage.pid == report["pid"]:
+                stage.status = report["status"]
+                if not stage.eof:
+                    self._read_stage(job)  # the process is gone: whatever it sent is buffered
+                else:
+                    self._maybe_done(job)
+            return True
+        if stage is None or stage.role != report["role"]:
+            for fd in fds:
+                os.close(fd)
+            return True
+        stage.pid = report["pid"]
+        stage.pidfd = fds[0]
+        if stage.timed_out:
+            self._kill(stage)
+        return True
 
     def serve(self) -> None:
         while True:
-            while self.queue and len(self.running) < self.max_parallel:
+            while self.queue and len(self.jobs) < self.max_parallel:
                 self._start(self.queue.pop(0))
-            pending = [r.deadline for r in self.running.values() if not r.timed_out]
+            pending = [j.stage.deadline for j in self.jobs.values() if j.stage and not j.stage.timed_out]
             timeout = max(0.0, min(pending) - time.monotonic()) if pending else None
             for key, _ in self.selector.select(timeout):
-                if key.data is None:
+                if key.data == "client":
                     try:
                         msg = self.conn.recv()
-                    except EOFError:
+                    except (EOFError, OSError):
                         return
                     if msg is None:
                         return
                     self.queue.append(msg)
+                elif key.data == "zygote":
+                    if not self._from_zygote():
+                        return  # the zygote died: the pool restarts us
                 else:
-                    self._finish(key.data)
+                    job = self.jobs.get(key.data[1])
+                    if job is not None and job.stage is not None and key.fileobj is job.stage.sock:
+                        self._read_stage(job)
             now = time.monotonic()
-            for run in list(self.running.values()):
-                if not run.timed_out and now >= run.deadline:
-                    run.timed_out = True
-                    try:
-                        os.killpg(run.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-
-    def shutdown(self) -> None:
-        for run in list(self.running.values()):
-            try:
-                os.killpg(run.pid, signal.SIGKILL)
-                os.waitpid(run.pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            shutil.rmtree(run.job_dir, ignore_errors=True)
+            for job in list(self.jobs.values()):
+                stage = job.stage
+                if stage is not None and not stage.timed_out and now >= stage.deadline:
+                    stage.timed_out = True
+                    self._kill(stage)
 
 
 def main(argv: list[str]) -> int:
@@ -309,15 +319,32 @@ def main(argv: list[str]) -> int:
     settings["child_env"] = sandbox.child_environment(settings["root"])
     settings["seccomp"] = settings.get("seccomp", True) and sandbox.KERNEL.seccomp_supported
     settings["landlock"] = settings.get("landlock", True) and sandbox.KERNEL.landlock_abi > 0
-    settings["server_pid"] = os.getpid()
+    # An unprivileged uid only where it can still read the Python installation.
+    nobody = 65534
+    settings["job_uid"] = nobody if os.geteuid() == 0 and sandbox.readable_by(nobody, settings["read_roots"]) else 0
     gc.collect()
     gc.freeze()  # children then share these pages instead of touching them for GC
-    conn.send({"ready": True, "pid": os.getpid(), "seccomp": settings["seccomp"], "landlock": settings["landlock"]})
-    server = Server(conn, settings)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        os.close(conn.fileno())
+        ours.close()
+        zygote.serve(theirs, settings)
+    theirs.close()
+    hello = json.loads(ours.recv(65536) or b"{}")
+    conn.send({"ready": True, "pid": os.getpid(), "zygote_pid": pid, "seccomp": settings["seccomp"],
+               "landlock": settings["landlock"], "namespaces": settings["namespaces"],
+               "pid_namespace": bool(hello.get("pid_namespace")), "init_pid": hello.get("init_pid") or None,
+               "job_uid": settings["job_uid"]})
+    server = Server(conn, ours, settings)
     try:
         server.serve()
     finally:
-        server.shutdown()
+        ours.close()  # the zygote sees EOF, kills its jobs and exits
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
     return 0
 
 

@@ -123,3 +123,81 @@ def test_job_dies_with_its_parent():
     else:
         os.kill(job_pid, 9)
         pytest.fail("the job outlived its server")
+
+
+_X86_64 = {"shmget": 29, "msgget": 68, "semget": 64, "fanotify_init": 300, "inotify_init1": 294,
+           "fsopen": 430, "open_tree": 428, "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250,
+           "sched_setattr": 314, "ioprio_set": 251, "mount_setattr": 442}
+
+
+@pytest.mark.skipif(not KERNEL.seccomp_supported or os.uname().machine != "x86_64",
+                    reason="raw syscall numbers are x86_64's")
+def test_seccomp_refuses_the_rest_of_the_kernel_surface():
+    """System V IPC, memfd, watchers, scheduling, sessions, prctl, the new mount API ...:
+    each refused by the filter alone (raw syscalls, no audit hook in this process)."""
+    parent = os.getppid()
+
+    def body():
+        import ctypes
+
+        if not KERNEL.install_seccomp(os.getpid()):
+            return 2
+        for attempt in (lambda: os.setpgid(0, 0), os.setsid, lambda: os.setpriority(os.PRIO_PROCESS, 0, 5),
+                        lambda: os.setpriority(os.PRIO_PROCESS, parent, 19),
+                        lambda: os.sched_setaffinity(0, {0}), lambda: os.sched_setaffinity(parent, {0}),
+                        lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1)),
+                        lambda: os.sched_setparam(0, os.sched_param(0)),
+                        lambda: os.memfd_create("x"), lambda: os.setuid(0), lambda: os.chown("/tmp", 0, 0)):
+            try:
+                attempt()
+                return 3
+            except PermissionError:
+                pass
+        for name, nr in _X86_64.items():
+            ctypes.set_errno(0)
+            if KERNEL.syscall(nr, 0, 0, 0, 0, 0) != -1 or ctypes.get_errno() != 1:  # EPERM
+                return 10 + nr % 50
+        if KERNEL.prctl(1, 0, 0, 0, 0) != -1:  # PR_SET_PDEATHSIG: refused
+            return 4
+        if KERNEL.prctl(15, b"renamed", 0, 0, 0) != 0:  # PR_SET_NAME: still allowed
+            return 5
+        return 0
+
+    assert run_in_child(body) == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and capabilities need root here")
+def test_namespaces_tmpfs_quota_and_no_capabilities(tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    r, w = os.pipe()
+
+    def body():
+        applied = KERNEL.enter_namespaces(str(job), 1 << 20, 0)
+        if "tmpfs" not in applied:
+            return 2
+        os.write(w, (" ".join(applied)).encode().ljust(64))
+        (job / "small").write_bytes(b"x" * 1000)
+        try:
+            (job / "big").write_bytes(b"x" * (2 << 20))  # over the 1 MiB quota
+            return 3
+        except OSError:
+            pass
+        if not KERNEL.drop_privileges(0).endswith("no capabilities"):
+            return 4
+        with open("/proc/self/status") as f:
+            caps = {line.split(":")[0]: int(line.split()[1], 16) for line in f if line.startswith("Cap")}
+        if caps["CapEff"] or caps["CapPrm"] or caps["CapBnd"]:
+            return 5
+        return 0
+
+    status = run_in_child(body)
+    applied = os.read(r, 64).decode().split()
+    if status == 2:
+        pytest.skip("this kernel refuses private mount namespaces")
+    assert status == 0, status
+    assert {"mount", "ipc", "net", "tmpfs"} <= set(applied)
+    # the job's tmpfs lived in its own mount namespace: the host never saw its files
+    assert list(job.iterdir()) == []
+    with open("/proc/self/mounts") as f:
+        assert str(job) not in f.read()

@@ -198,18 +198,20 @@ def kind_of(r: RenderResult) -> str | None:
 
 
 def leftover_processes(pool: RenderPool, wait: float = 2.0) -> list[str]:
-    """Processes under the server, or escaped anywhere with their cwd in the pool root."""
+    """Processes under the server (but its zygote and the jobs' PID-namespace init), or
+    escaped anywhere with their cwd in the pool root."""
     server_pid = pool._proc.pid
     deadline = time.monotonic() + wait
     while True:
         left = []
         try:
-            left += [f"{p.pid} (child of server)" for p in psutil.Process(server_pid).children(recursive=True)]
+            left += [f"{p.pid} (child of server)" for p in psutil.Process(server_pid).children(recursive=True)
+                     if p.pid not in pool.service_pids]
         except psutil.NoSuchProcess:
             pass
         for p in psutil.process_iter(["pid", "cwd"]):
             cwd = p.info.get("cwd") or ""
-            if p.info["pid"] != server_pid and cwd.startswith(pool._root):
+            if p.info["pid"] not in pool.service_pids and cwd.startswith(pool._root):
                 left.append(f"{p.info['pid']} (cwd {cwd})")
         if not left or time.monotonic() >= deadline:
             return left
@@ -410,7 +412,10 @@ HOSTILE: list[Hostile] = [
     Hostile("sys_exit", "import sys\nsys.exit(3)\n", ("runtime",), check=_error_has("SystemExit: 3")),
     Hostile("raise_systemexit", "raise SystemExit\n", ("runtime",), check=_error_has("SystemExit")),
     Hostile("os_exit_after_plot", PLOT + "import os\nos._exit(0)\n", ("crashed",)),
-    Hostile("ctypes_segfault", "import ctypes\nctypes.string_at(0)\n", ("crashed",)),
+    # raw memory reads through ctypes are refused before they happen...
+    Hostile("ctypes_string_at_null", "import ctypes\nctypes.string_at(0)\n", ("forbidden",)),
+    # ...so a segfault is staged another way: the job dies alone and is reported
+    Hostile("segfault", "import faulthandler\nfaulthandler._sigsegv()\n", ("crashed",)),
     Hostile("os_abort", "import os\nos.abort()\n", ("crashed",)),
 
     # ---- threads left running must not keep the job (or a process) alive

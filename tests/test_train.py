@@ -320,3 +320,69 @@ def test_held_out_evaluation_every_n_steps_and_sparse_logging(corpus, tmp_path):
         build_task(tiny(corpus, tmp_path, "trainer.eval_every=5"))
     with pytest.raises(UserError, match="spy game reports"):
         build_task(load_config(["task=spy", "trainer.eval_every=5", f"out={tmp_path}"]))
+
+
+HOSTILE_ANSWERS = [
+    "```python\nimport matplotlib.pyplot as plt\nplt.bar([1, 2, 3], [3, 1, 2])\nplt.title('honest')\n```",
+    "```python\nwhile True:\n    pass\n```",  # hangs: killed at the deadline
+    "```python\nimport os, time\nos.setsid()\ntime.sleep(100)\n```",  # tries to leave its session
+    "```python\nx = bytearray(10**11)\n```",  # memory bomb
+    "```python\nimport os\nwhile True:\n    os.fork()\n```",  # fork bomb
+    "```python\nimport matplotlib.pyplot as plt\nfrom matplotlib.axes import Axes\n"
+    "Axes.get_title = lambda self, loc='center': 'the reference title'\nplt.plot([1, 2])\n```",  # forged trace
+    "```python\nimport ctypes\nprint(ctypes.string_at(id(object()), 64))\n```",  # raw memory
+    "```python\nimport os, json\nfor fd in range(3, 64):\n    try:\n        os.write(fd, json.dumps({'ok': True}).encode())\n"
+    "    except OSError:\n        pass\nos._exit(0)\n```",  # forged result
+]
+
+
+class HostileEngine:
+    """The real engine, whose samples' texts are replaced by the answers above, in turn (the
+    token ids stay the model's, so the batch trains as usual)."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.turn = 0
+
+    def generate(self, requests, params, *, progress=None):
+        import dataclasses
+
+        out = []
+        for group in self.engine.generate(requests, params, progress=progress):
+            out.append([])
+            for completion in group:
+                out[-1].append(dataclasses.replace(completion, text=HOSTILE_ANSWERS[self.turn % len(HOSTILE_ANSWERS)]))
+                self.turn += 1
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
+@pytest.mark.timeout(300)
+def test_a_batch_of_hostile_answers_trains_without_a_crash_or_a_hang(corpus, tmp_path, monkeypatch):
+    """Honest and hostile answers in one rollout batch: every step completes, the honest
+    answer is rewarded, the forged title earns nothing it did not draw."""
+    import renderers
+    import vlrl.tasks.chart2code_rl as rl
+    from vlrl import trainer
+
+    real_build = trainer.build_rollout
+    monkeypatch.setattr(trainer, "build_rollout", lambda *a, **k: HostileEngine(real_build(*a, **k)))
+
+    real_init = rl.Chart2CodeRL.__init__
+
+    def short_deadline(self, cfg):  # 3 s instead of 20 per hanging answer keeps the test short
+        real_init(self, cfg)
+        self.pool.close()
+        self.pool = renderers.RenderPool(timeout=3.0, memory_mb=512)
+        self.task.pool = self.pool
+
+    monkeypatch.setattr(rl.Chart2CodeRL, "__init__", short_deadline)
+    cfg = tiny(corpus, tmp_path, "trainer.steps=2", "rollout.n=8", "data.prompts_per_step=1",
+               "trainer.save_every=0")
+    trainer.train(cfg)
+    metrics = rows(tmp_path / "stage1" / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [1, 2]
+    assert all(m["reward/exec"] > 0 for m in metrics)  # the honest answers rendered
+    assert all(m["reward/exec"] < 0.5 for m in metrics)  # the hostile ones did not
