@@ -203,9 +203,10 @@ class RenderPool:
                     if msg["started"] in self._futures:
                         self._started[msg["started"]] = time.monotonic()
                 continue
+            job_id = msg.pop("id")
             with self._lock:
-                entry = self._futures.pop(msg.pop("id"), None)
-                self._started.pop(msg.get("id"), None)
+                entry = self._futures.pop(job_id, None)
+                self._started.pop(job_id, None)
             if entry is None:
                 continue
             fut = entry[0]

@@ -15,6 +15,7 @@ import gc
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import sys
@@ -345,6 +346,8 @@ def main(argv: list[str]) -> int:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+        # A pool that was dropped without close() (its process exiting) leaves nothing behind.
+        shutil.rmtree(settings["root"], ignore_errors=True)
     return 0
 
 
