@@ -239,9 +239,15 @@ class _Kernel:
         self.landlock_abi = self._landlock_abi()
 
     # -- namespaces
-    def enter_namespaces(self, job_dir: str, disk_bytes: int, uid: int) -> list[str]:
+    def enter_namespaces(self, job_dir: str, disk_bytes: int, uid: int,
+                         reveal: dict[str, list[str]] | None = None) -> list[str]:
         """Private mount, IPC, network and UTS namespaces, and the job dir as a tmpfs of
         `disk_bytes` (noexec: no shared library can be loaded from what the job writes).
+
+        `reveal` maps a directory another uid cannot traverse (a private home holding the
+        Python installation) to the paths under it a job must read: in the job's mount
+        namespace that directory is covered by an empty tmpfs and only those paths are bound
+        back, so the job can run as an unprivileged uid and sees nothing else there.
 
         Returns the names of what took effect; an empty list where the kernel or our
         privileges do not allow it (then the job dir stays a plain directory).
@@ -258,11 +264,43 @@ class _Kernel:
             if self.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
                 applied.remove("mount")
             else:
+                if reveal:
+                    if self._reveal(reveal):
+                        applied.append("revealed")
+                    else:
+                        uid = 0  # the job keeps uid 0 (see zygote._seal): its dir must be root's
                 options = f"size={max(disk_bytes, 1 << 20)},nr_inodes=16384,mode=0700,uid={uid},gid={uid}"
                 if self.mount(b"tmpfs", job_dir.encode(), b"tmpfs", ms_nosuid | ms_nodev | ms_noexec,
                               options.encode()) == 0:
                     applied.append("tmpfs")
         return applied
+
+    def _reveal(self, reveal: dict[str, list[str]]) -> bool:
+        ms_bind, ms_rec, ms_nosuid, ms_nodev = 0x1000, 0x4000, 2, 4
+        for cover, paths in reveal.items():
+            keep: list[tuple[str, int]] = []
+            for path in sorted(paths):
+                if any(path.startswith(k + "/") for k, _ in keep):
+                    continue  # already visible through a path above it
+                try:
+                    keep.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
+                except OSError:
+                    continue
+            try:
+                if self.mount(b"tmpfs", cover.encode(), b"tmpfs", ms_nosuid | ms_nodev, b"mode=0755,size=1m") != 0:
+                    return False
+                for path, fd in keep:
+                    if os.path.isdir(f"/proc/self/fd/{fd}"):
+                        os.makedirs(path, exist_ok=True)
+                    else:
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        open(path, "a").close()
+                    if self.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, ms_bind | ms_rec, None) != 0:
+                        return False
+            finally:
+                for _, fd in keep:
+                    os.close(fd)
+        return True
 
     # -- privileges
     def drop_privileges(self, uid: int | None) -> str:
@@ -569,28 +607,27 @@ def install_audit_hook(write_root: str, read_roots: list[str], user_filename: st
     return lambda: list(violations)
 
 
-def readable_by(uid: int, paths: list[str]) -> bool:
-    """Can an unprivileged `uid` (no supplementary groups) read every path in `paths`?
-
-    Decides whether jobs may run as that uid: a Python installed under a private home
-    (mode 0700, as pyenv under /root) is not, and jobs then keep uid 0 without capabilities.
-    """
+def hidden_from(uid: int, paths: list[str]) -> dict[str, list[str]] | None:
+    """{the first directory `uid` cannot traverse: [the paths under it]}, for paths that are
+    themselves readable by `uid` but sit under such a directory; None when some path is not
+    readable by `uid` at all (then only uid 0 can run jobs)."""
     import stat
 
-    def allows(st, bit_other: int, bit_owner: int) -> bool:
-        return bool(st.st_mode & bit_other) or (st.st_uid == uid and bool(st.st_mode & bit_owner))
-
+    hidden: dict[str, list[str]] = {}
     for path in paths:
         if not os.path.exists(path):
             continue
+        st = os.stat(path)
+        if not (st.st_mode & stat.S_IROTH or st.st_uid == uid and st.st_mode & stat.S_IRUSR):
+            return None
         parts = os.path.realpath(path).split("/")
-        for i in range(1, len(parts)):
-            prefix = "/".join(parts[:i]) or "/"
-            if not allows(os.stat(prefix), stat.S_IXOTH, stat.S_IXUSR):
-                return False
-        if not allows(os.stat(path), stat.S_IROTH, stat.S_IRUSR):
-            return False
-    return True
+        for i in range(2, len(parts)):
+            prefix = "/".join(parts[:i])
+            st = os.stat(prefix)
+            if not (st.st_mode & stat.S_IXOTH or st.st_uid == uid and st.st_mode & stat.S_IXUSR):
+                hidden.setdefault(prefix, []).append(path)
+                break
+    return hidden
 
 
 def path_inside(path: str, roots) -> bool:

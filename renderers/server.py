@@ -320,9 +320,12 @@ def main(argv: list[str]) -> int:
     settings["child_env"] = sandbox.child_environment(settings["root"])
     settings["seccomp"] = settings.get("seccomp", True) and sandbox.KERNEL.seccomp_supported
     settings["landlock"] = settings.get("landlock", True) and sandbox.KERNEL.landlock_abi > 0
-    # An unprivileged uid only where it can still read the Python installation.
+    # An unprivileged uid where it can read what jobs read: directly, or (a Python under a
+    # private home) through the paths each job's mount namespace binds back (sandbox.hidden_from).
     nobody = 65534
-    settings["job_uid"] = nobody if os.geteuid() == 0 and sandbox.readable_by(nobody, settings["read_roots"]) else 0
+    hidden = sandbox.hidden_from(nobody, settings["read_roots"]) if os.geteuid() == 0 else None
+    settings["reveal"] = hidden or {}
+    settings["job_uid"] = nobody if hidden is not None and (not hidden or settings["namespaces"]) else 0
     gc.collect()
     gc.freeze()  # children then share these pages instead of touching them for GC
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

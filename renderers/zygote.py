@@ -97,8 +97,10 @@ def _seal(role: str, channel: int, job_dir: str, params: dict[str, Any], setting
     os.closerange(3, channel)
     os.closerange(channel + 1, 65536)
     uid = settings["job_uid"]
-    namespaces = sandbox.KERNEL.enter_namespaces(job_dir, settings["disk_bytes"], uid) \
+    namespaces = sandbox.KERNEL.enter_namespaces(job_dir, settings["disk_bytes"], uid, settings["reveal"]) \
         if settings["namespaces"] else []
+    if settings["reveal"] and "revealed" not in namespaces:
+        uid = 0  # the Python installation stays out of reach of another uid: keep 0, no capabilities
     if "tmpfs" not in namespaces and uid:
         os.chown(job_dir, uid, uid)
     os.chdir(job_dir)

@@ -25,7 +25,7 @@ from renderers import instrument  # noqa: E402
 from renderers.code import strip_output_calls  # noqa: E402
 from renderers.execute import draw_figure, run_script  # noqa: E402
 from renderers.handover import ForgedHandover, load_handover, pack_handover  # noqa: E402
-from tests.conftest import SAMPLES  # noqa: E402
+from conftest import SAMPLES  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -201,3 +201,57 @@ def test_namespaces_tmpfs_quota_and_no_capabilities(tmp_path):
     assert list(job.iterdir()) == []
     with open("/proc/self/mounts") as f:
         assert str(job) not in f.read()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and uids need root here")
+def test_a_private_home_is_covered_and_only_the_installation_bound_back():
+    """Jobs run as uid 65534 even when Python lives under a 0700 home: the job's mount
+    namespace hides the home behind an empty tmpfs and binds back the paths it must read."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from renderers.sandbox import hidden_from
+
+    tmp_path = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's own tmp is under a 0700 dir
+    try:
+        _check_private_home(tmp_path, hidden_from)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _check_private_home(tmp_path, hidden_from):
+    home = tmp_path / "home"
+    (home / "python" / "lib").mkdir(parents=True)
+    (home / "python" / "lib" / "module.py").write_text("X = 1\n")
+    (home / "secret.txt").write_text("s3cr3t")
+    (home / "secret.txt").chmod(0o644)
+    for d in (home / "python", home / "python" / "lib"):
+        d.chmod(0o755)
+    home.chmod(0o700)
+    tmp_path.chmod(0o755)
+    job = tmp_path / "job"
+    job.mkdir()
+    hidden = hidden_from(65534, [str(home / "python")])
+    assert hidden == {str(home): [str(home / "python")]}
+
+    def body():
+        applied = KERNEL.enter_namespaces(str(job), 1 << 20, 65534, hidden)
+        if "revealed" not in applied:
+            return 2
+        os.chdir(str(job))
+        KERNEL.drop_privileges(65534)
+        if os.getuid() != 65534:
+            return 3
+        if open(home / "python" / "lib" / "module.py").read() != "X = 1\n":
+            return 4
+        if (home / "secret.txt").exists() or os.listdir(home) != ["python"]:
+            return 5
+        (job / "out.txt").write_text("the job dir is the job's")
+        return 0
+
+    status = run_in_child(body)
+    if status == 2:
+        pytest.skip("this kernel refuses private mount namespaces")
+    assert status == 0, status
+    assert (home / "secret.txt").read_text() == "s3cr3t"

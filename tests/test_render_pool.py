@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 
 from renderers import RenderResult
 from renderers.execute import render_in_process
@@ -145,3 +146,15 @@ def test_result_summary_row():
     r = RenderResult.failure("timeout", "too slow", seconds=1.23456)
     assert r.summary() == {"ok": False, "error_kind": "timeout", "error": "too slow", "seconds": 1.2346}
     assert r.image is None
+
+
+def test_jobs_run_as_an_unprivileged_user(render_pool):
+    import os
+
+    if os.geteuid() != 0 or render_pool.isolation.get("job_uid") != 65534:
+        pytest.skip(f"jobs cannot change uid here: {render_pool.isolation}")
+    r = render_pool.render("import os\nprint(os.getuid(), os.getgid(), os.getgroups())\n"
+                           "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n")
+    assert r.ok, r.error
+    assert r.stdout.strip() == "65534 65534 []"
+    assert r.isolation["user"] == "uid 65534, no capabilities"
