@@ -26,6 +26,7 @@ class RenderOptions:
     timeout: float = option(20.0, help="seconds per script before it is killed")
     dpi: float = option(100.0, help="resolution of the PNGs")
     memory_mb: int = option(2048, help="memory a script may use on top of the render server")
+    disk_mb: int = option(256, help="all files a script may write, together (where namespaces work)")
     strict: bool = option(False, help="treat inputs as model responses and take only their ```python block")
 
 
@@ -89,7 +90,8 @@ def run(opts: RenderOptions) -> int:
 
     counts = {"ok": 0, "failed": 0}
     kinds: dict[str, int] = {}
-    with RenderPool(workers=opts.workers, timeout=opts.timeout, dpi=opts.dpi, memory_mb=opts.memory_mb) as pool, \
+    with RenderPool(workers=opts.workers, timeout=opts.timeout, dpi=opts.dpi, memory_mb=opts.memory_mb,
+                    disk_mb=opts.disk_mb) as pool, \
             JsonlWriter(results_path) as writer:
         futures = []
         for path, name in todo:
