@@ -200,35 +200,29 @@ def _honest_shadow(obj: Any, key: str, value: Any) -> bool:
     return False
 
 
+# Not walked into: code and namespaces (a function's referents are its module's globals),
+# classes (checked by _FigureUnpickler.classes_untouched) and plain values.
+_OPAQUE = (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType, types.CodeType,
+           str, bytes, int, float, complex, bool, type(None))
+
+
 def _check_graph(root: Any) -> None:
     """No instance may shadow a method of its class (drawing would call the sender's
-    object instead), and the graph must be of a size a figure has."""
+    object instead), and the graph must be of a size a figure has. Walks everything the
+    garbage collector sees as referenced (so partials, arrays of objects and containers too),
+    one level at a time."""
+    import gc
+
     import numpy as np
 
-    seen: set[int] = set()
-    stack = [root]
+    seen = {id(root)}
+    frontier = [root]
     shadow_cache: dict[type, frozenset[str]] = {}
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if len(seen) > MAX_OBJECTS:
-            raise ForgedHandover(f"the figure holds over {MAX_OBJECTS} objects")
-        if isinstance(obj, (str, bytes, int, float, complex, bool, type(None), type, range, slice)):
-            continue
-        if isinstance(obj, dict):
-            stack.extend(obj.keys())
-            stack.extend(obj.values())
-            continue
-        if isinstance(obj, (list, tuple, set, frozenset)):
-            stack.extend(obj)
-        if isinstance(obj, np.ndarray):
-            if obj.dtype.hasobject:
-                stack.extend(obj.ravel().tolist())
-            continue
-        state = getattr(obj, "__dict__", None)
-        if isinstance(state, dict):
+    while frontier:
+        for obj in frontier:
+            state = getattr(obj, "__dict__", None)
+            if not isinstance(state, dict) or not state:
+                continue
             cls = type(obj)
             methods = shadow_cache.get(cls)
             if methods is None:
@@ -239,7 +233,16 @@ def _check_graph(root: Any) -> None:
                      if not _honest_shadow(obj, k, state[k])]
             if clash:
                 raise ForgedHandover(f"a {cls.__name__} overrides its method(s) {sorted(clash)[:3]}")
-            stack.extend(state.values())
+        following = []
+        # numpy does not report the elements of object arrays to the garbage collector
+        hidden = [x for a in frontier if isinstance(a, np.ndarray) and a.dtype.hasobject for x in a.ravel().tolist()]
+        for ref in gc.get_referents(*frontier) + hidden:
+            if id(ref) not in seen and not isinstance(ref, _OPAQUE):
+                seen.add(id(ref))
+                following.append(ref)
+        if len(seen) > MAX_OBJECTS:
+            raise ForgedHandover(f"the figure holds over {MAX_OBJECTS} objects")
+        frontier = following
 
 
 def load_handover(blob: bytes) -> dict[str, Any]:

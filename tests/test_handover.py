@@ -233,3 +233,17 @@ def test_claimed_colours_are_read_from_the_artists_drawn():
     data = load_handover(pickle.dumps({"figure": fig, "calls": [], "colors": colors}))
     _, trace, _ = draw_figure(data["figure"], calls=data["calls"], colors=data["colors"])
     assert trace["colors"] == [["bar", "#FF0000"]]
+
+
+def test_shadowing_objects_hidden_in_partials_and_object_arrays_are_found():
+    import functools
+
+    out = _run("import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4])\n")
+    fig = out["figure"]
+    ax = fig.axes[0]
+    decoy = plt.figure().add_subplot()
+    decoy.draw = fig.delaxes  # a shadowing object, reachable only through the containers below
+    for holder in (functools.partial(np.log, decoy), np.array([decoy, None], dtype=object)):
+        ax._vlrl_test_holder = holder
+        with pytest.raises(ForgedHandover, match="overrides"):
+            load_handover(_pack(out))
