@@ -1,7 +1,8 @@
 """Running one chart script and turning its figure into an image plus a trace.
 
-This is the work a sandboxed child does; `render_in_process` runs the same steps with
-no isolation (used by benchmarks as the physical floor and by trusted callers).
+In the pool, the runner does `run_script` and the drawer, another process, `draw_figure`
+(see renderers/zygote.py); `render_in_process` runs both steps here with no isolation (used
+by benchmarks as the physical floor and by trusted callers).
 """
 
 from __future__ import annotations
