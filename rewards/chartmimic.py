@@ -1,6 +1,6 @@
 """ChartMimic's four low-level metrics (text, layout, type, colour), computed from traces.
 
-The rules follow ChartMimic's evaluators (../shared/REFERENCE.md section 2):
+The rules follow the evaluation code ChartMimic publishes with its benchmark:
 - each metric is a precision/recall/F1 between what the generated and the reference
   script draw; 0 when either side has nothing, and 0 for a script that failed;
 - text and layout are multiset exact matches (tick labels were removed from the texts

@@ -1,7 +1,8 @@
 """GRPO-family algorithm pieces, pure torch (no model code): advantages, losses, sampling.
 
-See REFERENCE.md §4 for the formulas; `vlrl.algo.losses` documents what each loss type means
-over a global batch split across gradient-accumulation steps and ranks.
+The formulas are written out, one equation per line, in `vlrl.algo.advantages` and
+`vlrl.algo.losses`, which also documents what each loss type means over a global batch
+split across gradient-accumulation steps and ranks.
 """
 
 from vlrl.algo.advantages import (
