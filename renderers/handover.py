@@ -22,6 +22,8 @@ import pickle
 import types
 from typing import Any
 
+from matplotlib.markers import MarkerStyle
+
 # Imported here, not inside the functions: in the runner our own modules leave sys.modules
 # before the script runs (and the sandbox refuses to read them again).
 from renderers import instrument
@@ -70,13 +72,17 @@ _PLAIN_CLASSES = frozenset({
 # pickle as getattr(container, name): allowed for these names on these types only.
 _BOUND_METHODS = {list: frozenset({"remove", "append"}), dict: frozenset({"pop", "__delitem__"}),
                   set: frozenset({"discard", "remove"})}
-# Methods of plotting objects that figures keep bound (callbacks, remove hooks, a
-# TransformWrapper's forwarding, a MarkerStyle's `_set_<marker>`), measured on real charts.
-_STORED_METHODS = frozenset({
-    "_remove_legend", "_unit_change_handler", "_cbar_cla", "_get_view", "_set_view", "_set_view_from_bbox",
-    "drag_pan", "_remove_suplabel", "delaxes", "pick", "_findoffset", "_button_press", "_button_release",
-    "_on_move", "get_affine", "get_matrix", "inverted", "transform", "transform_affine", "transform_non_affine",
-    "transform_path", "transform_path_affine", "transform_path_non_affine",
+# Methods matplotlib itself replaces per instance, with the same-named method of another
+# object: a TransformWrapper forwards to its child, a colorbar's axes to the colorbar.
+_WRAPPER_METHODS = frozenset({"get_affine", "get_matrix", "inverted", "transform", "transform_affine",
+                              "transform_non_affine", "transform_path", "transform_path_affine",
+                              "transform_path_non_affine"})
+_COLORBAR_METHODS = frozenset({"_get_view", "_set_view", "_set_view_from_bbox", "drag_pan", "cla"})
+# Methods of plotting objects that figures keep bound (callbacks, remove hooks, the two
+# forwarding patterns above, a MarkerStyle's `_set_<marker>`), measured on real charts.
+_STORED_METHODS = _WRAPPER_METHODS | _COLORBAR_METHODS | frozenset({
+    "_remove_legend", "_unit_change_handler", "_cbar_cla", "_remove_suplabel", "delaxes", "pick",
+    "_findoffset", "_button_press", "_button_release", "_on_move",
 })
 # The only non-numpy-array classes of numpy a figure holds.
 _NUMPY_CLASSES = frozenset({("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.ma", "MaskedArray"),
@@ -96,8 +102,6 @@ def _safe_getattr(obj: Any, name: str) -> Any:
     """Bound methods only: a container's mutators, or one of the methods figures keep bound
     (_STORED_METHODS, a MarkerStyle's `_set_<marker>`), defined by the class of an object of
     the plotting stack. Never an attribute of a class, a module or a function."""
-    from matplotlib.markers import MarkerStyle
-
     allowed = _BOUND_METHODS.get(type(obj))
     if allowed is not None and isinstance(name, str) and name in allowed:
         return getattr(obj, name)
@@ -177,12 +181,6 @@ class _FigureUnpickler(pickle.Unpickler):
 
 _METHOD_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
                  types.WrapperDescriptorType, staticmethod, classmethod)
-# Methods matplotlib itself replaces per instance, with the same-named method of another
-# object: a TransformWrapper forwards to its child, a colorbar's axes to the colorbar.
-_WRAPPER_METHODS = frozenset({"get_affine", "get_matrix", "inverted", "transform", "transform_affine",
-                              "transform_non_affine", "transform_path", "transform_path_affine",
-                              "transform_path_non_affine"})
-_COLORBAR_METHODS = frozenset({"_get_view", "_set_view", "_set_view_from_bbox", "drag_pan", "cla"})
 
 
 def _honest_shadow(obj: Any, key: str, value: Any) -> bool:
@@ -276,30 +274,31 @@ def load_handover(blob: bytes) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the runner's side
 
 
+def _tickers(fig):
+    """(axis, "major" | "minor", its Ticker) for every axis of every axes."""
+    for ax in fig.axes:
+        for axis in getattr(ax, "_axis_map", {}).values():
+            for which in ("major", "minor"):
+                yield axis, which, getattr(axis, which)
+
+
 def _freeze_ticks(fig) -> None:
     """Replace every tick formatter and locator by the fixed labels and positions it gives
     now: they are what the chart shows, and fixed ones always pickle."""
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
 
-    for ax in fig.axes:
-        for axis in getattr(ax, "_axis_map", {}).values():
-            for which in ("major", "minor"):
-                ticker = getattr(axis, which)
-                try:
-                    # pandas' date tickers pickle, but the drawer loads only the plotting stack
-                    if all(_from_stack(type(t)) for t in (ticker.formatter, ticker.locator)):
-                        pickle.dumps((ticker.formatter, ticker.locator))
-                        continue
-                except Exception:  # noqa: BLE001 - the object itself tells us it cannot travel
-                    pass
-                locs = list(axis.get_majorticklocs() if which == "major" else axis.get_minorticklocs())
-                labels = ticker.formatter.format_ticks(locs) if locs else []
-                if which == "major":
-                    axis.set_major_locator(FixedLocator(locs) if locs else NullLocator())
-                    axis.set_major_formatter(FixedFormatter(labels) if locs else NullFormatter())
-                else:
-                    axis.set_minor_locator(FixedLocator(locs) if locs else NullLocator())
-                    axis.set_minor_formatter(FixedFormatter(labels) if locs else NullFormatter())
+    for axis, which, ticker in _tickers(fig):
+        try:
+            # pandas' date tickers pickle, but the drawer loads only the plotting stack
+            if all(_from_stack(type(t)) for t in (ticker.formatter, ticker.locator)):
+                pickle.dumps((ticker.formatter, ticker.locator))
+                continue
+        except Exception:  # noqa: BLE001 - the object itself tells us it cannot travel
+            pass
+        locs = list(getattr(axis, f"get_{which}ticklocs")())
+        labels = ticker.formatter.format_ticks(locs) if locs else []
+        getattr(axis, f"set_{which}_locator")(FixedLocator(locs) if locs else NullLocator())
+        getattr(axis, f"set_{which}_formatter")(FixedFormatter(labels) if locs else NullFormatter())
 
 
 def _drop_foreign_units(fig) -> None:
@@ -369,8 +368,7 @@ def pack_handover(fig, calls: list, colors: list) -> tuple[bytes, str | None]:
     """The runner's figure and records as one pickle (raises when they cannot travel), and
     a note when parts of the figure had to be frozen or left out to travel."""
     payload = {"figure": fig, "calls": calls, "colors": colors}
-    foreign = any(not _from_stack(type(t)) for ax in fig.axes for axis in getattr(ax, "_axis_map", {}).values()
-                  for t in (axis.major.formatter, axis.major.locator, axis.minor.formatter, axis.minor.locator))
+    foreign = any(not _from_stack(type(t)) for _, _, ticker in _tickers(fig) for t in (ticker.formatter, ticker.locator))
     if foreign:
         _freeze_ticks(fig)  # pandas' date tickers: the drawer would refuse them
         _drop_foreign_units(fig)

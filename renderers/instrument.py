@@ -29,9 +29,12 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.axes._base import _process_plot_var_args  # noqa: E402
 from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
-from matplotlib.image import NonUniformImage  # noqa: E402
+from matplotlib.collections import Collection, LineCollection, PathCollection, PolyCollection  # noqa: E402
+from matplotlib.image import AxesImage, NonUniformImage  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Circle, Ellipse  # noqa: E402
 from matplotlib.projections.polar import PolarAxes  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 from mpl_toolkits.mplot3d import Axes3D  # noqa: E402
 
 MAX_POINTS = 2000  # per data series kept in the trace; enough for every reward, small as JSON
@@ -545,41 +548,28 @@ COLOR_GROUPS = frozenset(
 )
 
 
-def _artist_classes() -> dict[str, tuple[type, ...]]:
-    """What each counted call (and colour group) draws: a record backs only with these."""
-    from matplotlib.collections import Collection, LineCollection, PathCollection, PolyCollection
-    from matplotlib.image import AxesImage, NonUniformImage as NUImage
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch, Polygon, Rectangle, Wedge
-    from matplotlib.text import Text
-
-    lines, bars = (Line2D,), (Rectangle,)
-    table = {
-        "bar": bars, "barh": bars, "plot": lines, "plot_polar": lines, "line": lines, "axhline": lines,
-        "axvline": lines, "axvspan": (Rectangle, Polygon), "axhspan": (Rectangle, Polygon),
-        "hlines": (LineCollection,), "vlines": (LineCollection,), "errorbar": (Line2D, LineCollection),
-        "boxplot": (Line2D, Patch), "violinplot": (Collection,), "violin": (Collection,),
-        "hist": (Rectangle, Polygon), "fill_between": (PolyCollection,), "fill_betweenx": (PolyCollection,),
-        "scatter": (PathCollection,), "scatter_polar": (PathCollection,), "quiver": (PolyCollection,),
-        "pie": (Wedge,), "fill": (Polygon,), "imshow": (AxesImage,), "pcolor": (Collection,),
-        "contour": (Collection,), "contourf": (Collection,), "broken_barh": (PolyCollection,),
-        "tripcolor": (Collection,), "NonUniformImage": (NUImage,), "Ellipse": (mpatches.Ellipse,),
-        "VennDiagram": (Patch,), "squarify.plot": (Axes,), "squarify": (Rectangle,),
-        "draw_networkx_nodes": (PathCollection,), "draw_networkx_edges": (LineCollection, Patch),
-        "draw_networkx_labels": (Text,), "3d.scatter": (PathCollection,), "3d.plot": lines,
-        "3d.plot_surface": (PolyCollection,), "3d.bar3d": (PolyCollection,), "3d.bar": (Patch,),
-        "3d.add_collection3d": (Collection,),
-    }
-    return table
-
-
-_CLASSES: dict[str, tuple[type, ...]] = {}
+# What each counted call (and colour group) draws: a record backs only with these.
+_LINES, _BARS = (Line2D,), (mpatches.Rectangle,)
+_ARTIST_CLASSES: dict[str, tuple[type, ...]] = {
+    "bar": _BARS, "barh": _BARS, "plot": _LINES, "plot_polar": _LINES, "line": _LINES, "axhline": _LINES,
+    "axvline": _LINES, "axvspan": (mpatches.Rectangle, mpatches.Polygon),
+    "axhspan": (mpatches.Rectangle, mpatches.Polygon), "hlines": (LineCollection,), "vlines": (LineCollection,),
+    "errorbar": (Line2D, LineCollection), "boxplot": (Line2D, mpatches.Patch), "violinplot": (Collection,),
+    "violin": (Collection,), "hist": (mpatches.Rectangle, mpatches.Polygon), "fill_between": (PolyCollection,),
+    "fill_betweenx": (PolyCollection,), "scatter": (PathCollection,), "scatter_polar": (PathCollection,),
+    "quiver": (PolyCollection,), "pie": (mpatches.Wedge,), "fill": (mpatches.Polygon,), "imshow": (AxesImage,),
+    "pcolor": (Collection,), "contour": (Collection,), "contourf": (Collection,), "broken_barh": (PolyCollection,),
+    "tripcolor": (Collection,), "NonUniformImage": (NonUniformImage,), "Ellipse": (Ellipse,),
+    "VennDiagram": (mpatches.Patch,), "squarify.plot": (Axes,), "squarify": (mpatches.Rectangle,),
+    "draw_networkx_nodes": (PathCollection,), "draw_networkx_edges": (LineCollection, mpatches.Patch),
+    "draw_networkx_labels": (Text,), "3d.scatter": (PathCollection,), "3d.plot": _LINES,
+    "3d.plot_surface": (PolyCollection,), "3d.bar3d": (PolyCollection,), "3d.bar": (mpatches.Patch,),
+    "3d.add_collection3d": (Collection,),
+}
 
 
 def _backs(kind: str, artist: Any) -> bool:
-    if not _CLASSES:
-        _CLASSES.update(_artist_classes())
-    return isinstance(artist, _CLASSES.get(kind, ()))
+    return isinstance(artist, _ARTIST_CLASSES.get(kind, ()))
 
 
 def data_artists(fig) -> dict[int, Any]:
@@ -618,8 +608,6 @@ def refresh_caches(drawn: dict[int, Any]) -> None:
     """Make artists recompute what they cache from the data the trace reads, so the two
     cannot disagree: a line's drawn path comes from its x/y data again, a wedge's from its
     angles."""
-    from matplotlib.lines import Line2D
-
     for artist in drawn.values():
         if isinstance(artist, Line2D):
             artist._invalidx = artist._invalidy = True

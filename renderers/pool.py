@@ -238,7 +238,6 @@ class RenderPool:
             now = time.monotonic()
             overdue = []
             with self._lock:
-                conn = self._conn
                 for job_id, started in list(self._started.items()):
                     entry = self._futures.get(job_id)
                     if entry is None:

@@ -446,8 +446,6 @@ _ALWAYS_REFUSED = frozenset(
         "os.sched_setscheduler", "os.sched_setparam",
     }
 )
-# Every ctypes event but loading is raw memory or a foreign call: chart code needs neither,
-# and either reads what the process holds (addresses, other frames, freed heap).
 # Frame and code access that, from user code, would reach the sandbox's locals.
 _FRAME_EVENTS = frozenset({"sys._getframe", "sys._current_frames", "sys._current_exceptions"})
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code", "__code__"})
@@ -574,6 +572,8 @@ def install_audit_hook(write_root: str, read_roots: list[str], user_filename: st
                 write = True
             check_path(event, path, write)
         elif event in _ALWAYS_REFUSED or event.startswith("ctypes."):
+            # every ctypes event is raw memory, a foreign call or loading a library: chart
+            # code needs none of them
             refuse(event)
         elif event == "import" and len(args) > 2 and isinstance(args[2], list):
             # a module compiled or copied into the job dir would run outside every check
@@ -613,18 +613,20 @@ def hidden_from(uid: int, paths: list[str]) -> dict[str, list[str]] | None:
     readable by `uid` at all (then only uid 0 can run jobs)."""
     import stat
 
+    def allows(path: str, other_bit: int, owner_bit: int) -> bool:
+        st = os.stat(path)
+        return bool(st.st_mode & other_bit or st.st_uid == uid and st.st_mode & owner_bit)
+
     hidden: dict[str, list[str]] = {}
     for path in paths:
         if not os.path.exists(path):
             continue
-        st = os.stat(path)
-        if not (st.st_mode & stat.S_IROTH or st.st_uid == uid and st.st_mode & stat.S_IRUSR):
+        if not allows(path, stat.S_IROTH, stat.S_IRUSR):
             return None
         parts = os.path.realpath(path).split("/")
         for i in range(2, len(parts)):
             prefix = "/".join(parts[:i])
-            st = os.stat(prefix)
-            if not (st.st_mode & stat.S_IXOTH or st.st_uid == uid and st.st_mode & stat.S_IXUSR):
+            if not allows(prefix, stat.S_IXOTH, stat.S_IXUSR):
                 hidden.setdefault(prefix, []).append(path)
                 break
     return hidden

@@ -212,8 +212,7 @@ class Server:
         if frame is None:
             return self._finish(job, _exit_result(stage, job.msg["timeout"]))
         meta, png = frame
-        if isinstance(meta.get("phases"), dict):
-            job.phases.update(validate.runner_report({"phases": meta["phases"]})["phases"])
+        job.phases.update(validate.bounded_phases(meta.get("phases")))
         if meta.get("ok") is not True:
             kind = meta.get("error_kind")
             return self._finish(job, {"ok": False, "error_kind": kind if kind in ("forged", "memory", "runtime",

@@ -107,19 +107,25 @@ def check_png(png: Any, size_px: Any, max_pixels: int) -> bytes:
     return png
 
 
+def bounded_phases(phases: Any) -> dict[str, float]:
+    """A job's timings as at most 20 named, finite numbers."""
+    if not isinstance(phases, dict):
+        return {}
+    return {str(k)[:40]: float(v) for k, v in list(phases.items())[:20]
+            if isinstance(v, (int, float)) and math.isfinite(v)}
+
+
 def runner_report(meta: dict[str, Any]) -> dict[str, Any]:
     """The fields of the runner's own report a result may carry, as bounded plain values."""
     kind = meta.get("error_kind")
     violations = meta.get("violations")
-    phases = meta.get("phases")
     isolation = meta.get("isolation")
     return {
         "error_kind": kind if kind in ERROR_KINDS else "crashed",
         "error": str(meta.get("error"))[:2000] if meta.get("error") is not None else None,
         "stdout": str(meta.get("stdout", ""))[:100_000],
         "violations": [str(v)[:300] for v in violations][:20] if isinstance(violations, list) else [],
-        "phases": {str(k)[:40]: float(v) for k, v in list(phases.items())[:20]
-                   if isinstance(v, (int, float)) and math.isfinite(v)} if isinstance(phases, dict) else {},
+        "phases": bounded_phases(meta.get("phases")),
         "isolation": {str(k)[:40]: str(v)[:200] for k, v in list(isolation.items())[:10]}
         if isinstance(isolation, dict) else {},
     }
