@@ -183,7 +183,9 @@ def draw_figure(fig, *, dpi: float = 100, max_pixels: int = 4_000_000, with_trac
     dpi = _capped_dpi(fig, dpi, max_pixels)
     size_px = [int(x * dpi) for x in fig.get_size_inches()]  # how Agg sizes its canvas
     try:
-        fig.savefig(png, format="png", dpi=dpi)
+        # zlib level 1: a chart's PNG is 5-30% larger than at the default 6, and encoding
+        # (the largest step after drawing) and the boundary's full decode are 30-40% faster.
+        fig.savefig(png, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     finally:
         instrument.RECORDS.capturing_text = False
     trace: dict[str, Any] = {}

@@ -119,18 +119,24 @@ def _safe_getattr(obj: Any, name: str) -> Any:
 class _FigureUnpickler(pickle.Unpickler):
     def __init__(self, file) -> None:
         super().__init__(file)
-        # class -> {attribute: id(value)} when the pickle first named it: BUILD on a class
-        # object sets class attributes, i.e. would patch the drawer's own plotting code.
-        self.classes: dict[type, dict[str, int]] = {}
+        # class -> its attribute names and their values' ids when the pickle first named it:
+        # BUILD on a class object sets class attributes, i.e. would patch the drawer's own
+        # plotting code.
+        self.classes: dict[type, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+
+    @staticmethod
+    def _snapshot(cls: type) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        attributes = vars(cls)
+        return tuple(attributes), tuple(map(id, attributes.values()))
 
     def find_class(self, module: str, name: str) -> Any:
         obj = self._find(module, name)
         if isinstance(obj, type) and obj not in self.classes:
-            self.classes[obj] = {k: id(v) for k, v in vars(obj).items()}
+            self.classes[obj] = self._snapshot(obj)
         return obj
 
     def classes_untouched(self) -> bool:
-        return all({k: id(v) for k, v in vars(cls).items()} == before for cls, before in self.classes.items())
+        return all(self._snapshot(cls) == before for cls, before in self.classes.items())
 
     def _find(self, module: str, name: str) -> Any:
         if module == "builtins":
@@ -204,6 +210,19 @@ _OPAQUE = (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType
            str, bytes, int, float, complex, bool, type(None))
 
 
+# class -> names of the methods it or a base defines. The server fills it for the classes of
+# its warm-up charts before the zygote forks (renderers.warmup), so a drawer seldom computes one.
+_METHOD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _method_names(cls: type) -> frozenset[str]:
+    names = _METHOD_NAMES.get(cls)
+    if names is None:
+        names = frozenset(k for klass in cls.__mro__ for k, v in vars(klass).items() if isinstance(v, _METHOD_TYPES))
+        _METHOD_NAMES[cls] = names
+    return names
+
+
 def _check_graph(root: Any) -> None:
     """No instance may shadow a method of its class (drawing would call the sender's
     object instead), and the graph must be of a size a figure has. Walks everything the
@@ -215,27 +234,30 @@ def _check_graph(root: Any) -> None:
 
     seen = {id(root)}
     frontier = [root]
-    shadow_cache: dict[type, frozenset[str]] = {}
+    opaque: dict[type, bool] = {}  # type -> not walked into (see _OPAQUE); subclasses count
+    plain = (dict, list, tuple, set, frozenset, np.ndarray)  # no __dict__ to check
     while frontier:
         for obj in frontier:
-            state = getattr(obj, "__dict__", None)
-            if not isinstance(state, dict) or not state:
+            if type(obj) in plain:
                 continue
-            cls = type(obj)
-            methods = shadow_cache.get(cls)
-            if methods is None:
-                methods = frozenset(
-                    k for klass in cls.__mro__ for k, v in vars(klass).items() if isinstance(v, _METHOD_TYPES))
-                shadow_cache[cls] = methods
-            clash = [k for k in methods.intersection(k for k in state if isinstance(k, str))
-                     if not _honest_shadow(obj, k, state[k])]
+            state = getattr(obj, "__dict__", None)
+            if type(state) is not dict or not state:
+                continue
+            methods = _method_names(type(obj))
+            if methods.isdisjoint(state):  # the common case, decided in C
+                continue
+            clash = [k for k in state if isinstance(k, str) and k in methods and not _honest_shadow(obj, k, state[k])]
             if clash:
-                raise ForgedHandover(f"a {cls.__name__} overrides its method(s) {sorted(clash)[:3]}")
+                raise ForgedHandover(f"a {type(obj).__name__} overrides its method(s) {sorted(clash)[:3]}")
         following = []
         # numpy does not report the elements of object arrays to the garbage collector
         hidden = [x for a in frontier if isinstance(a, np.ndarray) and a.dtype.hasobject for x in a.ravel().tolist()]
         for ref in gc.get_referents(*frontier) + hidden:
-            if id(ref) not in seen and not isinstance(ref, _OPAQUE):
+            kind = type(ref)
+            skip = opaque.get(kind)
+            if skip is None:
+                skip = opaque[kind] = issubclass(kind, _OPAQUE)
+            if not skip and id(ref) not in seen:
                 seen.add(id(ref))
                 following.append(ref)
         if len(seen) > MAX_OBJECTS:

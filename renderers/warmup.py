@@ -77,12 +77,15 @@ fig.colorbar(cs, ax=ax4, orientation="horizontal")
 
 
 def warm_up() -> None:
-    """Draw every snippet to PNG once (trusted code, in the server, before any job)."""
+    """Hand every snippet's figure over and draw it once, as a job's runner and drawer do
+    (trusted code, in the server, before any job)."""
     import io
     import warnings
 
     import matplotlib.pyplot as plt
     import numpy as np
+
+    from renderers import execute, handover
 
     namespace = {"plt": plt, "np": np}
     for snippet in WARMUP_SNIPPETS:
@@ -92,7 +95,8 @@ def warm_up() -> None:
                 warnings.simplefilter("ignore")
                 exec(compile(snippet, "<warmup>", "exec"), dict(namespace))
                 for num in plt.get_fignums():
-                    plt.figure(num).savefig(io.BytesIO(), format="png", dpi=100)
+                    blob, _ = handover.pack_handover(plt.figure(num), [], [])
+                    execute.draw_figure(handover.load_handover(blob)["figure"])
         except Exception:  # noqa: BLE001
             pass
         plt.close("all")

@@ -185,6 +185,19 @@ def test_an_instance_cannot_shadow_its_own_methods():
         load_handover(_pack(out))
 
 
+def test_shadowing_through_string_subclass_keys_and_warm_method_table_is_refused():
+    from renderers import handover
+
+    out = _run("import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4])\n")
+    fig = out["figure"]
+    ax = fig.axes[0]
+    handover._method_names(type(ax))  # the table the server fills before forking the zygote
+    assert "draw" in handover._METHOD_NAMES[type(ax)]
+    vars(ax)[np.str_("draw")] = fig.delaxes  # equal to "draw" and hashed like it, not a str
+    with pytest.raises(ForgedHandover, match="overrides"):
+        load_handover(_pack(out))
+
+
 def test_wrong_shapes_are_refused():
     fig = plt.figure()
     for payload in (
