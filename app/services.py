@@ -105,7 +105,8 @@ def start_services(model: str = "tiny", *, device: str = "auto", dtype: str = "a
         visual["clip"] = 1.0
         options["clip"] = {"model": clip_model, "checkpoint": clip_checkpoint}
     visual_reward = CompositeReward(visual, options)
-    chart_reward = CompositeReward({"exec": 1.0, "chartmimic": 1.0})
+    # the demo shows ChartMimic's own numbers (official semantics), as `vlrl eval` does
+    chart_reward = CompositeReward({"exec": 1.0, "chartmimic": 1.0}, {"chartmimic": {"visible_only": False}})
     pool = RenderPool(workers=render_workers, timeout=render_timeout)
     return DemoServices(
         engine=HFEngine(policy, processor),

@@ -16,7 +16,9 @@ import time
 import traceback
 from typing import Any
 
-from renderers import instrument
+# Imported here, not inside the functions: in the runner our own modules leave sys.modules
+# before the script runs (and the sandbox refuses to read them again).
+from renderers import compat, instrument
 
 USER_FILENAME = "<chart>"
 
@@ -128,18 +130,19 @@ def run_script(code: str, *, is_violation=lambda: False, check_introspection: bo
 
     try:
         tree = ast.parse(code, USER_FILENAME)
+        found = find_introspection(tree) if check_introspection else None
+        # float()/int() of one-element arrays as numpy 1.x did (only with legacy compatibility)
+        legacy_names = compat.legacy_scalar_calls(tree) if found is None else {}
         compiled = compile(tree, USER_FILENAME, "exec")
     except (SyntaxError, ValueError) as exc:
         lineno = getattr(exc, "lineno", None)
         msg = f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}"
         return fail("syntax", f"line {lineno}: {msg}" if lineno else msg)
-    if check_introspection:
-        found = find_introspection(tree)
-        if found is not None:
-            return fail("forbidden", f"line {found[0]}: the script uses '{found[1]}', which inspects interpreter internals")
+    if found is not None:
+        return fail("forbidden", f"line {found[0]}: the script uses '{found[1]}', which inspects interpreter internals")
 
     saved_builtins = dict(builtins.__dict__)
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    namespace = {"__name__": "__main__", "__builtins__": builtins, **legacy_names}
     try:
         exec(compiled, namespace)
         error = None

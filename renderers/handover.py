@@ -82,7 +82,7 @@ _COLORBAR_METHODS = frozenset({"_get_view", "_set_view", "_set_view_from_bbox", 
 # forwarding patterns above, a MarkerStyle's `_set_<marker>`), measured on real charts.
 _STORED_METHODS = _WRAPPER_METHODS | _COLORBAR_METHODS | frozenset({
     "_remove_legend", "_unit_change_handler", "_cbar_cla", "_remove_suplabel", "delaxes", "pick",
-    "_findoffset", "_button_press", "_button_release", "_on_move",
+    "_findoffset", "_button_press", "_button_release", "_on_move", "_forward_boundaries", "_inverse_boundaries",
 })
 # The only non-numpy-array classes of numpy a figure holds.
 _NUMPY_CLASSES = frozenset({("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.ma", "MaskedArray"),

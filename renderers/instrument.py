@@ -30,6 +30,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.axes._base import _process_plot_var_args  # noqa: E402
 from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
 from matplotlib.collections import Collection, LineCollection, PathCollection, PolyCollection  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import AxesImage, NonUniformImage  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Circle, Ellipse  # noqa: E402
@@ -57,7 +58,13 @@ class _Records:
         self.color_objects: dict[tuple[str, str], tuple[str, str, Any]] = {}
         self.color_busy = False
         self.capturing_text = False
-        self.drawn_texts: list[tuple[str, Any]] = []
+        # (string, mtext, (Text being drawn, shows on the canvas)) per drawn line of text
+        self.drawn_texts: list[tuple[str, Any, Any]] = []
+        self.current_text: Any = None
+        # Set by the final draw and the drawing side's checks; read once by collect_trace.
+        self.seen: tuple[Any, set[int]] | None = None
+        self.checked_calls: list | None = None
+        self.checked_colors: list | None = None
 
 
 RECORDS = _Records()
@@ -343,6 +350,8 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    from renderers import visibility  # imported now, before any job: jobs cannot open files
+
     mods = _optional_modules()
 
     for name in _AXES_TYPE_METHODS:
@@ -388,11 +397,52 @@ def install() -> None:
     original_draw_text = RendererAgg.draw_text
 
     def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
-        if RECORDS.capturing_text:
-            RECORDS.drawn_texts.append((s, mtext))
-        return original_draw_text(self, gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+        if not RECORDS.capturing_text:
+            return original_draw_text(self, gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+        # A line of text shows when it passes the geometric checks and really changes
+        # pixels of the image (see renderers/visibility.py).
+        try:
+            region = visibility.text_region(self, gc, x, y, s, prop, angle, ismath)
+            before = visibility.pixels(self, region)
+        except Exception:  # noqa: BLE001 - an unmeasurable text shows nothing we can credit
+            region = before = None
+        result = original_draw_text(self, gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+        try:
+            seen = visibility.changed(self, region, before)
+        except Exception:  # noqa: BLE001
+            seen = False
+        RECORDS.drawn_texts.append((s, mtext, (RECORDS.current_text, seen)))
+        return result
 
     RendererAgg.draw_text = draw_text
+
+    # A multi-line text reaches draw_text once per line with mtext=None: remember whose
+    # line it is, so a title's visibility does not depend on how many lines it has.
+    original_text_draw = Text.draw
+
+    def text_draw(self, renderer, *args, **kwargs):
+        outer, RECORDS.current_text = RECORDS.current_text, self
+        try:
+            return original_text_draw(self, renderer, *args, **kwargs)
+        finally:
+            RECORDS.current_text = outer
+
+    Text.draw = text_draw
+
+    # Data artists are judged right after the final draw, at the saved size and with the
+    # renderer that drew them (afterwards savefig restores the figure's own dpi).
+    original_figure_draw = Figure.draw
+
+    def figure_draw(self, renderer, *args, **kwargs):
+        result = original_figure_draw(self, renderer, *args, **kwargs)
+        if RECORDS.capturing_text:
+            try:
+                RECORDS.seen = (self, visibility.visible_artists(data_artists(self), renderer))
+            except Exception:  # noqa: BLE001 - then nothing counts as visible
+                RECORDS.seen = (self, set())
+        return result
+
+    Figure.draw = figure_draw
 
 
 # --------------------------------------------------------------------------- trace
@@ -421,8 +471,12 @@ def _text(s: Any) -> str:
 
 
 def _layout(fig) -> list[list[int]]:
+    return _layout_rows_of(fig.axes)
+
+
+def _layout_rows_of(axes) -> list[list[int]]:
     rows = []
-    for ax in fig.axes:
+    for ax in axes:
         spec = ax.get_subplotspec()
         if spec is None:
             continue
@@ -445,7 +499,16 @@ def _major_tick_texts(fig) -> set[int]:
     return ids
 
 
-def _series_of_axes(ax) -> dict[str, Any]:
+def bar_extent(patch: Any, name: str) -> float:
+    """A bar's x, y, width or height. Axes3D.bar turns its Rectangles into Patch3D, which
+    keeps the rectangle's own attributes but not its getters."""
+    getter = getattr(patch, f"get_{name}", None)
+    if getter is not None:
+        return getter()
+    return getattr(patch, {"x": "_x0", "y": "_y0"}.get(name, f"_{name}"), 0.0)
+
+
+def _series_of_axes(ax, helpers: frozenset[int] | set[int] = frozenset()) -> dict[str, Any]:
     out: dict[str, Any] = {
         "projection": getattr(ax, "name", "rectilinear"),
         "title": _text(ax.get_title()),
@@ -472,6 +535,7 @@ def _series_of_axes(ax) -> dict[str, Any]:
             "color": to_hex(line.get_color()),
             "marker": _text(line.get_marker()),
             "linestyle": _text(line.get_linestyle()),
+            "helper": id(line) in helpers,  # drawn by matplotlib around the data, not data
         }
         for line in ax.get_lines()
     ]
@@ -485,10 +549,10 @@ def _series_of_axes(ax) -> dict[str, Any]:
                 "label": _text(container.get_label()),
                 "orientation": getattr(container, "orientation", None) or "vertical",
                 # read from the bars as drawn: `datavalues` is a plain attribute anyone can set
-                "values": _nums([p.get_width() if getattr(container, "orientation", None) == "horizontal"
-                                 else p.get_height() for p in patches]),
-                "x": _nums([p.get_x() + p.get_width() / 2 for p in patches]),
-                "y": _nums([p.get_y() + p.get_height() / 2 for p in patches]),
+                "values": _nums([bar_extent(p, "width") if getattr(container, "orientation", None) == "horizontal"
+                                 else bar_extent(p, "height") for p in patches]),
+                "x": _nums([bar_extent(p, "x") + bar_extent(p, "width") / 2 for p in patches]),
+                "y": _nums([bar_extent(p, "y") + bar_extent(p, "height") / 2 for p in patches]),
                 "colors": [to_hex(p.get_facecolor()) for p in patches[:MAX_POINTS]],
             }
         )
@@ -642,6 +706,11 @@ def type_call_records() -> list[tuple[str, list[Any]]]:
 def verified_type_counts(calls: list[tuple[str, list[Any]]], drawn: dict[int, Any]) -> dict[str, int]:
     """Count a call only when it returned an artist that is in the figure and that no
     earlier call claimed: calls cannot be invented, and one artist backs one call."""
+    RECORDS.checked_calls = calls  # collect_trace counts them again over what is visible
+    return _count_types(calls, drawn)
+
+
+def _count_types(calls: list[tuple[str, list[Any]]], drawn: dict[int, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     claimed: set[int] = set()
     for kind, artists in calls:
@@ -656,6 +725,11 @@ def verified_type_counts(calls: list[tuple[str, list[Any]]], drawn: dict[int, An
 
 def verified_color_records(records: list[tuple[str, str, str, Any]], drawn: dict[int, Any]) -> list:
     """The colour records whose artists are in the figure (lists are cut to those that are)."""
+    RECORDS.checked_colors = records
+    return _verify_colors(records, drawn)
+
+
+def _verify_colors(records: list[tuple[str, str, str, Any]], drawn: dict[int, Any]) -> list:
     kept = []
     for group, key_color, rule, artist in records:
         if group not in COLOR_GROUPS or rule not in COLOR_RULES or not isinstance(key_color, str):
@@ -683,22 +757,30 @@ def collect_trace(fig, texts: list[tuple[str, Any]], types: dict[str, int] | Non
                   colors: list[list[str]] | None = None, n_figures: int | None = None) -> dict[str, Any]:
     """Everything the rewards and the benchmark metrics need, as plain JSON data.
 
-    `texts` are the strings drawn during the final draw, each with its Text artist;
+    `texts` are the strings drawn during the final draw, each with its Text artist and
+    (the Text being drawn, whether that line shows on the canvas);
     `types` and `colors` default to this process's own records (in-process rendering).
     """
     tick_ids = _major_tick_texts(fig)
+    texts = [t if len(t) > 2 else (t[0], t[1], (None, False)) for t in texts]
     drawn, ticks = [], []
-    for s, artist in texts:
+    for s, artist, _ in texts:
         (ticks if id(artist) in tick_ids else drawn).append(_text(s))
     width, height = fig.get_size_inches()
     suptitle = getattr(fig, "_suptitle", None)
+    calls = RECORDS.checked_calls if RECORDS.checked_calls is not None else type_call_records()
+    from renderers import visibility
+
+    helpers = visibility.helper_lines(fig, calls)
+    visible = visibility.visible_entry(fig, texts, tick_ids)
+    RECORDS.seen = RECORDS.checked_calls = RECORDS.checked_colors = None  # one trace per draw
     return {
         "types": dict(RECORDS.type_counts) if types is None else types,
         "colors": final_colors() if colors is None else colors,
         "texts": drawn,
         "tick_labels": ticks,
         "layout": _layout(fig),
-        "axes": [_series_of_axes(ax) for ax in fig.axes],
+        "axes": [_series_of_axes(ax, helpers) for ax in fig.axes],
         "suptitle": _text(suptitle.get_text()) if suptitle is not None else "",
         "figure": {
             "width_in": _num(width),
@@ -706,4 +788,5 @@ def collect_trace(fig, texts: list[tuple[str, Any]], types: dict[str, int] | Non
             "n_axes": len(fig.axes),
             "n_figures": len(plt.get_fignums()) if n_figures is None else n_figures,
         },
+        "visible": visible,
     }

@@ -50,12 +50,17 @@ class PoolOptions:
     seccomp: bool = True  # kernel-level syscall filter where the platform supports it
     landlock: bool = True  # kernel-level file confinement (Linux >= 5.13) where available
     namespaces: bool = True  # private mount/IPC/network/UTS/PID namespaces where the kernel allows
+    compat: str = "legacy"  # legacy: APIs that newer libraries removed work again (renderers.compat); current: none
     start_timeout: float = 120.0  # seconds to wait for the server to import the chart stack
 
 
 class RenderPool:
     def __init__(self, workers: int = 0, **options) -> None:
         self.options = PoolOptions(workers=workers, **options)
+        from renderers.compat import MODES
+
+        if self.options.compat not in MODES:
+            raise ValueError(f"compat must be one of {', '.join(MODES)}, not {self.options.compat!r}")
         if self.options.workers <= 0:
             self.options.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self._lock = threading.Lock()
@@ -70,6 +75,7 @@ class RenderPool:
         self.landlock = False
         self.isolation: dict[str, object] = {}  # what confines each job here (see _start)
         self.service_pids: set[int] = set()
+        self.compat_shims: list[str] = []
         self.restarts = 0
         self._started: dict[int, float] = {}  # job id -> when the server started it
         self._restarting = False
@@ -123,6 +129,7 @@ class RenderPool:
                 "seccomp": o.seccomp,
                 "landlock": o.landlock,
                 "namespaces": o.namespaces,
+                "compat": o.compat,
                 "root": self._root,
             }
         )
@@ -141,6 +148,7 @@ class RenderPool:
             "namespaces": bool(hello.get("namespaces")), "pid_namespace": bool(hello.get("pid_namespace")),
             "job_uid": hello.get("job_uid"),
         }
+        self.compat_shims: list[str] = list(hello.get("compat") or [])  # what renderers.compat put back
         # The server's own helpers, which live as long as it does (not jobs).
         self.service_pids = {self._proc.pid} | {p for p in (hello.get("zygote_pid"), hello.get("init_pid")) if p}
         self._reader = threading.Thread(target=self._read_loop, args=(self._conn,), daemon=True)

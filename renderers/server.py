@@ -26,8 +26,10 @@ from typing import Any
 from renderers import validate, zygote
 from renderers.zygote import frame_bytes, parse_frame
 
-def _preload() -> None:
-    """Import what chart code imports, and draw once so fonts and caches are warm."""
+def _preload(compat_mode: str = "legacy") -> list[str]:
+    """Import what chart code imports, put back the APIs newer releases removed (when
+    `compat_mode` is legacy), and draw once so fonts and caches are warm. Returns the
+    compatibility shims installed."""
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -40,7 +42,7 @@ def _preload() -> None:
                  "squarify", "networkx", "matplotlib_venn", "mpl_toolkits.mplot3d",
                  "matplotlib.gridspec", "matplotlib.patches", "matplotlib.ticker", "matplotlib.dates",
                  "matplotlib.colors", "matplotlib.cm", "matplotlib.lines", "matplotlib.tri",
-                 "mpl_toolkits.axes_grid1", "colorsys", "math", "ctypes", "faulthandler"):
+                 "mpl_toolkits.axes_grid1", "colorsys", "math", "ctypes", "faulthandler", "sklearn"):
         try:
             __import__(name)
         except ImportError:
@@ -55,15 +57,17 @@ def _preload() -> None:
 
     _api.warn_external = warn_external
 
-    from renderers import execute, handover, instrument, sandbox, validate  # noqa: F401 - for every job to inherit
+    from renderers import compat, execute, handover, instrument, sandbox, validate  # noqa: F401 - for every job to inherit
     from renderers.warmup import warm_up
 
+    shims = compat.install(compat_mode)
     instrument.install()
     warm_up()
     plt.close("all")
     matplotlib.rcdefaults()
     matplotlib.use("Agg")
     instrument.RECORDS.reset()
+    return shims
 
 
 # The drawer gets what is left of the job's time, and at least this: a job never outlives
@@ -308,7 +312,7 @@ def main(argv: list[str]) -> int:
     conn = Connection(int(argv[0]))
     settings = conn.recv()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the client, which closes us
-    _preload()
+    shims = _preload(settings.get("compat", "legacy"))
     from renderers import sandbox
 
     settings["read_roots"] = sorted(set(sandbox.default_read_roots()) | set(settings.get("extra_read_roots", [])))
@@ -338,7 +342,7 @@ def main(argv: list[str]) -> int:
     conn.send({"ready": True, "pid": os.getpid(), "zygote_pid": pid, "seccomp": settings["seccomp"],
                "landlock": settings["landlock"], "namespaces": settings["namespaces"],
                "pid_namespace": bool(hello.get("pid_namespace")), "init_pid": hello.get("init_pid") or None,
-               "job_uid": settings["job_uid"]})
+               "job_uid": settings["job_uid"], "compat": shims})
     server = Server(conn, ours, settings)
     try:
         server.serve()

@@ -17,7 +17,10 @@ from renderers.result import ERROR_KINDS
 MAX_NODES = 400_000  # JSON values in one trace
 MAX_STRING = 100_000  # characters in one string
 MAX_DEPTH = 8
-_TRACE_KEYS = {"types", "colors", "texts", "tick_labels", "layout", "axes", "suptitle", "figure"}
+_TRACE_KEYS = {"types", "colors", "texts", "tick_labels", "layout", "axes", "suptitle", "figure", "visible"}
+_VISIBLE_KEYS = {"texts", "types", "colors", "layout", "n_axes", "suptitle", "axes"}
+_AXES_FLAGS = {"shown", "title", "title_left", "title_right", "xlabel", "ylabel", "zlabel"}
+_AXES_FLAG_LISTS = {"legend", "lines", "wedges", "collections", "images"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -65,22 +68,65 @@ def check_trace(trace: Any) -> dict[str, Any]:
     if not isinstance(trace, dict) or set(trace) != _TRACE_KEYS:
         raise Rejected("the trace does not have the keys a trace has")
     _check_json(trace, 0, [MAX_NODES])
-    types = trace["types"]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**6 for v in types.values()):
-        raise Rejected("chart-type counts are not positive integers")
-    if not all(isinstance(c, list) and len(c) == 2 and all(isinstance(x, str) for x in c) for c in trace["colors"]):
-        raise Rejected("colours are not [group, colour] pairs")
-    for key in ("texts", "tick_labels"):
-        if not isinstance(trace[key], list) or not all(isinstance(t, str) for t in trace[key]):
-            raise Rejected(f"trace {key} are not strings")
-    if not all(isinstance(r, list) and len(r) == 6 and all(isinstance(x, int) for x in r) for r in trace["layout"]):
-        raise Rejected("layout rows are not six integers")
+    _check_common(trace, "texts", "tick_labels")
     if not isinstance(trace["axes"], list) or not all(isinstance(a, dict) for a in trace["axes"]):
         raise Rejected("axes are not objects")
+    for ax in trace["axes"]:
+        if not all(isinstance(line, dict) and isinstance(line.get("helper", False), bool)
+                   for line in ax.get("lines", [])):
+            raise Rejected("a line entry is malformed")
     figure = trace["figure"]
     if not isinstance(figure, dict) or not isinstance(trace["suptitle"], str):
         raise Rejected("the figure entry is malformed")
+    _check_visible(trace["visible"], trace["axes"])
     return trace
+
+
+def _check_common(trace: dict[str, Any], *text_keys: str) -> None:
+    types = trace["types"]
+    if not isinstance(types, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**6 for v in types.values()):
+        raise Rejected("chart-type counts are not positive integers")
+    if not isinstance(trace["colors"], list) or not all(
+            isinstance(c, list) and len(c) == 2 and all(isinstance(x, str) for x in c) for c in trace["colors"]):
+        raise Rejected("colours are not [group, colour] pairs")
+    for key in text_keys:
+        if not isinstance(trace[key], list) or not all(isinstance(t, str) for t in trace[key]):
+            raise Rejected(f"trace {key} are not strings")
+    if not isinstance(trace["layout"], list) or not all(
+            isinstance(r, list) and len(r) == 6 and all(isinstance(x, int) for x in r) for r in trace["layout"]):
+        raise Rejected("layout rows are not six integers")
+
+
+def _flags(value: Any, n: int, allowed: tuple = (False, True)) -> bool:
+    return isinstance(value, list) and len(value) == n and all(type(v) in (bool, int) and v in allowed for v in value)
+
+
+def _check_visible(visible: Any, axes: list[dict[str, Any]]) -> None:
+    """trace["visible"] (renderers/visibility.py): flags that line up one to one with the
+    official entries, and nothing more visible than the official keys hold."""
+    if not isinstance(visible, dict) or set(visible) != _VISIBLE_KEYS:
+        raise Rejected("the visible entry does not have the keys it has")
+    _check_common(visible, "texts")
+    flags = visible["axes"]
+    if not isinstance(flags, list) or len(flags) != len(axes) or not isinstance(visible["suptitle"], bool):
+        raise Rejected("visibility flags do not match the axes")
+    n = visible["n_axes"]
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= len(axes) or len(visible["layout"]) > n:
+        raise Rejected("the number of visible axes is out of range")
+    for f, ax in zip(flags, axes):
+        if not isinstance(f, dict) or not set(f) <= _AXES_FLAGS | _AXES_FLAG_LISTS | {"bars"}:
+            raise Rejected("an axes' visibility flags are malformed")
+        if not all(isinstance(f.get(k, False), bool) for k in _AXES_FLAGS):
+            raise Rejected("an axes' visibility flags are not booleans")
+        for k in _AXES_FLAG_LISTS:
+            if not _flags(f.get(k, []), len(ax.get(k, []))):
+                raise Rejected(f"visibility flags for {k} do not match the axes' {k}")
+        bars, official = f.get("bars", []), ax.get("bars", [])
+        if not isinstance(bars, list) or len(bars) != len(official) or not all(
+                isinstance(b, dict) and _flags(fl, len(b.get("values", [])), (0, 1, 2))
+                for fl, b in zip(bars, official)):
+            raise Rejected("visibility flags for bars do not match the bars")
 
 
 def check_png(png: Any, size_px: Any, max_pixels: int) -> bytes:

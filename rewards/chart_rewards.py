@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from rewards.base import RewardInput, RewardOutput, register
-from rewards.chartmimic import METRICS, low_level_metrics
+from rewards.chartmimic import METRICS, low_level_metrics, visible_view
 from rewards.critique import chart_critique, kind_name, layout_diagnosis, type_diagnosis
 
 
@@ -67,7 +67,15 @@ def _ref_trace(item: RewardInput, reward: str) -> dict:
 
 @register("chartmimic")
 class ChartMimicReward:
-    """Mean F1 of ChartMimic's text, layout, type and colour metrics (0..1)."""
+    """Mean F1 of ChartMimic's text, layout, type and colour metrics (0..1).
+
+    visible_only (default, for training): only what the rendered images show counts, so
+    hidden copies of the reference's texts, colours and calls earn nothing. False gives
+    the official metric, which scores what the scripts call whether it shows or not.
+    """
+
+    def __init__(self, visible_only: bool = True) -> None:
+        self.visible_only = bool(visible_only)
 
     def __call__(self, batch: Sequence[RewardInput]) -> list[RewardOutput]:
         outs = []
@@ -75,10 +83,12 @@ class ChartMimicReward:
             ref = _ref_trace(item, "chartmimic")
             r = item.render
             ok = bool(r is not None and r.ok)
-            scores = low_level_metrics(r.trace if ok else None, ref, gen_ok=ok, graph=item.meta.get("graph", False))
+            gen = r.trace if ok else None
+            if self.visible_only:
+                ref, gen = visible_view(ref), None if gen is None else visible_view(gen)
+            scores = low_level_metrics(gen, ref, gen_ok=ok, graph=item.meta.get("graph", False))
             comps = {m: scores[m].f1 for m in METRICS}
-            critique = chart_critique(r.trace if ok else None, ref, gen_ok=ok,
-                                      error=None if r is None else f"{r.error_kind}: {r.error}")
+            critique = chart_critique(gen, ref, gen_ok=ok, error=None if r is None else f"{r.error_kind}: {r.error}")
             outs.append(RewardOutput(float(np.mean(list(comps.values()))), comps, critique))
         return outs
 
@@ -86,23 +96,61 @@ class ChartMimicReward:
 # --------------------------------------------------------------------------- MSRL textual
 
 
+# Bounds on what one comparison may cost, far above what real charts hold (docs/rewards.md).
+MAX_TEXT_CHARS = 5000  # characters of each string compared by edit distance
+MAX_SERIES = 100  # data series per chart, in drawing order
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance by Hyyro's bit-parallel algorithm: one pass over `a` with Python
+    integers as bit vectors as long as `b`, so thousands of characters take milliseconds
+    (the textbook table took a minute for a long title). Exact."""
+    if len(a) < len(b):
+        a, b = b, a
+    m = len(b)
+    if m == 0:
+        return len(a)
+    peq: dict[str, int] = {}
+    for i, c in enumerate(b):
+        peq[c] = peq.get(c, 0) | (1 << i)
+    full, top = (1 << m) - 1, 1 << (m - 1)
+    vp, vn, dist = full, 0, m
+    for c in a:
+        x = peq.get(c, 0) | vn
+        d0 = ((((x & vp) + vp) & full) ^ vp) | x
+        hn = vp & d0
+        hp = (vn | ~(vp | d0)) & full
+        if hp & top:
+            dist += 1
+        elif hn & top:
+            dist -= 1
+        hp = ((hp << 1) | 1) & full
+        hn = (hn << 1) & full
+        vp = (hn | ~(d0 | hp)) & full
+        vn = hp & d0
+    return dist
+
+
 def edit_similarity(a: str, b: str) -> float:
-    """1 - Levenshtein(a, b) / max(len): 1 for equal strings, 1 when both are empty."""
+    """1 - Levenshtein(a, b) / max(len): 1 for equal strings, 1 when both are empty.
+    Both strings are cut to MAX_TEXT_CHARS first."""
+    a, b = a[:MAX_TEXT_CHARS], b[:MAX_TEXT_CHARS]
     if a == b:
         return 1.0
     if not a or not b:
         return 0.0
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return 1.0 - prev[-1] / max(len(a), len(b))
+    return 1.0 - levenshtein(a, b) / max(len(a), len(b))
+
+
+def _is_data_line(line: dict) -> bool:
+    # Traces mark the lines matplotlib adds around the data (error-bar caps, box-plot
+    # parts); older traces do not, and there those lines are the '_nolegend_' ones. An
+    # unlabelled line ('_childN') is data like any other.
+    return not line.get("helper", line.get("label") == "_nolegend_")
 
 
 def data_series(trace: dict) -> list[list[float]]:
-    """The numbers a chart shows, one list per series, in drawing order."""
+    """The numbers a chart shows, one list per series, in drawing order (MAX_SERIES at most)."""
     series: list[list[float]] = []
     for ax in trace.get("axes", []):
         for bar in ax.get("bars", []):
@@ -111,12 +159,12 @@ def data_series(trace: dict) -> list[list[float]]:
             series.append([w["fraction"] for w in ax["wedges"] if w.get("fraction") is not None])
         for line in ax.get("lines", []):
             ys = [v for v in line.get("y", []) if v is not None]
-            if len(ys) >= 2 and not line.get("label", "").startswith("_child"):
+            if len(ys) >= 2 and _is_data_line(line):
                 series.append(ys)
         for coll in ax.get("collections", []):
             if coll.get("type") == "PathCollection" and coll.get("y"):
                 series.append([v for v in coll["y"] if v is not None])
-    return [s for s in series if s]
+    return [s for s in series if s][:MAX_SERIES]
 
 
 def series_match(gen: Sequence[float], ref: Sequence[float], rel_tol: float) -> float:
@@ -131,6 +179,28 @@ def series_match(gen: Sequence[float], ref: Sequence[float], rel_tol: float) -> 
     return float(hits.sum()) / n
 
 
+def _match_matrix(gen: list[list[float]], ref: list[list[float]], rel_tol: float) -> np.ndarray:
+    """series_match for every (gen, ref) pair, one numpy pass per generated series."""
+    lens = np.array([len(r) for r in ref])
+    width = max(max(lens), max(len(g) for g in gen))
+    table = np.full((len(ref), width), np.nan)
+    for j, r in enumerate(ref):
+        table[j, : len(r)] = r
+    absr = np.abs(table)
+    # series_match scales by the largest |value| among the positions both series have
+    prefix_max = np.fmax.accumulate(absr, axis=1)
+    sim = np.zeros((len(gen), len(ref)))
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i, g in enumerate(gen):
+            k = np.minimum(len(g), lens)  # positions compared with each reference
+            top = prefix_max[np.arange(len(ref)), k - 1]
+            cols = table[:, : len(g)]
+            scale = np.maximum(absr[:, : len(g)], (1e-9 + 1e-6 * top)[:, None])
+            hits = np.abs(np.asarray(g, float)[None, :] - cols) <= rel_tol * scale
+            sim[i] = hits.sum(axis=1) / np.maximum(len(g), lens)
+    return sim
+
+
 def data_score(gen_trace: dict, ref_trace: dict, rel_tol: float = 0.05) -> float:
     """Series aligned one-to-one (best total match); extra or missing series count against."""
     gen, ref = data_series(gen_trace), data_series(ref_trace)
@@ -140,7 +210,7 @@ def data_score(gen_trace: dict, ref_trace: dict, rel_tol: float = 0.05) -> float
         return 0.0
     from scipy.optimize import linear_sum_assignment
 
-    sim = np.array([[series_match(g, r, rel_tol) for r in ref] for g in gen])
+    sim = _match_matrix(gen, ref, rel_tol)
     rows, cols = linear_sum_assignment(sim, maximize=True)
     return float(sim[rows, cols].sum()) / max(len(gen), len(ref))
 
@@ -177,9 +247,11 @@ class MSRLTextReward:
     reference's; title and labels: normalised edit-distance similarity.
     """
 
-    def __init__(self, weights: dict[str, float] | None = None, rel_tol: float = 0.05) -> None:
+    def __init__(self, weights: dict[str, float] | None = None, rel_tol: float = 0.05,
+                 visible_only: bool = True) -> None:
         self.weights = TextualWeights(**(weights or {}))
         self.rel_tol = rel_tol
+        self.visible_only = bool(visible_only)  # training default: see ChartMimicReward
 
     def components(self, gen: dict, ref: dict) -> dict[str, float]:
         labels_g, labels_r = _labels(gen), _labels(ref)
@@ -203,9 +275,12 @@ class MSRLTextReward:
             if r is None or not r.ok:
                 outs.append(RewardOutput(0.0, {k: 0.0 for k in weights}, "No chart to compare."))
                 continue
-            comps = self.components(r.trace, ref)
+            gen = r.trace
+            if self.visible_only:
+                gen, ref = visible_view(gen), visible_view(ref)
+            comps = self.components(gen, ref)
             score = sum(weights[k] * comps[k] for k in weights) / total_w
-            outs.append(RewardOutput(score, comps, self._critique(comps, r.trace, ref)))
+            outs.append(RewardOutput(score, comps, self._critique(comps, gen, ref)))
         return outs
 
     @staticmethod
@@ -226,4 +301,4 @@ class MSRLTextReward:
 
 
 __all__ = ["FormatReward", "ExecReward", "ChartMimicReward", "MSRLTextReward", "edit_similarity",
-           "data_series", "data_score", "kind_name"]
+           "levenshtein", "data_series", "data_score", "kind_name"]

@@ -41,8 +41,11 @@ def hex_to_lab(color: str) -> tuple[float, float, float]:
 
 
 def delta_e_ciede2000(lab1, lab2) -> float:
-    L1, a1, b1 = lab1
-    L2, a2, b2 = lab2
+    return float(_delta_e(*lab1, *lab2))
+
+
+def _delta_e(L1, a1, b1, L2, a2, b2):
+    """CIEDE2000 elementwise: numbers or broadcastable numpy arrays."""
     avg_lp = (L1 + L2) / 2.0
     c1 = np.hypot(a1, b1)
     c2 = np.hypot(a2, b2)
@@ -67,8 +70,8 @@ def delta_e_ciede2000(lab1, lab2) -> float:
     delta_ro = 30 * np.exp(-(((avg_hp - 275) / 25) ** 2))
     r_c = np.sqrt(avg_cp**7 / (avg_cp**7 + 25.0**7))
     r_t = -2 * r_c * np.sin(2 * np.radians(delta_ro))
-    return float(np.sqrt((delta_lp / s_l) ** 2 + (delta_cp / s_c) ** 2 + (delta_big_hp / s_h) ** 2
-                         + r_t * (delta_cp / s_c) * (delta_big_hp / s_h)))
+    return np.sqrt((delta_lp / s_l) ** 2 + (delta_cp / s_c) ** 2 + (delta_big_hp / s_h) ** 2
+                   + r_t * (delta_cp / s_c) * (delta_big_hp / s_h))
 
 
 @lru_cache(maxsize=262144)
@@ -80,3 +83,35 @@ def color_similarity(c1: str, c2: str) -> float:
     if not hex1 and not hex2:
         return 1.0 if c1 == c2 else 0.0
     return 0.0
+
+
+def lab_array(colors: list[str]) -> np.ndarray:
+    return np.array([hex_to_lab(c) for c in colors], dtype=float).reshape(-1, 3)
+
+
+def hex_similarity_matrix(gen: list[str], ref: list[str], labs: np.ndarray | None = None) -> np.ndarray:
+    """color_similarity for every (gen, ref) pair of hex colours, in one numpy pass: the
+    pairwise Python loop is what made thousands of colours take seconds. `labs` stands
+    for ref when its CIELAB values are at hand."""
+    g, r = lab_array(gen), (lab_array(ref) if labs is None else labs)
+    if not len(g) or not len(r):
+        return np.zeros((len(g), len(r)))
+    de = _delta_e(g[:, None, 0], g[:, None, 1], g[:, None, 2], r[None, :, 0], r[None, :, 1], r[None, :, 2])
+    return np.maximum(0.0, 1.0 - de / 100.0)
+
+
+def similarity_matrix(gen: list[str], ref: list[str]) -> np.ndarray:
+    """color_similarity for every pair, hex colours and colormap names mixed."""
+    out = np.zeros((len(gen), len(ref)))
+    gh = [i for i, c in enumerate(gen) if c.startswith("#")]
+    rh = [j for j, c in enumerate(ref) if c.startswith("#")]
+    if gh and rh:
+        out[np.ix_(gh, rh)] = hex_similarity_matrix([gen[i] for i in gh], [ref[j] for j in rh])
+    names: dict[str, list[int]] = {}
+    for j, c in enumerate(ref):
+        if not c.startswith("#"):
+            names.setdefault(c, []).append(j)
+    for i, c in enumerate(gen):
+        if not c.startswith("#"):
+            out[i, names.get(c, [])] = 1.0
+    return out

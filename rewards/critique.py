@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from rewards.colors import color_similarity
+from rewards.colors import similarity_matrix
+
+MAX_COLORS = 1000  # colours compared per side, as in rewards.chartmimic
 
 _FRIENDLY = {"plot": "line", "plot_polar": "polar line", "Ellipse": "circle/ellipse",
              "squarify.plot": "treemap", "3d.scatter": "3D scatter", "3d.plot": "3D line",
@@ -41,10 +43,12 @@ def text_diagnosis(gen_texts: Sequence[str], ref_texts: Sequence[str], titles: S
     missing = list((Counter(ref_texts) - Counter(gen_texts)).elements())
     extra = list((Counter(gen_texts) - Counter(ref_texts)).elements())
     notes = []
-    missing_titles = [t for t in titles if t in missing]
+    missing_set = set(missing)  # sets: a chart may carry thousands of texts and of axes
+    missing_titles = [t for t in titles if t in missing_set]
     if missing_titles:
         notes.append(f"title {_quote_list(missing_titles, 1)} missing")
-        missing = [t for t in missing if t not in missing_titles]
+        title_set = set(missing_titles)
+        missing = [t for t in missing if t not in title_set]
     if missing:
         notes.append(f"text {_quote_list(missing)} missing")
     if extra:
@@ -63,11 +67,12 @@ def layout_diagnosis(gen_layout: Sequence[Sequence[int]], ref_layout: Sequence[S
 
 
 def color_diagnosis(gen_colors: Sequence[Sequence[str]], ref_colors: Sequence[Sequence[str]]) -> str | None:
-    ref = [c for _, c in ref_colors]
-    gen = [c for _, c in gen_colors]
+    ref = [c for _, c in ref_colors][:MAX_COLORS]
+    gen = [c for _, c in gen_colors][:MAX_COLORS]
     if not ref:
         return None
-    off = sum(1 for r in ref if not any(color_similarity(r, g) >= COLOR_OFF_BELOW for g in gen))
+    sim = similarity_matrix(ref, gen)
+    off = int((~(sim >= COLOR_OFF_BELOW).any(axis=1)).sum()) if gen else len(ref)
     if off == 0:
         return None
     return f"{off} of {len(ref)} colours off"

@@ -40,3 +40,45 @@ def to_rgb_on_white(image):
         canvas.alpha_composite(image)
         return canvas.convert("RGB")
     return image.convert("RGB")
+
+
+# Reward code decodes renders and reference files itself. The pool already refuses renders
+# over its own max_pixels, but rewards also see results from elsewhere (a cached file, a
+# plugin's render, a test fake): an unchecked 30000x30000 PNG would cost the trainer ~2.7 GB.
+# 16M pixels is 4x the pool's default and ~48 MB as RGB.
+MAX_PIXELS = 16_000_000
+
+
+class ImageRefused(ValueError):
+    """An image reward code will not decode: too large, or not an image at all."""
+
+
+class OversizeImage(ImageRefused):
+    pass
+
+
+class UndecodableImage(ImageRefused):
+    pass
+
+
+def open_capped(source, *, max_pixels: int = MAX_PIXELS, what: str = "image"):
+    """Decode PNG bytes, a path or a file object as RGB, refusing before decoding anything
+    whose header claims more than `max_pixels` (a decompression bomb costs nothing to send)."""
+    import io
+
+    from PIL import Image
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
+    try:
+        im = Image.open(source)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UndecodableImage(f"the {what} does not decode ({type(exc).__name__}: {exc})") from None
+    with im:
+        width, height = im.size
+        if width * height > max_pixels:
+            raise OversizeImage(f"the {what} is {width}x{height} pixels, over the cap of {max_pixels}")
+        try:
+            return im.convert("RGB")
+        except (OSError, ValueError, SyntaxError, MemoryError) as exc:  # a truncated or corrupt body
+            raise UndecodableImage(f"the {what} does not decode ({type(exc).__name__}: {exc})") from None

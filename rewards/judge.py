@@ -60,7 +60,7 @@ class JudgeReward:
         self.backend = backend
 
     def __call__(self, batch: Sequence[RewardInput]) -> list[RewardOutput]:
-        from rewards.visual import _reference_image
+        from rewards.visual import _reference_image, render_image
 
         asks, where = [], []
         for i, item in enumerate(batch):
@@ -68,7 +68,7 @@ class JudgeReward:
                 ref = _reference_image(item)
                 if ref is None:
                     raise ValueError("the judge reward needs a reference image")
-                asks.append(build_judge_messages(ref, item.render.image))
+                asks.append(build_judge_messages(ref, render_image(item.render)))
                 where.append(i)
         replies = self.backend(asks) if asks else []
         outs = [RewardOutput(0.0, {"parsed": 0.0}, "No rendering for the judge to score.") for _ in batch]

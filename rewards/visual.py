@@ -18,24 +18,40 @@ import numpy as np
 from rewards.base import RewardInput, RewardOutput, register
 
 
-def _as_image(image: Any):
+def _as_image(image: Any, what: str = "reference image"):
     from PIL import Image
+
+    from rewards.images import MAX_PIXELS, OversizeImage, open_capped
 
     if image is None:
         return None
     if isinstance(image, Image.Image):
+        # already in memory, but every reward would still copy and resize it
+        if image.width * image.height > MAX_PIXELS:
+            raise OversizeImage(f"the {what} is {image.width}x{image.height} pixels, over the cap of {MAX_PIXELS}")
         return image
-    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        with Image.open(image) as im:
-            return im.convert("RGB")
-    raise TypeError(f"expected a PIL image or a path, got {type(image).__name__}")
+    if isinstance(image, (str, bytes, bytearray)) or hasattr(image, "__fspath__"):
+        return open_capped(image, what=what)
+    raise TypeError(f"the {what} should be a PIL image, PNG bytes or a path, not {type(image).__name__}")
+
+
+def render_image(render: Any, what: str = "rendering"):
+    """A render result's image, decoded with the pixel cap (RenderResult.image has none)."""
+    from rewards.images import UndecodableImage, open_capped
+
+    png = getattr(render, "png", None)
+    if png is not None:
+        if not isinstance(png, (bytes, bytearray)):  # a str here would be taken for a path
+            raise UndecodableImage(f"the {what}'s png is a {type(png).__name__}, not bytes")
+        return open_capped(png, what=what)
+    return _as_image(render.image, what)
 
 
 def _reference_image(item: RewardInput):
     if item.reference_image is not None:
         return _as_image(item.reference_image)
     if item.reference_render is not None and item.reference_render.ok:
-        return item.reference_render.image
+        return render_image(item.reference_render, "reference rendering")
     return None
 
 
@@ -76,7 +92,7 @@ class SSIMReward:
             if r is None or not r.ok:
                 outs.append(RewardOutput(0.0, {}, "No rendering to compare with the reference."))
                 continue
-            score = max(0.0, ssim(_grey(r.image, self.size), _grey(ref, self.size)))
+            score = max(0.0, ssim(_grey(render_image(r), self.size), _grey(ref, self.size)))
             critique = "" if score > 0.9 else f"The rendering looks different from the reference (SSIM {score:.2f})."
             outs.append(RewardOutput(score, {}, critique))
         return outs
@@ -133,7 +149,7 @@ class CLIPReward:
         rendered = [i for i, item in enumerate(batch) if item.render is not None and item.render.ok]
         scores = np.zeros(len(batch))
         if rendered:
-            gen = self.embed([batch[i].render.image for i in rendered])
+            gen = self.embed([render_image(batch[i].render) for i in rendered])
             ref = self._reference_embeddings([refs[i] for i in rendered])
             for j, i in enumerate(rendered):
                 scores[i] = (float(np.dot(gen[j], ref[j])) + 1.0) / 2.0

@@ -137,7 +137,7 @@ def test_eval_with_judge_responses_reports_high_level(tmp_path):
     assert s["n"] == 1 and s["low_level"] == pytest.approx(100) and s["high_level"] == 90 and s["overall"] == 95
 
 
-def test_eval_reachqa_renders_missing_reference_images(tmp_path):
+def test_eval_reachqa_renders_missing_reference_images(tmp_path, capsys):
     data = tmp_path / "reachqa"
     (data / "code").mkdir(parents=True)
     shutil.copy(SAMPLES / "line_1.py", data / "code" / "00001.py")
@@ -151,8 +151,10 @@ def test_eval_reachqa_renders_missing_reference_images(tmp_path):
     assert main(["eval", "benchmark=reachqa", f"data_dir={data}", f"predictions={preds}", f"out={out}",
                  f"cache_dir={tmp_path / 'c'}"]) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["n"] == 1 and s["input_problems"]["reference_failed"] == ["00002"]
-    assert s["low_level"] == pytest.approx(100)
+    # The failed reference is named and counted as the benchmark counts it: in n, scoring 0.
+    assert s["n"] == 2 and s["reference_failed"] == 1 and s["input_problems"]["reference_failed"] == ["00002"]
+    assert s["low_level"] == pytest.approx(50)
+    assert "failed to render" in capsys.readouterr().err and "00002" in s["input_problems"]["reference_failed"]
     assert (out / "reference_images" / "00001.png").exists()
 
 

@@ -74,6 +74,12 @@ class RewardConfig:
 
 
 @dataclass(kw_only=True)
+class RenderConfig:
+    compat: Literal["legacy", "current"] = option("legacy", help="legacy: chart code written for matplotlib 3.5-3.9, numpy 1.x and pandas 1.x-2.x runs (removed APIs put back, see docs/compat.md); current: today's libraries as they are")
+    timeout: float = option(20.0, help="seconds a completion's script may run before it is killed")
+
+
+@dataclass(kw_only=True)
 class DataConfig:
     train: str = option("runs/corpus", help="training charts: a `vlrl data synth` folder, a JSONL/Parquet file of (image, code), or a ChartMimic-layout folder")
     eval: str = option("", help="held-out charts in the same formats (empty: none)")
@@ -124,6 +130,7 @@ class Config:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)

@@ -93,7 +93,9 @@ PANELS = (
 
 def _reward_keys(rows: list[dict[str, Any]]) -> list[str]:
     keys = {k for r in rows for k in r if k.startswith("reward/") and k.count("/") == 1}
-    return ["reward/mean"] + sorted(keys - {"reward/mean", "reward/std", "reward/group_std_mean"})
+    # reward/errors is a count, on another scale than the rewards: it is not a line of this panel
+    return ["reward/mean"] + sorted(keys - {"reward/mean", "reward/std", "reward/group_std_mean",
+                                            "reward/errors", "reward/error_rate"})
 
 
 def _number(value: Any) -> bool:

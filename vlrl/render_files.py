@@ -28,6 +28,7 @@ class RenderOptions:
     memory_mb: int = option(2048, help="memory a script may use on top of the render server")
     disk_mb: int = option(256, help="all files a script may write, together (where namespaces work)")
     strict: bool = option(False, help="treat inputs as model responses and take only their ```python block")
+    compat: str = option("legacy", help="legacy: APIs that newer matplotlib/numpy/pandas removed work again; current: none")
 
 
 def collect_scripts(paths: list[str]) -> list[Path]:
@@ -91,7 +92,7 @@ def run(opts: RenderOptions) -> int:
     counts = {"ok": 0, "failed": 0}
     kinds: dict[str, int] = {}
     with RenderPool(workers=opts.workers, timeout=opts.timeout, dpi=opts.dpi, memory_mb=opts.memory_mb,
-                    disk_mb=opts.disk_mb) as pool, \
+                    disk_mb=opts.disk_mb, compat=opts.compat) as pool, \
             JsonlWriter(results_path) as writer:
         futures = []
         for path, name in todo:

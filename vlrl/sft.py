@@ -63,7 +63,7 @@ def sft(cfg: Config) -> Path:
         save_config(cfg, out / "config.yaml")
     ensure_default_corpus(cfg)
     report = load_chart_examples(cfg.data.train)
-    with RenderPool(timeout=20) as pool:
+    with RenderPool(timeout=cfg.render.timeout, compat=cfg.render.compat) as pool:
         task = Chart2CodeTask(pool, CompositeReward({"format": 1.0}))
         examples, bad = task.usable(report.examples)
         if not examples:

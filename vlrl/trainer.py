@@ -501,7 +501,9 @@ def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
                 merged[key] = sum(r[key] * r["train_tokens"] for r in have) / sum(r["train_tokens"] for r in have)
             continue
         values = [r[key] for r in rows if key in r and isinstance(r[key], (int, float)) and not isinstance(r[key], bool)]
-        if key in ("step", "lr", "loss") or len(values) != len(rows):
+        if key.startswith("reward_error/") or key == "reward/errors":  # counts, on whichever ranks had them
+            merged[key] = type(value)(sum(values))
+        elif key in ("step", "lr", "loss") or len(values) != len(rows):
             merged[key] = value
         elif key.endswith("/max") or key.startswith(("time/", "gpu_memory/")):
             merged[key] = max(values)

@@ -32,7 +32,7 @@ from vlrl.evaluation.benchmarks import LOADERS, BenchmarkItem, prediction_key
 from vlrl.jsonl import JsonlWriter, iter_jsonl_lenient, read_jsonl, write_json_atomic
 from vlrl.options import UserError, option
 
-TRACE_VERSION = "1"  # bump when the renderer's trace changes, to invalidate cached references
+TRACE_VERSION = "2-legacy"  # bump when the renderer's trace or compatibility layer changes (cached references)
 METRICS = ("text", "layout", "type", "color")
 
 
@@ -54,51 +54,79 @@ class EvalOptions:
 # --------------------------------------------------------------------------- inputs
 
 
+MAX_EXAMPLES = 5  # malformed lines quoted in the summary; the rest are only counted
+MAX_EXAMPLE_CHARS = 200
+MAX_NAME_CHARS = 200  # of a row's "file" as quoted back: it may be any JSON value
+
+
 @dataclass
 class Predictions:
     responses: dict[str, Any]
-    bad_lines: list[str]
+    bad_lines: list[str]  # the first MAX_EXAMPLES malformed lines, each cut to MAX_EXAMPLE_CHARS
     unknown_files: list[str]
     duplicates: list[str]
     missing_response: list[str]
+    bad_line_count: int = 0  # every malformed line, quoted or not
+
+
+def _note_bad_line(p: Predictions, number: int, problem: str) -> None:
+    p.bad_line_count += 1
+    if len(p.bad_lines) < MAX_EXAMPLES:
+        p.bad_lines.append(f"line {number}: {problem}"[:MAX_EXAMPLE_CHARS])
 
 
 def read_predictions(path: Path, known: set[str]) -> Predictions:
-    """Tolerant reader: every problem is counted and named, none is fatal."""
+    """Tolerant reader: every problem is counted, none is fatal, and memory stays bounded
+    whatever the file holds (iter_jsonl_lenient caps line lengths; only a few malformed
+    lines are quoted)."""
     if not path.exists():
         raise UserError(f"no predictions file at {path}")
     p = Predictions({}, [], [], [], [])
     for number, row, problem in iter_jsonl_lenient(path):
         if problem is not None:
-            p.bad_lines.append(f"line {number}: {problem}")
+            _note_bad_line(p, number, problem)
             continue
         name = row.get("file", row.get("id"))
         if name is None:
-            p.bad_lines.append(f"line {number}: no 'file' or 'id' field")
+            _note_bad_line(p, number, "no 'file' or 'id' field")
             continue
-        key = prediction_key(str(name))
+        name = str(name)[:MAX_NAME_CHARS]
+        key = prediction_key(name)
         if key not in known:
-            p.unknown_files.append(str(name))
+            p.unknown_files.append(name)
             continue
         if key in p.responses:
-            p.duplicates.append(str(name))
+            p.duplicates.append(name)
             continue
         response = row.get("response")
         if not isinstance(response, str) or not response.strip():
-            p.missing_response.append(str(name))
+            p.missing_response.append(name)
             response = None
         p.responses[key] = response
     return p
 
 
 def read_judge_scores(path: Path) -> dict[str, float | None]:
+    """Judge scores by item; malformed lines are skipped and reported on stderr (a count
+    and the first few), like the predictions'."""
     from rewards.judge import parse_judge_score
 
+    if not path.exists():
+        raise UserError(f"no judge responses file at {path}")
     scores: dict[str, float | None] = {}
-    for row in read_jsonl(path):
-        name = row.get("file", row.get("id"))
-        if name is not None:
-            scores[prediction_key(str(name))] = parse_judge_score(row.get("response", ""))
+    bad = Predictions({}, [], [], [], [])
+    for number, row, problem in iter_jsonl_lenient(path):
+        name = row.get("file", row.get("id")) if problem is None else None
+        if problem is None and name is None:
+            problem = "no 'file' or 'id' field"
+        if problem is not None:
+            _note_bad_line(bad, number, problem)
+            continue
+        scores[prediction_key(str(name)[:MAX_NAME_CHARS])] = parse_judge_score(row.get("response", ""))
+    for example in bad.bad_lines:
+        print(f"{path}: {example} (skipped)", file=sys.stderr)
+    if bad.bad_line_count > len(bad.bad_lines):
+        print(f"{path}: {bad.bad_line_count} malformed lines in all (skipped)", file=sys.stderr)
     return scores
 
 
@@ -146,7 +174,7 @@ def render_references(items: list[BenchmarkItem], pool, cache: ReferenceCache) -
         if item.code is None:
             refs[item.key] = {"ok": False, "error_kind": "unreadable", "error": item.problem, "trace": {}}
             continue
-        code = strip_output_calls(item.code)
+        code = strip_output_calls(item.code)  # a reference runs whole, as in the benchmark's environment
         cached = cache.get(code)
         if cached is not None:
             refs[item.key] = cached
@@ -170,15 +198,20 @@ def ran_like_chartmimic(result) -> bool:
 
 
 def score_item(item: BenchmarkItem, response: str | None, result, ref: dict[str, Any]) -> dict[str, Any]:
-    from rewards.chartmimic import low_level_metrics
+    from rewards.chartmimic import ZERO, low_level_metrics
     from rewards.critique import chart_critique
 
-    row: dict[str, Any] = {"key": item.key, "chart_type": item.chart_type}
+    row: dict[str, Any] = {"key": item.key, "chart_type": item.chart_type, "reference_failed": not ref["ok"]}
     if not ref["ok"]:
-        row.update(reference_failed=True, exec=False,
+        # Counted as the benchmark counts it: the item stays in n and scores 0 on every
+        # metric; whether the answer itself ran still counts towards exec.
+        executed = response is not None and result is not None and ran_like_chartmimic(result)
+        row.update(exec=executed, error_kind="reference_failed",
                    error=f"ground truth failed: {ref.get('error_kind')}: {ref.get('error')}")
+        for m in METRICS:
+            row[m] = ZERO.as_dict()
+        row["low_level"] = 0.0
         return row
-    row["reference_failed"] = False
     if response is None:
         row.update(exec=False, error_kind="no_prediction", error="no prediction or an empty response")
         scores = low_level_metrics(None, ref["trace"], gen_ok=False)
@@ -232,9 +265,11 @@ def summary_markdown(name: str, summary: dict[str, Any]) -> str:
         lines.append(f"| {ctype} | {s['n']} | {s['exec_rate']:.1f} | {s['low_level']:.1f} | {s['text']:.1f} | "
                      f"{s['layout']:.1f} | {s['type']:.1f} | {s['color']:.1f} |")
     issues = summary.get("input_problems", {})
+    counts = {k: len(v) for k, v in issues.items()}
+    counts["malformed_lines"] = summary.get("malformed_line_count", counts.get("malformed_lines", 0))  # only a few quoted
     if any(issues.values()):
         lines += ["", "## Input problems", ""]
-        lines += [f"- {k.replace('_', ' ')}: {len(v)}" + (f" ({', '.join(map(str, v[:5]))}{', ...' if len(v) > 5 else ''})" if v else "")
+        lines += [f"- {k.replace('_', ' ')}: {counts[k]}" + (f" ({', '.join(map(str, v[:5]))}{', ...' if counts[k] > 5 else ''})" if v else "")
                   for k, v in issues.items() if v]
     return "\n".join(lines) + "\n"
 
@@ -250,6 +285,8 @@ def run(opts: EvalOptions) -> int:
     preds = read_predictions(Path(opts.predictions), set(by_key))
     for problem in preds.bad_lines:
         print(f"{opts.predictions}: {problem} (skipped)", file=sys.stderr)
+    if preds.bad_line_count > len(preds.bad_lines):
+        print(f"{opts.predictions}: {preds.bad_line_count} malformed lines in all (skipped)", file=sys.stderr)
     judge = read_judge_scores(Path(opts.judge_responses)) if opts.judge_responses else None
 
     out = Path(opts.out)
@@ -261,7 +298,7 @@ def run(opts: EvalOptions) -> int:
     cache = ReferenceCache(Path(opts.cache_dir) if opts.cache_dir
                            else Path(os.path.expanduser("~/.cache/vlrl/reference_traces")))
 
-    with RenderPool(workers=opts.workers, timeout=opts.timeout) as pool, JsonlWriter(items_path) as writer:
+    with RenderPool(workers=opts.workers, timeout=opts.timeout, compat="legacy") as pool, JsonlWriter(items_path) as writer:
         refs = render_references(todo, pool, cache)
         if opts.benchmark == "reachqa":
             _save_missing_reference_images(todo, refs, out)
@@ -269,7 +306,7 @@ def run(opts: EvalOptions) -> int:
         for it in todo:
             response = preds.responses.get(it.key)
             fut = None
-            if refs[it.key]["ok"] and response is not None:
+            if response is not None:  # answered even when the reference failed: exec still counts
                 code = prepare_code(response, strict=opts.strict)
                 fut = pool.submit(code) if code is not None else None
                 if code is None:
@@ -287,20 +324,27 @@ def run(opts: EvalOptions) -> int:
     if judge is not None:
         for r in rows:
             r["judge"] = judge.get(r["key"])
-    scored = [r for r in rows if not r.get("reference_failed")]
+    scored = rows  # a failed reference stays in n (scoring 0), as in the benchmark
+    failed_refs = [r["key"] for r in rows if r.get("reference_failed")]
+    if failed_refs:
+        print(f"WARNING: {len(failed_refs)} reference script(s) failed to render and score 0 on every metric: "
+              f"{', '.join(failed_refs[:20])}{' ...' if len(failed_refs) > 20 else ''} (see items.jsonl)",
+              file=sys.stderr)
     summary: dict[str, Any] = {"benchmark": opts.benchmark, **aggregate(scored)}
     per_type: dict[str, list[dict[str, Any]]] = {}
     for r in scored:
         per_type.setdefault(r["chart_type"], []).append(r)
     summary["per_chart_type"] = {k: aggregate(v) for k, v in sorted(per_type.items())}
     summary["input_problems"] = {
-        "malformed_lines": preds.bad_lines,
+        "malformed_lines": preds.bad_lines,  # the first MAX_EXAMPLES; the count is malformed_line_count
         "unknown_files": preds.unknown_files,
         "duplicates": preds.duplicates,
         "missing_response": preds.missing_response,
         "missing_prediction": [it.key for it in scope if it.key not in preds.responses],
         "reference_failed": [r["key"] for r in rows if r.get("reference_failed")],
     }
+    summary["malformed_line_count"] = preds.bad_line_count
+    summary["reference_failed"] = len(failed_refs)
     summary["failures"] = {k: sum(1 for r in scored if r.get("error_kind") == k)
                            for k in sorted({r.get("error_kind") for r in scored if r.get("error_kind")})}
     summary["options"] = asdict(opts)
@@ -313,6 +357,8 @@ def run(opts: EvalOptions) -> int:
           + (f" high={summary['high_level']:.1f} overall={summary['overall']:.1f}" if "high_level" in summary else "")
           + f" -> {out}/summary.json")
     problems = {k: len(v) for k, v in summary["input_problems"].items() if v}
+    if preds.bad_line_count:  # malformed_lines quotes only the first few
+        problems["malformed_lines"] = preds.bad_line_count
     if problems:
         print("input problems: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in problems.items()), file=sys.stderr)
     return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from rewards import CompositeReward, RewardInput, RewardOutput
+from rewards.base import score_isolated
 from vlrl.datasets.charts import ChartExample
 
 PROMPT = (
@@ -102,11 +103,24 @@ class Chart2CodeTask:
         if len(examples) != len(texts):
             raise ValueError(f"{len(texts)} completions for {len(examples)} examples")
         futures = list(renders) if renders is not None else self.start_renders(texts)
-        results = [f.result() for f in futures]
+        results = [_render_result(f) for f in futures]
         refs = self.references(examples)
         inputs = [
             RewardInput(completion=t, reference_code=ex.code, reference_image=self.image(ex), render=r,
                         reference_render=ref, meta={"graph": ex.meta.get("chart_type") == "graph"})
             for ex, t, r, ref in zip(examples, texts, results, refs)
         ]
-        return ScoredBatch(self.reward(inputs), results)
+        # Per-sample isolation: the composite isolates each of its rewards already; this
+        # covers a task built with any other reward callable.
+        return ScoredBatch(score_isolated(self.reward, inputs), results)
+
+
+def _render_result(future: Future):
+    """The render of one completion; a render job that raised instead of returning a failed
+    result (a pool bug, a broken pipe) fails that completion only."""
+    from renderers import RenderResult
+
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - one lost render must not cost the whole step
+        return RenderResult.failure("crashed", f"the render job raised {type(exc).__name__}: {str(exc)[:300]}")

@@ -72,7 +72,7 @@ class Chart2CodeRL:
         report = load_chart_examples(cfg.data.train)
         for problem in report.skipped[:5]:
             print(f"skipped {problem}", file=sys.stderr)
-        self.pool = RenderPool(timeout=20)
+        self.pool = RenderPool(timeout=cfg.render.timeout, compat=cfg.render.compat)
         try:
             load_plugins(cfg.reward.plugins)
             reward = CompositeReward(cfg.reward.weights, cfg.reward.options)
@@ -197,6 +197,7 @@ class Chart2CodeRL:
             for k, v in o.components.items():
                 components.setdefault(k, []).append(float(v))
         metrics.update({f"reward/{k}": sum(v) / len(v) for k, v in components.items()})
+        metrics.update(reward_error_metrics(outputs))
         metrics["exec_rate"] = sum(r.ok for r in renders) / max(1, len(renders))
         metrics["rollout_rounds"] = rounds
 
@@ -249,6 +250,8 @@ class Chart2CodeRL:
         for o in scored.outputs:
             for k, v in o.components.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+        # divided by n below, like every other key: the share of answers a reward failed on
+        sums["reward_error_rate"] = sum(bool(getattr(o, "errors", None)) for o in scored.outputs)
         totals: dict[str, float] = {}
         for part in dist_utils.all_gather_objects(sums):  # merged by name: a plugin's keys may vary
             for k, v in part.items():
@@ -285,6 +288,19 @@ class Chart2CodeRL:
     def close(self) -> None:
         self.scorer.shutdown(wait=True)
         self.pool.close()
+
+
+def reward_error_metrics(outputs) -> dict[str, float]:
+    """reward/errors: how many (sample, reward) pairs failed and scored 0 this step (always
+    logged, so a run that never fails shows 0); reward/error_rate: the share of samples with
+    any failure; reward_error/<reward>/<ExceptionType>: the count of each kind."""
+    counts: dict[str, int] = {}
+    for o in outputs:
+        for name in getattr(o, "errors", None) or ():
+            counts[name] = counts.get(name, 0) + 1
+    failed = sum(bool(getattr(o, "errors", None)) for o in outputs)
+    return {"reward/errors": sum(counts.values()), "reward/error_rate": failed / max(1, len(outputs)),
+            **dict(sorted(counts.items()))}
 
 
 def report_samples(directory: Path, step: int, task, examples, completions, outputs, renders, n: int,
