@@ -81,8 +81,16 @@ def prompt_for(task, image: Any, reference_code: str | None):
     return task.prompt_messages([_example(image, reference_code)])[0]
 
 
-def generate_answers(services: DemoServices, request, *, n: int, temperature: float, max_new_tokens: int,
-                     seed: int | None, on_step: Callable[[int, int], None] | None = None) -> list[Any]:
+def generate_answers(
+    services: DemoServices,
+    request,
+    *,
+    n: int,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int | None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[Any]:
     """n completions of one request (vlrl.rollout.base.Completion); `on_step(done, total)`
     follows the decoding steps as the engine reports them."""
     from vlrl.rollout.base import SamplingParams
@@ -102,9 +110,15 @@ def _example(image: Any, reference_code: str):
     return ChartExample(id=f"upload-{key}", code=reference_code, image_bytes=buf.getvalue())
 
 
-def score_answers(services: DemoServices, image: Any, reference_code: str | None, texts: Sequence[str], *,
-                  task=None, on_rendered: Callable[[int], None] | None = None
-                  ) -> tuple[list[ScoredAnswer], str | None]:
+def score_answers(
+    services: DemoServices,
+    image: Any,
+    reference_code: str | None,
+    texts: Sequence[str],
+    *,
+    task=None,
+    on_rendered: Callable[[int], None] | None = None,
+) -> tuple[list[ScoredAnswer], str | None]:
     """Render and score each text; returns the answers and, if the reference script itself
     fails to render, why (then only the visual similarity is scored)."""
     from renderers import extract_code
@@ -126,8 +140,9 @@ def score_answers(services: DemoServices, image: Any, reference_code: str | None
             chart_outputs = task.score([ex] * len(texts), texts, renders=futures).outputs
         else:
             reference_problem = skipped[0].split(": ", 1)[-1]
-    visual = services.visual_reward([RewardInput(completion=t, reference_image=image, render=r)
-                                     for t, r in zip(texts, renders)])
+    visual = services.visual_reward(
+        [RewardInput(completion=t, reference_image=image, render=r) for t, r in zip(texts, renders)]
+    )
     answers = [ScoredAnswer(t, extract_code(t), r, v, c) for t, r, v, c in zip(texts, renders, visual, chart_outputs)]
     return answers, reference_problem
 
@@ -138,8 +153,10 @@ def score_answers(services: DemoServices, image: Any, reference_code: str | None
 def render_outcome(answer: ScoredAnswer) -> str:
     r = answer.render
     if answer.code is None:
-        return ("**No code found** in the model's answer: it holds no ```python block and is not Python "
-                "on its own. (A random or untrained model writes gibberish; that is expected.)")
+        return (
+            "**No code found** in the model's answer: it holds no ```python block and is not Python "
+            "on its own. (A random or untrained model writes gibberish; that is expected.)"
+        )
     if r.ok:
         return f"**Rendered** in {r.seconds:.2f} s."
     words = _ERROR_WORDS.get(r.error_kind, "the code failed")
@@ -156,9 +173,14 @@ def scores_markdown(answer: ScoredAnswer, visual_names: Sequence[str], reference
         comps = answer.chart.components
         ran = "yes" if comps.get("exec", 0.0) > 0 else "no"
         row = " | ".join(f"{100 * comps.get(f'chartmimic/{m}', 0.0):.1f}" for m in _METRICS)
-        lines += ["", "**ChartMimic metrics** against the reference script (F1 x 100):", "",
-                  "| exec | text | layout | type | color | low-level |", "|---|---|---|---|---|---|",
-                  f"| {ran} | {row} | {100 * comps.get('chartmimic', 0.0):.1f} |"]
+        lines += [
+            "",
+            "**ChartMimic metrics** against the reference script (F1 x 100):",
+            "",
+            "| exec | text | layout | type | color | low-level |",
+            "|---|---|---|---|---|---|",
+            f"| {ran} | {row} | {100 * comps.get('chartmimic', 0.0):.1f} |",
+        ]
         critique = answer.chart.critique.strip()
         lines += ["", f"**Critique**: {critique or 'matches the reference on every metric.'}"]
     else:
@@ -175,13 +197,22 @@ def table_rows(answers: Sequence[ScoredAnswer], visual_names: Sequence[str]) -> 
     for i, a in enumerate(answers, 1):
         outcome = "no code" if a.code is None else ("rendered" if a.render.ok else a.render.error_kind)
         low = round(100 * a.chart.components.get("chartmimic", 0.0), 1) if a.chart is not None else None
-        rows.append([i, a.tokens, a.finish_reason, outcome,
-                     *(round(a.visual.components.get(n, 0.0), 3) for n in visual_names), low])
+        rows.append(
+            [
+                i,
+                a.tokens,
+                a.finish_reason,
+                outcome,
+                *(round(a.visual.components.get(n, 0.0), 3) for n in visual_names),
+                low,
+            ]
+        )
     return rows
 
 
 def best_index(answers: Sequence[ScoredAnswer]) -> int:
     """ChartMimic's low-level score when there is a reference, else the visual similarity."""
+
     def key(i: int) -> tuple[float, float]:
         a = answers[i]
         return (a.chart.score if a.chart is not None else 0.0, a.visual.score)
@@ -209,14 +240,25 @@ def build_chart_tab(services: DemoServices) -> None:
         with gr.Column(scale=1):
             # no file_types filter: a wrong file gets the demo's own message in the page, not a toast
             chart_file = gr.File(label="Chart image (PNG, JPEG, WebP, BMP, ...)", type="filepath", elem_id="chart-file")
-            sample = gr.Dropdown(["", *chart_sample_names()], value="", label="...or a bundled ChartMimic sample",
-                                 elem_id="chart-sample")
-            reference_file = gr.File(label="Reference script (optional): adds ChartMimic's metrics",
-                                     file_types=[".py"], type="filepath", elem_id="reference-file")
+            sample = gr.Dropdown(
+                ["", *chart_sample_names()], value="", label="...or a bundled ChartMimic sample", elem_id="chart-sample"
+            )
+            reference_file = gr.File(
+                label="Reference script (optional): adds ChartMimic's metrics",
+                file_types=[".py"],
+                type="filepath",
+                elem_id="reference-file",
+            )
             with gr.Accordion("Sampling", open=True):
                 temperature = gr.Slider(0.0, 1.5, value=d.temperature, step=0.05, label="temperature (0 = greedy)")
-                max_new_tokens = gr.Slider(16, MAX_NEW_TOKENS, value=d.max_new_tokens, step=16, label="max new tokens",
-                                           elem_id="max-new-tokens")
+                max_new_tokens = gr.Slider(
+                    16,
+                    MAX_NEW_TOKENS,
+                    value=d.max_new_tokens,
+                    step=16,
+                    label="max new tokens",
+                    elem_id="max-new-tokens",
+                )
                 n_samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="samples")
                 with gr.Row():
                     fixed_seed = gr.Checkbox(value=True, label="fixed seed (same inputs, same samples)")
@@ -225,16 +267,28 @@ def build_chart_tab(services: DemoServices) -> None:
         with gr.Column(scale=2):
             status = gr.Markdown("Upload a chart and press **Generate**.", elem_id="chart-status")
             with gr.Row():
-                chart_view = gr.Image(label="your chart", type="pil", interactive=False, format="png",
-                                      height=IMAGE_HEIGHT)
-                rendering = gr.Image(label="rendering of the generated code", type="pil", interactive=False,
-                                     format="png", elem_id="rendering", height=IMAGE_HEIGHT)
+                chart_view = gr.Image(
+                    label="your chart", type="pil", interactive=False, format="png", height=IMAGE_HEIGHT
+                )
+                rendering = gr.Image(
+                    label="rendering of the generated code",
+                    type="pil",
+                    interactive=False,
+                    format="png",
+                    elem_id="rendering",
+                    height=IMAGE_HEIGHT,
+                )
             result = gr.Markdown(elem_id="chart-result")
             with gr.Row():
                 pick = gr.Dropdown([], label="show sample", interactive=True, elem_id="pick-sample")
                 download = gr.File(label="download the code", interactive=False)
-            code = gr.Code(language="python", label="generated code (edit it, then Render & score)",
-                           interactive=True, max_lines=24, elem_id="generated-code")
+            code = gr.Code(
+                language="python",
+                label="generated code (edit it, then Render & score)",
+                interactive=True,
+                max_lines=24,
+                elem_id="generated-code",
+            )
             score = gr.Button("Render & score the code above", elem_id="score")
             table = gr.Dataframe(headers=table_headers(visual_names), label="all samples", interactive=False)
             with gr.Accordion("raw model output", open=False):
@@ -266,11 +320,16 @@ def build_chart_tab(services: DemoServices) -> None:
             png, py = copy_sample(name, services.scratch("sample-"))
         except BadUpload as exc:
             return {status: f"⚠️ {exc}"}
-        return {chart_file: png, reference_file: py, chart_view: load_image_upload(png),
-                status: f"Bundled sample **{name}** loaded: press **Generate**."}
+        return {
+            chart_file: png,
+            reference_file: py,
+            chart_view: load_image_upload(png),
+            status: f"Bundled sample **{name}** loaded: press **Generate**.",
+        }
 
-    def on_generate(chart_file_v, reference_v, temperature_v, max_new_v, n_v, fixed_v, seed_v,
-                    progress=gr.Progress()) -> dict:  # noqa: B008 - Gradio's idiom
+    def on_generate(
+        chart_file_v, reference_v, temperature_v, max_new_v, n_v, fixed_v, seed_v, progress=gr.Progress()
+    ) -> dict:  # noqa: B008 - Gradio's idiom
         try:
             image, reference_code = _inputs(chart_file_v, reference_v)
         except BadUpload as exc:
@@ -290,24 +349,36 @@ def build_chart_tab(services: DemoServices) -> None:
             if done % 8 == 0 or done == total:  # a few updates a second is plenty for the page
                 progress(0.1 + 0.6 * done / total, desc=f"{what}: {done} of {total}")
 
-        completions = generate_answers(services, request, n=n, temperature=temp, max_new_tokens=max_new,
-                                       seed=seed_used, on_step=on_step)
+        completions = generate_answers(
+            services, request, n=n, temperature=temp, max_new_tokens=max_new, seed=seed_used, on_step=on_step
+        )
         progress(0.7, desc="rendering in the sandbox")
         texts = [c.text for c in completions]
         answers, ref_problem = score_answers(
-            services, image, reference_code, texts, task=task,
-            on_rendered=lambda i: progress(0.7 + 0.25 * (i + 1) / n, desc=f"rendered {i + 1} of {n}"))
+            services,
+            image,
+            reference_code,
+            texts,
+            task=task,
+            on_rendered=lambda i: progress(0.7 + 0.25 * (i + 1) / n, desc=f"rendered {i + 1} of {n}"),
+        )
         for a, c in zip(answers, completions):
             a.finish_reason = "stop" if c.finish_reason == "stop" else "length limit"
             a.tokens = len(c.token_ids)
         best = best_index(answers)
         rendered = sum(a.render.ok for a in answers)
         seed_note = f"seed {seed_used}" if seed_used is not None else "random seed"
-        msg = (f"{n} sample(s) at temperature {temp:g} ({seed_note}): {rendered} rendered. "
-               f"Showing sample {best + 1}" + (" (the best scored)." if n > 1 else "."))
+        msg = f"{n} sample(s) at temperature {temp:g} ({seed_note}): {rendered} rendered. Showing sample {best + 1}" + (
+            " (the best scored)." if n > 1 else "."
+        )
         out = show(answers, best, ref_problem, image)
-        out.update({status: msg, answers_state: _shown(answers, ref_problem, image), pick: gr.update(
-            choices=[(f"sample {i + 1}", i) for i in range(n)], value=best)})
+        out.update(
+            {
+                status: msg,
+                answers_state: _shown(answers, ref_problem, image),
+                pick: gr.update(choices=[(f"sample {i + 1}", i) for i in range(n)], value=best),
+            }
+        )
         return out
 
     def on_pick(index, shown: dict) -> dict:
@@ -331,17 +402,28 @@ def build_chart_tab(services: DemoServices) -> None:
         text = code_v if extract_code(code_v) is not None and "```" in code_v else f"```python\n{code_v}\n```"
         answers, ref_problem = score_answers(services, image, reference_code, [text])
         out = show(answers, 0, ref_problem, image)
-        out.update({status: "Scored the code in the editor.", answers_state: _shown(answers, ref_problem, image),
-                    pick: gr.update(choices=[("edited code", 0)], value=0)})
+        out.update(
+            {
+                status: "Scored the code in the editor.",
+                answers_state: _shown(answers, ref_problem, image),
+                pick: gr.update(choices=[("edited code", 0)], value=0),
+            }
+        )
         return out
 
     outputs = [status, chart_view, rendering, code, download, result, raw, table, pick, answers_state]
-    sample.change(guard(on_sample, status), [sample], [chart_file, reference_file, chart_view, status],
-                  api_name="load_sample")
+    sample.change(
+        guard(on_sample, status), [sample], [chart_file, reference_file, chart_view, status], api_name="load_sample"
+    )
     chart_file.upload(_preview, [chart_file, sample], [chart_view, status, sample, reference_file], api_name=False)
-    generate.click(guard(on_generate, status), [chart_file, reference_file, temperature, max_new_tokens, n_samples,
-                                                 fixed_seed, seed],
-                   outputs, api_name="generate", concurrency_id="model", concurrency_limit=1)
+    generate.click(
+        guard(on_generate, status),
+        [chart_file, reference_file, temperature, max_new_tokens, n_samples, fixed_seed, seed],
+        outputs,
+        api_name="generate",
+        concurrency_id="model",
+        concurrency_limit=1,
+    )
     pick.input(guard(on_pick, status), [pick, answers_state], outputs, api_name=False)
     score.click(guard(on_score, status), [chart_file, reference_file, code], outputs, api_name="score")
 

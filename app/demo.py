@@ -22,10 +22,16 @@ MAX_QUEUE = 64
 
 @dataclass(kw_only=True)
 class DemoOptions:
-    model: str = option("tiny", help="a local checkpoint directory, or tiny / tiny-qwen2_5_vl (random weights: "
-                                     "the page works, the answers are gibberish)")
-    host: str = option("127.0.0.1", help="address to listen on (0.0.0.0 serves the network: the page runs "
-                                         "models and sandboxed code for whoever reaches it)")
+    model: str = option(
+        "tiny",
+        help="a local checkpoint directory, or tiny / tiny-qwen2_5_vl (random weights: "
+        "the page works, the answers are gibberish)",
+    )
+    host: str = option(
+        "127.0.0.1",
+        help="address to listen on (0.0.0.0 serves the network: the page runs "
+        "models and sandboxed code for whoever reaches it)",
+    )
     port: int = option(7860, help="port to listen on")
     device: str = option("auto", help="auto = cuda when available, else cpu")
     dtype: str = option("auto", help="auto = bfloat16 on GPU, float32 on CPU")
@@ -33,8 +39,9 @@ class DemoOptions:
     clip_checkpoint: str = option("", help="local open_clip checkpoint: adds CLIP similarity next to SSIM")
     clip_model: str = option("ViT-B-32", help="open_clip architecture of clip_checkpoint")
     runs: str = option("runs", help="run folder the Runs tab opens")
-    spy_pairs: str = option("", help="folder of <base>_original.png / <base>_modified.png pairs "
-                                     "(default: the bundled data/spy_pairs)")
+    spy_pairs: str = option(
+        "", help="folder of <base>_original.png / <base>_modified.png pairs (default: the bundled data/spy_pairs)"
+    )
     render_timeout: float = option(20.0, help="seconds a generated script may run before it is killed")
 
 
@@ -51,8 +58,10 @@ def build_demo(services, *, runs_dir: str = "runs", spy_pairs: str = ""):
 
     # delete_cache: uploads and outputs older than a day are removed hourly (a demo runs for weeks)
     with gr.Blocks(title="vlrl demo", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
-        gr.Markdown(f"# vlrl demo\nModel: `{services.model_name}`. Generated code runs in the sandboxed "
-                    f"render pool; nothing leaves this machine.")
+        gr.Markdown(
+            f"# vlrl demo\nModel: `{services.model_name}`. Generated code runs in the sandboxed "
+            f"render pool; nothing leaves this machine."
+        )
         with gr.Tab("Chart to code"):
             build_chart_tab(services)
         with gr.Tab("Who is the spy?"):
@@ -65,8 +74,9 @@ def build_demo(services, *, runs_dir: str = "runs", spy_pairs: str = ""):
 
 def launch(demo, host: str, port: int, **kwargs):
     """Serve the app with the demo's limits (the command and the tests use this one call)."""
-    return demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,
-                       max_file_size=MAX_UPLOAD, **kwargs)
+    return demo.launch(
+        server_name=host, server_port=port, share=False, inbrowser=False, max_file_size=MAX_UPLOAD, **kwargs
+    )
 
 
 def run(opts: DemoOptions) -> int:
@@ -84,9 +94,15 @@ def run(opts: DemoOptions) -> int:
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         print(f"loading {opts.model} and starting the render pool ...", flush=True)
-        with start_services(opts.model, device=opts.device, dtype=opts.dtype, seed=opts.seed,
-                            clip_checkpoint=opts.clip_checkpoint, clip_model=opts.clip_model,
-                            render_timeout=opts.render_timeout) as services:
+        with start_services(
+            opts.model,
+            device=opts.device,
+            dtype=opts.dtype,
+            seed=opts.seed,
+            clip_checkpoint=opts.clip_checkpoint,
+            clip_model=opts.clip_model,
+            render_timeout=opts.render_timeout,
+        ) as services:
             demo = build_demo(services, runs_dir=opts.runs, spy_pairs=opts.spy_pairs)
             try:
                 launch(demo, opts.host, opts.port)

@@ -36,8 +36,10 @@ def find_stages(run_dir: str) -> list[str]:
         for metrics in sorted(root.glob("/".join(["*"] * depth + ["metrics.jsonl"]))):
             found.append(metrics.parent.relative_to(root).as_posix())
     if not found:
-        raise RunProblem(f"`{root}` holds no metrics.jsonl (a run writes one per stage folder, "
-                         f"e.g. runs/chart2code/stage1/metrics.jsonl).")
+        raise RunProblem(
+            f"`{root}` holds no metrics.jsonl (a run writes one per stage folder, "
+            f"e.g. runs/chart2code/stage1/metrics.jsonl)."
+        )
     return found
 
 
@@ -57,9 +59,11 @@ def report_iframe(page: Path) -> str:
     if size > MAX_REPORT_BYTES:
         return f"<p>The sample report {html.escape(str(page))} is {size // 1_000_000} MB: open it in a browser.</p>"
     text = page.read_text(encoding="utf-8", errors="replace")
-    return (f"<p>{html.escape(page.name)}</p>"
-            f'<iframe sandbox="" title="sample report" srcdoc="{html.escape(text, quote=True)}" '
-            f'style="width:100%;height:720px;border:1px solid #ddd;"></iframe>')
+    return (
+        f"<p>{html.escape(page.name)}</p>"
+        f'<iframe sandbox="" title="sample report" srcdoc="{html.escape(text, quote=True)}" '
+        f'style="width:100%;height:720px;border:1px solid #ddd;"></iframe>'
+    )
 
 
 def last_metrics(metrics: Path) -> list[list[Any]]:
@@ -71,8 +75,11 @@ def last_metrics(metrics: Path) -> list[list[Any]]:
         return []
     last = rows[-1]
     keys = sorted(last, key=lambda k: (k != "step", not k.startswith("reward"), k))
-    return [[k, round(last[k], 5) if isinstance(last[k], float) else last[k]]
-            for k in keys if isinstance(last[k], (int, float, str))]
+    return [
+        [k, round(last[k], 5) if isinstance(last[k], float) else last[k]]
+        for k in keys
+        if isinstance(last[k], (int, float, str))
+    ]
 
 
 def plot_curves(metrics: Path, out: Path) -> dict[str, str]:
@@ -93,9 +100,14 @@ def build_runs_tab(services: DemoServices, runs_dir: str = "runs") -> None:
     with gr.Row():
         run_dir = gr.Textbox(value=runs_dir, label="run folder", scale=3, elem_id="run-dir")
         scan = gr.Button("Scan", scale=1)
-        stage = gr.Dropdown(initial, value=None, label="stage (folders with metrics.jsonl)", scale=3,
-                            elem_id="run-stage",
-                            allow_custom_value=True)
+        stage = gr.Dropdown(
+            initial,
+            value=None,
+            label="stage (folders with metrics.jsonl)",
+            scale=3,
+            elem_id="run-stage",
+            allow_custom_value=True,
+        )
     status = gr.Markdown(first_note, elem_id="runs-status")
     with gr.Row():
         rewards_plot = gr.Image(label="reward", type="filepath", interactive=False, elem_id="run-rewards")
@@ -111,8 +123,11 @@ def build_runs_tab(services: DemoServices, runs_dir: str = "runs") -> None:
         except RunProblem as exc:
             return {**on_show(folder, None), stage: gr.update(choices=[], value=None), status: f"⚠️ {exc}"}
         shown = on_show(folder, stages[-1])
-        return {**shown, stage: gr.update(choices=stages, value=stages[-1]),
-                status: f"{len(stages)} stage folder(s) in `{folder}`; showing {shown[status]}"}
+        return {
+            **shown,
+            stage: gr.update(choices=stages, value=stages[-1]),
+            status: f"{len(stages)} stage folder(s) in `{folder}`; showing {shown[status]}",
+        }
 
     def on_show(folder: str, stage_name: str | None) -> dict:
         if not stage_name:  # nothing picked (a failed scan): clear what an earlier run left
@@ -120,8 +135,13 @@ def build_runs_tab(services: DemoServices, runs_dir: str = "runs") -> None:
         stage_dir = Path(folder or ".").expanduser() / stage_name
         metrics = stage_dir / "metrics.jsonl"
         if not metrics.is_file():
-            return {status: f"⚠️ No metrics.jsonl in `{stage_dir}`.", rewards_plot: None, kl_plot: None,
-                    last: [], report: ""}
+            return {
+                status: f"⚠️ No metrics.jsonl in `{stage_dir}`.",
+                rewards_plot: None,
+                kl_plot: None,
+                last: [],
+                report: "",
+            }
         from vlrl.options import UserError
 
         try:
@@ -137,8 +157,9 @@ def build_runs_tab(services: DemoServices, runs_dir: str = "runs") -> None:
             rewards_plot: plots.get("rewards"),
             kl_plot: plots.get("kl"),
             last: table,
-            report: report_iframe(page) if page else "<p>No sample report in this stage yet "
-                                                      "(trainer.log_samples_every=N writes one every N steps).</p>",
+            report: report_iframe(page)
+            if page
+            else "<p>No sample report in this stage yet (trainer.log_samples_every=N writes one every N steps).</p>",
         }
 
     outputs = [status, rewards_plot, kl_plot, last, report]

@@ -74,9 +74,17 @@ def _device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def start_services(model: str = "tiny", *, device: str = "auto", dtype: str = "auto", seed: int = 0,
-                   clip_checkpoint: str = "", clip_model: str = "ViT-B-32", render_timeout: float = 20.0,
-                   render_workers: int = 0) -> DemoServices:
+def start_services(
+    model: str = "tiny",
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    seed: int = 0,
+    clip_checkpoint: str = "",
+    clip_model: str = "ViT-B-32",
+    render_timeout: float = 20.0,
+    render_workers: int = 0,
+) -> DemoServices:
     """Load the model and start the render pool.
 
     Image sizes and sampling defaults come from the same presets `vlrl train model=...`
@@ -92,8 +100,13 @@ def start_services(model: str = "tiny", *, device: str = "auto", dtype: str = "a
     cfg = load_config([f"model={model}"])
     try:
         policy, processor = load_model_and_processor(
-            cfg.model.path, dtype=dtype, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
-            device=_device(device), seed=seed)
+            cfg.model.path,
+            dtype=dtype,
+            min_pixels=cfg.model.min_pixels,
+            max_pixels=cfg.model.max_pixels,
+            device=_device(device),
+            seed=seed,
+        )
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     visual: dict[str, float] = {"ssim": 1.0}

@@ -52,10 +52,14 @@ def load_image_upload(path: str, *, what: str = "chart") -> Any:
     except ValueError as exc:
         detail = str(exc)
         if "too large" in detail:
-            raise BadUpload(f"The {what} '{name}' is too large: more than {MAX_IMAGE_PIXELS // 1_000_000} "
-                            f"million pixels is no chart (a decompression bomb?).") from None
-        raise BadUpload(f"The {what} '{name}' is not an image this demo can read "
-                        f"(PNG, JPEG, WebP, BMP, ...): {detail.split(': ', 1)[-1]}") from None
+            raise BadUpload(
+                f"The {what} '{name}' is too large: more than {MAX_IMAGE_PIXELS // 1_000_000} "
+                f"million pixels is no chart (a decompression bomb?)."
+            ) from None
+        raise BadUpload(
+            f"The {what} '{name}' is not an image this demo can read "
+            f"(PNG, JPEG, WebP, BMP, ...): {detail.split(': ', 1)[-1]}"
+        ) from None
     if max(image.size) > MAX_SIDE:
         image.thumbnail((MAX_SIDE, MAX_SIDE))
     return image

@@ -42,7 +42,7 @@ if metric == "text":
 
     RendererPdf.draw_text = draw_text
 else:
-    from renderers import instrument  # noqa: E402
+    from renderers import instrument, trace, visibility  # noqa: E402,F401 - visibility hooks into instrument
 
     instrument.install()
 
@@ -64,5 +64,5 @@ elif metric == "type":
 elif metric == "color":
     result = {"colors": instrument.final_colors()}
 else:
-    result = {"layout": instrument._layout(fig)}
+    result = {"layout": trace._layout(fig)}
 Path(out).write_text(json.dumps(result))

@@ -60,8 +60,11 @@ def baseline(pairs, workers: int) -> float:
 
     def one(job) -> None:
         metric, script, out = job
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_one_metric_process.py"), metric,
-                        str(script), str(out)], capture_output=True, cwd=tmp)
+        subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "_one_metric_process.py"), metric, str(script), str(out)],
+            capture_output=True,
+            cwd=tmp,
+        )
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as ex:

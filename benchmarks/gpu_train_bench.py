@@ -33,30 +33,68 @@ sys.path.insert(0, str(ROOT))
 
 SIZES = {
     "tiny": {},
-    "small": dict(hidden_size=512, layers=8, heads=8, kv_heads=2, intermediate_size=1536,
-                  vision_depth=4, vision_hidden=256, vision_heads=4),
-    "3b": dict(hidden_size=2048, layers=36, heads=16, kv_heads=2, intermediate_size=11008,
-               vision_depth=32, vision_hidden=1280, vision_heads=16, vision_intermediate=3420),
+    "small": dict(
+        hidden_size=512,
+        layers=8,
+        heads=8,
+        kv_heads=2,
+        intermediate_size=1536,
+        vision_depth=4,
+        vision_hidden=256,
+        vision_heads=4,
+    ),
+    "3b": dict(
+        hidden_size=2048,
+        layers=36,
+        heads=16,
+        kv_heads=2,
+        intermediate_size=11008,
+        vision_depth=32,
+        vision_hidden=1280,
+        vision_heads=16,
+        vision_intermediate=3420,
+    ),
 }
 PHASES = ("generate", "score", "encode", "forward", "reference", "backward", "optimizer", "sync")
 
 
 def run_size(name: str, work: Path, corpus: Path, args) -> dict:
-    from vlrl.models.tiny import save_tiny_model
-
     import torch
+
+    from vlrl.models.tiny import save_tiny_model
 
     model_dir = work / f"model-{name}"
     if not (model_dir / "config.json").exists():  # bf16 files on a GPU: the 3B model in 7 GB, not 14
-        save_tiny_model(model_dir, kind="qwen2_5_vl", seed=0, **SIZES[name],
-                        save_dtype="bfloat16" if torch.cuda.is_available() else None)
+        save_tiny_model(
+            model_dir,
+            kind="qwen2_5_vl",
+            seed=0,
+            **SIZES[name],
+            save_dtype="bfloat16" if torch.cuda.is_available() else None,
+        )
     out = work / f"run-{name}"
-    cmd = [sys.executable, "-m", "vlrl.cli", "train", f"model={model_dir}", f"data.train={corpus}", f"out={out}",
-           f"deepspeed={args.zero}", f"trainer.steps={args.steps}", f"rollout.n={args.n}",
-           f"data.prompts_per_step={args.prompts}", f"rollout.chunk_prompts={args.prompts}",
-           f"rollout.max_new_tokens={args.tokens}", "model.max_pixels=200704", "trainer.save_every=0",
-           "trainer.save_final=false",  # no 50 GB ZeRO checkpoint of a random 3B model: only the steps count
-           "trainer.tensorboard=false", "trainer.lr=1e-6", "trainer.resume=never", "--profile"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vlrl.cli",
+        "train",
+        f"model={model_dir}",
+        f"data.train={corpus}",
+        f"out={out}",
+        f"deepspeed={args.zero}",
+        f"trainer.steps={args.steps}",
+        f"rollout.n={args.n}",
+        f"data.prompts_per_step={args.prompts}",
+        f"rollout.chunk_prompts={args.prompts}",
+        f"rollout.max_new_tokens={args.tokens}",
+        "model.max_pixels=200704",
+        "trainer.save_every=0",
+        "trainer.save_final=false",  # no 50 GB ZeRO checkpoint of a random 3B model: only the steps count
+        "trainer.tensorboard=false",
+        "trainer.lr=1e-6",
+        "trainer.resume=never",
+        "--profile",
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     metrics = out / "stage1" / "metrics.jsonl"
@@ -116,17 +154,28 @@ def main() -> None:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     results = {name: run_size(name, work, corpus, args) for name in sizes}
 
-    print(f"{device}; {args.zero}; {args.prompts} prompts x {args.n} samples, <= {args.tokens} new tokens; "
-          f"medians over steps 2..{args.steps}")
+    print(
+        f"{device}; {args.zero}; {args.prompts} prompts x {args.n} samples, <= {args.tokens} new tokens; "
+        f"medians over steps 2..{args.steps}"
+    )
     header = ["size", "params (M)", "step s", "tokens/s", "peak GiB", *PHASES]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, r in results.items():
-        cells = [name, f"{r['params_m']:.1f}", f"{r['step_s']:.2f}", f"{r['tokens_per_s']:.0f}",
-                 f"{r['peak_gib']:.1f}", *(f"{r[p]:.2f}" for p in PHASES)]
+        cells = [
+            name,
+            f"{r['params_m']:.1f}",
+            f"{r['step_s']:.2f}",
+            f"{r['tokens_per_s']:.0f}",
+            f"{r['peak_gib']:.1f}",
+            *(f"{r[p]:.2f}" for p in PHASES),
+        ]
         print("| " + " | ".join(cells) + " |")
-    print(" ".join(f"{n}_tokens_per_s={r['tokens_per_s']:.1f} {n}_peak_gib={r['peak_gib']:.2f}"
-                   for n, r in results.items()))
+    print(
+        " ".join(
+            f"{n}_tokens_per_s={r['tokens_per_s']:.1f} {n}_peak_gib={r['peak_gib']:.2f}" for n, r in results.items()
+        )
+    )
 
 
 if __name__ == "__main__":

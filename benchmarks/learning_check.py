@@ -40,8 +40,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The stage-1 reward's parts as the composite names them, in table order.
-COMPONENTS = ("reward", "format", "exec", "msrl_text", "msrl_text/data", "msrl_text/type",
-              "msrl_text/layout", "msrl_text/title", "msrl_text/labels")
+COMPONENTS = (
+    "reward",
+    "format",
+    "exec",
+    "msrl_text",
+    "msrl_text/data",
+    "msrl_text/type",
+    "msrl_text/layout",
+    "msrl_text/title",
+    "msrl_text/labels",
+)
 
 
 @dataclass
@@ -59,14 +68,40 @@ class Recipe:
     def commands(self, out: Path) -> list[tuple[str, list[str]]]:
         """(phase, argv after `vlrl`) in order: the recipe as a user would type it."""
         return [
-            ("corpus", ["data", "synth", f"n={self.train_charts}", f"out={out / 'train'}",
-                        f"seed={self.train_seed}", f"families={self.families}"]),
-            ("corpus", ["data", "synth", f"n={self.held_out_charts}", f"out={out / 'held_out'}",
-                        f"seed={self.held_out_seed}", f"families={self.families}"]),
-            ("sft", ["sft", f"model={self.model}", f"data.train={out / 'train'}", f"out={out}",
-                     *self.sft_overrides]),
-            ("rl", ["train", "stage=1", f"model={self.model}", f"data.train={out / 'train'}", f"out={out}",
-                    *self.rl_overrides]),
+            (
+                "corpus",
+                [
+                    "data",
+                    "synth",
+                    f"n={self.train_charts}",
+                    f"out={out / 'train'}",
+                    f"seed={self.train_seed}",
+                    f"families={self.families}",
+                ],
+            ),
+            (
+                "corpus",
+                [
+                    "data",
+                    "synth",
+                    f"n={self.held_out_charts}",
+                    f"out={out / 'held_out'}",
+                    f"seed={self.held_out_seed}",
+                    f"families={self.families}",
+                ],
+            ),
+            ("sft", ["sft", f"model={self.model}", f"data.train={out / 'train'}", f"out={out}", *self.sft_overrides]),
+            (
+                "rl",
+                [
+                    "train",
+                    "stage=1",
+                    f"model={self.model}",
+                    f"data.train={out / 'train'}",
+                    f"out={out}",
+                    *self.rl_overrides,
+                ],
+            ),
         ]
 
 
@@ -100,12 +135,20 @@ def run_vlrl(argv: list[str], log: Path, env: dict[str, str]) -> None:
     with log.open("a", encoding="utf-8") as fh:
         fh.write(f"\n$ vlrl {' '.join(argv)}\n")
         fh.flush()
-        done = subprocess.run([sys.executable, "-m", "vlrl.cli", *argv], check=False, stdout=fh, stderr=subprocess.STDOUT,
-                              env=env, cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-m", "vlrl.cli", *argv],
+            check=False,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
     if done.returncode:
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
-        raise RuntimeError(f"`vlrl {' '.join(argv)}` failed with exit status {done.returncode}; "
-                           f"last lines of {log}:\n" + "\n".join(tail))
+        raise RuntimeError(
+            f"`vlrl {' '.join(argv)}` failed with exit status {done.returncode}; "
+            f"last lines of {log}:\n" + "\n".join(tail)
+        )
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -132,15 +175,19 @@ def evaluate(model_dir: Path, held_out: Path, max_new_tokens: int, *, batch: int
         greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
         texts, renders = [], []
         for start in range(0, len(examples), batch):
-            chunk = task.prompt_messages(examples[start:start + batch])
+            chunk = task.prompt_messages(examples[start : start + batch])
             answers = [group[0].text for group in engine.generate(chunk, greedy)]
             renders += task.start_renders(answers)  # rendered while the next chunk decodes
             texts += answers
         scored = task.score(examples, texts, renders)
     rows = []
     for ex, text, out, render in zip(examples, texts, scored.outputs, scored.renders):
-        row = {"id": ex.id, "family": ex.meta.get("family", ""), "reward": float(out.score),
-               "exec_rate": float(render.ok)}
+        row = {
+            "id": ex.id,
+            "family": ex.meta.get("family", ""),
+            "reward": float(out.score),
+            "exec_rate": float(render.ok),
+        }
         row.update({k: float(out.components.get(k, 0.0)) for k in COMPONENTS[1:]})
         row["answer"] = text
         rows.append(row)
@@ -162,8 +209,14 @@ def paired_stats(before: list[float], after: list[float], *, resamples: int = 20
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, diff.size, size=(resamples, diff.size))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
-    return {"before": float(b.mean()), "after": float(a.mean()), "diff": float(diff.mean()),
-            "stderr": stderr, "ci_low": float(low), "ci_high": float(high)}
+    return {
+        "before": float(b.mean()),
+        "after": float(a.mean()),
+        "diff": float(diff.mean()),
+        "stderr": stderr,
+        "ci_low": float(low),
+        "ci_high": float(high),
+    }
 
 
 def compare(before: list[dict[str, float]], after: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -173,24 +226,28 @@ def compare(before: list[dict[str, float]], after: list[dict[str, float]]) -> di
     if missing:
         raise ValueError(f"charts scored before but not after: {missing[:5]}")
     pairs = [(r, by_id[r["id"]]) for r in before]
-    return {key: paired_stats([b[key] for b, _ in pairs], [a[key] for _, a in pairs])
-            for key in (*COMPONENTS, "exec_rate")}
+    return {
+        key: paired_stats([b[key] for b, _ in pairs], [a[key] for _, a in pairs]) for key in (*COMPONENTS, "exec_rate")
+    }
 
 
 def table(stats: dict[str, dict[str, float]], n: int) -> str:
-    lines = [f"| held-out charts: {n} | before (SFT) | after (SFT + RL) | paired diff | std err | 95% CI |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"| held-out charts: {n} | before (SFT) | after (SFT + RL) | paired diff | std err | 95% CI |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, s in stats.items():
-        lines.append(f"| {key} | {s['before']:.3f} | {s['after']:.3f} | {s['diff']:+.3f} | {s['stderr']:.3f} "
-                     f"| [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}] |")
+        lines.append(
+            f"| {key} | {s['before']:.3f} | {s['after']:.3f} | {s['diff']:+.3f} | {s['stderr']:.3f} "
+            f"| [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}] |"
+        )
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- the check
 
 
-def run_check(out: Path, recipe: Recipe | None = None, *, threads: int | None = None,
-              echo=print) -> dict[str, Any]:
+def run_check(out: Path, recipe: Recipe | None = None, *, threads: int | None = None, echo=print) -> dict[str, Any]:
     """The whole recipe in `out`; returns (and writes to out/learning_check.json) the results."""
     recipe = recipe or Recipe()
     out = Path(out).resolve()  # the commands run from the repository root
@@ -210,14 +267,22 @@ def run_check(out: Path, recipe: Recipe | None = None, *, threads: int | None = 
     rows = {}
     for name, weights in (("before", out / "sft" / "final"), ("after", out / "stage1" / "final")):
         echo(f"[eval] {name}: greedy answers of {weights} on {out / 'held_out'}")
-        rows[name] = clocks.setdefault("eval", Clock()).measure(evaluate, weights, out / "held_out",
-                                                                recipe.max_new_tokens)
+        rows[name] = clocks.setdefault("eval", Clock()).measure(
+            evaluate, weights, out / "held_out", recipe.max_new_tokens
+        )
     stats = compare(rows["before"], rows["after"])
     timing = {phase: {"wall_s": round(c.wall, 1), "cpu_s": round(c.cpu, 1)} for phase, c in clocks.items()}
-    timing["total"] = {"wall_s": round(sum(c.wall for c in clocks.values()), 1),
-                       "cpu_s": round(sum(c.cpu for c in clocks.values()), 1)}
-    result = {"recipe": asdict(recipe), "stats": stats, "timing": timing, "per_chart": rows,
-              "commands": ["vlrl " + " ".join(argv) for _, argv in recipe.commands(out)]}
+    timing["total"] = {
+        "wall_s": round(sum(c.wall for c in clocks.values()), 1),
+        "cpu_s": round(sum(c.cpu for c in clocks.values()), 1),
+    }
+    result = {
+        "recipe": asdict(recipe),
+        "stats": stats,
+        "timing": timing,
+        "per_chart": rows,
+        "commands": ["vlrl " + " ".join(argv) for _, argv in recipe.commands(out)],
+    }
     (out / "learning_check.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     return result
 
@@ -233,8 +298,10 @@ def family_table(per_chart: dict[str, list[dict[str, Any]]]) -> str:
     """Per chart family: mean reward before and after, and what the answers draw."""
     after = {r["id"]: r for r in per_chart["after"]}
     families = sorted({r["family"] for r in per_chart["before"]})
-    lines = ["| family | charts | reward before | reward after | answers drawn before | answers drawn after |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| family | charts | reward before | reward after | answers drawn before | answers drawn after |",
+        "|---|---|---|---|---|---|",
+    ]
     for family in families:
         rows = [(b, after[b["id"]]) for b in per_chart["before"] if b["family"] == family]
 
@@ -262,16 +329,23 @@ def main(argv: list[str] | None = None) -> int:
     # One torch thread by default: the figures are then reproducible bit for bit (thread
     # count changes float summation order), and the render pool has the second core.
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
-    parser.add_argument("--rl", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra `vlrl train` option for the RL phase, e.g. --rl algo.beta=0.04 (repeatable)")
+    parser.add_argument(
+        "--rl",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra `vlrl train` option for the RL phase, e.g. --rl algo.beta=0.04 (repeatable)",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         # a stale check would be resumed, not re-measured; but only a folder this script made
         # is removed, never whatever --out happens to name
         if not ((out / "commands.log").exists() or (out / "learning_check.json").exists()):
-            raise SystemExit(f"--out {out} is not empty and holds no earlier learning check "
-                             f"(commands.log): give an empty or new folder")
+            raise SystemExit(
+                f"--out {out} is not empty and holds no earlier learning check "
+                f"(commands.log): give an empty or new folder"
+            )
         import shutil
 
         shutil.rmtree(out)
@@ -283,8 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(timing_table(result["timing"]))
     s = result["stats"]["reward"]
-    print(f"reward_gain={s['diff']:.4f} ci_low={s['ci_low']:.4f} total_cpu_s={result['timing']['total']['cpu_s']} "
-          f"total_wall_s={result['timing']['total']['wall_s']}")
+    print(
+        f"reward_gain={s['diff']:.4f} ci_low={s['ci_low']:.4f} total_cpu_s={result['timing']['total']['cpu_s']} "
+        f"total_wall_s={result['timing']['total']['wall_s']}"
+    )
     return 0
 
 

@@ -76,9 +76,18 @@ def main() -> None:
     engine = HFEngine(model, processor)
 
     def config(overlap: bool):
-        return load_config(["model=tiny", f"data.train={corpus}", f"out={work / 'run'}", f"rollout.n={args.n}",
-                            f"data.prompts_per_step={args.prompts}", f"rollout.chunk_prompts={args.chunk}",
-                            f"rollout.max_new_tokens={args.tokens}", f"rollout.overlap_scoring={str(overlap).lower()}"])
+        return load_config(
+            [
+                "model=tiny",
+                f"data.train={corpus}",
+                f"out={work / 'run'}",
+                f"rollout.n={args.n}",
+                f"data.prompts_per_step={args.prompts}",
+                f"rollout.chunk_prompts={args.chunk}",
+                f"rollout.max_new_tokens={args.tokens}",
+                f"rollout.overlap_scoring={str(overlap).lower()}",
+            ]
+        )
 
     tasks = {True: Chart2CodeRL(config(True)), False: Chart2CodeRL(config(False))}
     times: dict[bool, list[float]] = {True: [], False: []}
@@ -98,20 +107,25 @@ def main() -> None:
                 times[overlap].append(time.perf_counter() - start)
                 splits[overlap].end_step()
                 rewards[overlap] = [round(float(a), 9) for a in samples.advantages] + [
-                    samples.metrics.get("reward/mean")]
+                    samples.metrics.get("reward/mean")
+                ]
             identical &= rewards[True] == rewards[False]
     finally:
         for task in tasks.values():
             task.close()
 
     overlapped, sequential = statistics.median(times[True]), statistics.median(times[False])
-    print(f"{args.prompts} charts x {args.n} samples per step, {args.chunk} charts per generate call, "
-          f"{args.tokens} tokens per sample, {os.cpu_count()} cores")
+    print(
+        f"{args.prompts} charts x {args.n} samples per step, {args.chunk} charts per generate call, "
+        f"{args.tokens} tokens per sample, {os.cpu_count()} cores"
+    )
     print(f"{'path':<12} {'median s/step':>14} {'generate s':>11} {'score wait s':>13}")
     for name, key in (("overlapped", True), ("sequential", False)):
         t = splits[key].totals
-        print(f"{name:<12} {statistics.median(times[key]):14.2f} {t['generate'] / args.steps:11.2f} "
-              f"{t['score'] / args.steps:13.2f}")
+        print(
+            f"{name:<12} {statistics.median(times[key]):14.2f} {t['generate'] / args.steps:11.2f} "
+            f"{t['score'] / args.steps:13.2f}"
+        )
     print(f"overlap_speedup={sequential / overlapped:.2f} identical_rewards={identical}")
 
 

@@ -82,8 +82,11 @@ def run_subprocesses(codes: list[str], workers: int) -> tuple[float, int, int]:
     scripts = []
     for i, code in enumerate(codes):
         path = tmp / f"chart_{i}.py"
-        path.write_text("import matplotlib\nmatplotlib.use('Agg')\n" + code
-                        + f"\nimport matplotlib.pyplot as plt\nplt.savefig({str(tmp / f'chart_{i}.png')!r})\n")
+        path.write_text(
+            "import matplotlib\nmatplotlib.use('Agg')\n"
+            + code
+            + f"\nimport matplotlib.pyplot as plt\nplt.savefig({str(tmp / f'chart_{i}.png')!r})\n"
+        )
         scripts.append(path)
     env = {**os.environ, "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
@@ -123,12 +126,18 @@ def bench(name: str, codes: list[str], pool: RenderPool, workers: int) -> dict[s
     a, b, c = n / a_s, n / b_s, n / c_s
     print(f"\n{name}: {n} charts, parallelism {workers}")
     print(f"  {'mode':<38} {'charts/s':>9} {'ms/chart':>9} {'ok':>5} {'peak MiB':>9}")
-    print(f"  {'(a) subprocess per chart, x' + str(workers):<38} {a:9.2f} {1000 / a:9.1f} {a_ok:5d} {a_mem / 2**20:9.0f}")
-    print(f"  {'(b) RenderPool, x' + str(workers) + ' (sandbox + trace)':<38} {b:9.2f} {1000 / b:9.1f} {b_ok:5d} {b_mem / 2**20:9.0f}")
+    print(
+        f"  {'(a) subprocess per chart, x' + str(workers):<38} {a:9.2f} {1000 / a:9.1f} {a_ok:5d} {a_mem / 2**20:9.0f}"
+    )
+    print(
+        f"  {'(b) RenderPool, x' + str(workers) + ' (sandbox + trace)':<38} {b:9.2f} {1000 / b:9.1f} {b_ok:5d} {b_mem / 2**20:9.0f}"
+    )
     print(f"  {'(c) in-process, 1 core (no isolation)':<38} {c:9.2f} {1000 / c:9.1f} {c_ok:5d} {c_mem / 2**20:9.0f}")
     per_core = (b / workers) / c
-    print(f"  pool / subprocess = {b / a:.2f}x    pool per core / in-process = {per_core:.2f} "
-          f"(sandbox overhead {1 / per_core:.2f}x)")
+    print(
+        f"  pool / subprocess = {b / a:.2f}x    pool per core / in-process = {per_core:.2f} "
+        f"(sandbox overhead {1 / per_core:.2f}x)"
+    )
     return {"pool_vs_subprocess": b / a, "pool_vs_inprocess": per_core, "charts": n}
 
 
@@ -146,8 +155,10 @@ def main() -> int:
     finally:
         pool.close()
     print(f"\nsynthetic: pool_vs_subprocess={synth['pool_vs_subprocess']:.2f}")
-    print(f"pool_vs_subprocess={cm['pool_vs_subprocess']:.2f} pool_vs_inprocess={cm['pool_vs_inprocess']:.2f} "
-          f"charts={cm['charts']}")
+    print(
+        f"pool_vs_subprocess={cm['pool_vs_subprocess']:.2f} pool_vs_inprocess={cm['pool_vs_inprocess']:.2f} "
+        f"charts={cm['charts']}"
+    )
     return 0
 
 

@@ -37,13 +37,48 @@ class _Render:
 
 def _axes(title="Sales", n_lines=2, n_points=12, seed=0, **extra) -> dict:
     rng = np.random.default_rng(seed)
-    lines = [{"label": f"s{i}", "x": list(range(n_points)), "y": rng.normal(size=n_points).round(3).tolist(),
-              "color": "#1F77B4", "marker": "None", "linestyle": "-", "helper": False} for i in range(n_lines)]
-    ax = {"projection": "rectilinear", "title": title, "title_left": "", "title_right": "", "xlabel": "Quarter",
-          "ylabel": "Units", "xscale": "linear", "yscale": "linear", "xlim": [0, 1], "ylim": [0, 1],
-          "legend": [f"s{i}" for i in range(n_lines)], "xticklabels": [], "yticklabels": [], "lines": lines,
-          "bars": [{"label": "b", "orientation": "vertical", "values": [3, 4, 5], "x": [0, 1, 2], "y": [1.5, 2, 2.5],
-                    "colors": ["#2CA02C"] * 3}], "wedges": [], "collections": [], "images": [], "texts": []}
+    lines = [
+        {
+            "label": f"s{i}",
+            "x": list(range(n_points)),
+            "y": rng.normal(size=n_points).round(3).tolist(),
+            "color": "#1F77B4",
+            "marker": "None",
+            "linestyle": "-",
+            "helper": False,
+        }
+        for i in range(n_lines)
+    ]
+    ax = {
+        "projection": "rectilinear",
+        "title": title,
+        "title_left": "",
+        "title_right": "",
+        "xlabel": "Quarter",
+        "ylabel": "Units",
+        "xscale": "linear",
+        "yscale": "linear",
+        "xlim": [0, 1],
+        "ylim": [0, 1],
+        "legend": [f"s{i}" for i in range(n_lines)],
+        "xticklabels": [],
+        "yticklabels": [],
+        "lines": lines,
+        "bars": [
+            {
+                "label": "b",
+                "orientation": "vertical",
+                "values": [3, 4, 5],
+                "x": [0, 1, 2],
+                "y": [1.5, 2, 2.5],
+                "colors": ["#2CA02C"] * 3,
+            }
+        ],
+        "wedges": [],
+        "collections": [],
+        "images": [],
+        "texts": [],
+    }
     ax.update(extra)
     return ax
 
@@ -53,11 +88,26 @@ def _trace(axes: list[dict], texts=None, colors=None, types=None) -> dict:
     colors = [["line", "#1F77B4"], ["line", "#D62728"], ["bar", "#2CA02C"]] if colors is None else colors
     types = {"plot": 2, "bar": 1} if types is None else types
     layout = [[1, len(axes), 0, 0, i, i] for i in range(len(axes))]
-    trace = {"types": types, "colors": colors, "texts": texts, "tick_labels": [], "layout": layout, "axes": axes,
-             "suptitle": "", "figure": {"width_in": 8, "height_in": 3, "n_axes": len(axes), "n_figures": 1}}
+    trace = {
+        "types": types,
+        "colors": colors,
+        "texts": texts,
+        "tick_labels": [],
+        "layout": layout,
+        "axes": axes,
+        "suptitle": "",
+        "figure": {"width_in": 8, "height_in": 3, "n_axes": len(axes), "n_figures": 1},
+    }
     # every element shows (the costs measured here do not depend on visibility)
-    trace["visible"] = {"texts": texts, "types": types, "colors": colors, "layout": layout, "n_axes": len(axes),
-                        "suptitle": True, "axes": [_all_visible(ax) for ax in axes]}
+    trace["visible"] = {
+        "texts": texts,
+        "types": types,
+        "colors": colors,
+        "layout": layout,
+        "n_axes": len(axes),
+        "suptitle": True,
+        "axes": [_all_visible(ax) for ax in axes],
+    }
     return trace
 
 
@@ -77,8 +127,9 @@ def cases(scale: float) -> dict[str, dict]:
         # 30 axes x 100,000-character titles: 3 million characters once joined
         "huge titles": _trace([_axes("T" * n(100_000), seed=i) for i in range(30)]),
         "many texts": _trace([_axes()], texts=[f"text {i}" for i in range(n(100_000))]),
-        "many colours": _trace([_axes()], colors=[["bar", f"#{(i * 2654435761) % 16 ** 6:06X}"]
-                                                  for i in range(n(6_000))]),
+        "many colours": _trace(
+            [_axes()], colors=[["bar", f"#{(i * 2654435761) % 16**6:06X}"] for i in range(n(6_000))]
+        ),
         "colormap names": _trace([_axes()], colors=[["imshow", f"cmap_{i}"] for i in range(n(6_000))]),
         "many series": _trace([_axes(n_lines=n(180), n_points=2_000)]),
         "many short series": _trace([_axes(n_lines=n(5_000), n_points=5)]),

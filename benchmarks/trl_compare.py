@@ -16,7 +16,7 @@
     Compared: advantages for scale group/batch/none; the loss (summed over micro-batches) and
     its gradient for grpo/bnpo/dr_grpo/dapo, beta 0 and 0.04, one and two micro-batches.
     TRL >= 1.x multiplies the KL term by the importance ratio by default
-    (use_bias_correction_kl=True); REFERENCE §4's loss does not, so TRL runs with it off.
+    (use_bias_correction_kl=True); the loss in docs/reference.md §2.3 does not, so TRL runs with it off.
 (b) Timing. The same model (a tiny Qwen2-VL widened to ~5M parameters so that the model, not
     Python overhead, is most of the work), the same synthetic charts in the same order (no
     shuffling), the same reward (our stage-1 composite: format + exec + MSRL text, through a
@@ -57,7 +57,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import torch
+import torch  # noqa: E402 - after the environment it reads at import
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 
@@ -110,10 +110,12 @@ def build_fixed_batch(workdir: str) -> FixedBatch:
     ours_model, _ = build_tiny_model()  # same seed: bit-identical weights
     images = [Image.new("RGB", size, colour) for size, colour, _ in PARITY_PROMPTS]
     texts = [text for _, _, text in PARITY_PROMPTS]
-    dataset = Dataset.from_dict({
-        "prompt": [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": t}]}] for t in texts],
-        "image": images,
-    })
+    dataset = Dataset.from_dict(
+        {
+            "prompt": [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": t}]}] for t in texts],
+            "image": images,
+        }
+    )
     rewards = torch.tensor(PARITY_REWARDS)
 
     def fixed_rewards(completions, **kwargs):
@@ -121,13 +123,23 @@ def build_fixed_batch(workdir: str) -> FixedBatch:
 
     batch_size = len(PARITY_LENGTHS)
     args = GRPOConfig(
-        output_dir=workdir, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none",
-        save_strategy="no", num_generations=PARITY_G, per_device_train_batch_size=batch_size,
-        max_completion_length=PARITY_MAX_COMPLETION, temperature=PARITY_TEMPERATURE,
-        epsilon=PARITY_EPS_LOW, epsilon_high=PARITY_EPS_HIGH, use_bias_correction_kl=False,
+        output_dir=workdir,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+        num_generations=PARITY_G,
+        per_device_train_batch_size=batch_size,
+        max_completion_length=PARITY_MAX_COMPLETION,
+        temperature=PARITY_TEMPERATURE,
+        epsilon=PARITY_EPS_LOW,
+        epsilon_high=PARITY_EPS_HIGH,
+        use_bias_correction_kl=False,
     )
-    trainer = GRPOTrainer(model=trl_model, reward_funcs=fixed_rewards, args=args, train_dataset=dataset,
-                          processing_class=processor)
+    trainer = GRPOTrainer(
+        model=trl_model, reward_funcs=fixed_rewards, args=args, train_dataset=dataset, processing_class=processor
+    )
 
     gen = torch.Generator().manual_seed(0)
     completions = [torch.randint(10, 200, (n,), generator=gen).tolist() for n in PARITY_LENGTHS]
@@ -142,10 +154,22 @@ def build_fixed_batch(workdir: str) -> FixedBatch:
     trainer.model.train()
     trl_inputs = trainer._generate_and_score_completions(trl_requests)
 
-    messages = [[{"role": "user", "content": [{"type": "image", "image": im}, {"type": "text", "text": t}]}]
-                for im, t in zip(images, texts)]
-    fb = FixedBatch(trainer, trl_requests, trl_inputs, ours_model, processor, messages, completions, rewards,
-                    torch.zeros(0), torch.zeros(0))
+    messages = [
+        [{"role": "user", "content": [{"type": "image", "image": im}, {"type": "text", "text": t}]}]
+        for im, t in zip(images, texts)
+    ]
+    fb = FixedBatch(
+        trainer,
+        trl_requests,
+        trl_inputs,
+        ours_model,
+        processor,
+        messages,
+        completions,
+        rewards,
+        torch.zeros(0),
+        torch.zeros(0),
+    )
     # Behaviour / reference log-probs: the current ones moved by up to +-0.4 nats, so ratios
     # leave [1 - eps_low, 1 + eps_high] on both sides and the KL term is not zero.
     ours_model.train()
@@ -195,15 +219,16 @@ def our_rows(fb: FixedBatch, scale: str):
 
     prompt_ids, vision = our_prompts(fb)
     advantages = our_advantages(fb, scale)
-    return [Row(prompt_ids[i // PARITY_G], c, vision[i // PARITY_G], float(advantages[i]), index=i)
-            for i, c in enumerate(fb.completions)]
+    return [
+        Row(prompt_ids[i // PARITY_G], c, vision[i // PARITY_G], float(advantages[i]), index=i)
+        for i, c in enumerate(fb.completions)
+    ]
 
 
 def collate_rows(fb: FixedBatch, rows):
     from vlrl.sequences import collate
 
-    return collate(rows, pad_id=fb.processor.tokenizer.pad_token_id,
-                   image_token_id=fb.ours_model.config.image_token_id)
+    return collate(rows, pad_id=fb.processor.tokenizer.pad_token_id, image_token_id=fb.ours_model.config.image_token_id)
 
 
 def _grads(model) -> dict[str, torch.Tensor]:
@@ -225,8 +250,9 @@ def trl_loss(fb: FixedBatch, loss_type: str, beta: float, micro_batches: int) ->
     inputs = dict(fb.trl_inputs, old_per_token_logps=fb.old_logp)
     if beta:
         inputs["ref_per_token_logps"] = fb.ref_logp
-    parts = [unsplit_pixel_values_by_grid(p)
-             for p in split_tensor_dict(split_pixel_values_by_grid(inputs), micro_batches)]
+    parts = [
+        unsplit_pixel_values_by_grid(p) for p in split_tensor_dict(split_pixel_values_by_grid(inputs), micro_batches)
+    ]
     trainer.model.train()
     trainer.model.zero_grad(set_to_none=True)
     total = 0.0
@@ -250,17 +276,30 @@ def our_loss(fb: FixedBatch, loss_type: str, beta: float, micro_batches: int) ->
     model.zero_grad(set_to_none=True)
     total = 0.0
     for k in range(micro_batches):
-        part = rows[k * size:(k + 1) * size]
+        part = rows[k * size : (k + 1) * size]
         mb = collate_rows(fb, part)
         index = torch.tensor([r.index for r in part])
         width = mb.target_ids.shape[1]
         logp, _ = completion_logprobs(model, mb, PARITY_TEMPERATURE)
-        tokens, _ = per_token_loss(logp, fb.old_logp[index, :width], mb.advantages,
-                                   ref_logp=fb.ref_logp[index, :width] if beta else None, beta=beta,
-                                   eps_low=PARITY_EPS_LOW, eps_high=PARITY_EPS_HIGH)
-        loss = micro_batch_loss(tokens, mb.completion_mask, loss_type, counts=counts, num_micro_steps=micro_batches,
-                                world_size=1, max_completion_length=PARITY_MAX_COMPLETION,
-                                engine_scales_by_accumulation=False)
+        tokens, _ = per_token_loss(
+            logp,
+            fb.old_logp[index, :width],
+            mb.advantages,
+            ref_logp=fb.ref_logp[index, :width] if beta else None,
+            beta=beta,
+            eps_low=PARITY_EPS_LOW,
+            eps_high=PARITY_EPS_HIGH,
+        )
+        loss = micro_batch_loss(
+            tokens,
+            mb.completion_mask,
+            loss_type,
+            counts=counts,
+            num_micro_steps=micro_batches,
+            world_size=1,
+            max_completion_length=PARITY_MAX_COMPLETION,
+            engine_scales_by_accumulation=False,
+        )
         loss.backward()
         total += float(loss.detach())
     return total, _grads(model)
@@ -285,9 +324,17 @@ def parity_report(workdir: str) -> dict[str, Any]:
             for loss_type in LOSS_TYPES:
                 theirs, their_grads = trl_loss(fb, loss_type, beta, micro_batches)
                 ours, our_grads = our_loss(fb, loss_type, beta, micro_batches)
-                losses.append({"loss_type": loss_type, "beta": beta, "micro_batches": micro_batches, "trl": theirs,
-                               "ours": ours, "abs_diff": abs(theirs - ours),
-                               "grad_max_abs_diff": max_grad_diff(their_grads, our_grads)})
+                losses.append(
+                    {
+                        "loss_type": loss_type,
+                        "beta": beta,
+                        "micro_batches": micro_batches,
+                        "trl": theirs,
+                        "ours": ours,
+                        "abs_diff": abs(theirs - ours),
+                        "grad_max_abs_diff": max_grad_diff(their_grads, our_grads),
+                    }
+                )
     return {
         "prompt_ids_match": prompt_ids_match(fb),
         "advantages": advantages,
@@ -307,17 +354,28 @@ def print_parity(report: dict[str, Any]) -> None:
     print("| loss type | beta | micro-batches | TRL loss | ours | abs diff | max abs grad diff |")
     print("|---|---|---|---|---|---|---|")
     for r in report["losses"]:
-        print(f"| {r['loss_type']} | {r['beta']:g} | {r['micro_batches']} | {r['trl']:.8f} | {r['ours']:.8f} "
-              f"| {r['abs_diff']:.2e} | {r['grad_max_abs_diff']:.2e} |")
-    print(f"max abs diff: advantages {report['max_abs_adv_diff']:.2e}, loss {report['max_abs_loss_diff']:.2e}, "
-          f"gradient {report['max_abs_grad_diff']:.2e}")
+        print(
+            f"| {r['loss_type']} | {r['beta']:g} | {r['micro_batches']} | {r['trl']:.8f} | {r['ours']:.8f} "
+            f"| {r['abs_diff']:.2e} | {r['grad_max_abs_diff']:.2e} |"
+        )
+    print(
+        f"max abs diff: advantages {report['max_abs_adv_diff']:.2e}, loss {report['max_abs_loss_diff']:.2e}, "
+        f"gradient {report['max_abs_grad_diff']:.2e}"
+    )
 
 
 # --------------------------------------------------------------------------- (b) timing
 
 # ~5M parameters: wide enough that the forward/backward, not Python, is most of a step.
-MODEL_SIZES = {"hidden_size": 256, "layers": 4, "heads": 8, "kv_heads": 4, "intermediate_size": 768,
-               "vision_hidden": 64, "vision_heads": 4}
+MODEL_SIZES = {
+    "hidden_size": 256,
+    "layers": 4,
+    "heads": 8,
+    "kv_heads": 4,
+    "intermediate_size": 768,
+    "vision_hidden": 64,
+    "vision_heads": 4,
+}
 
 
 def peak_rss_mib() -> float:
@@ -334,13 +392,25 @@ def run_config(args, run_dir: str):
     """Our typed config for the run; TRL's settings are derived from the same object."""
     from vlrl.config import load_config
 
-    return load_config([
-        f"model.path={args.model_dir}", f"data.train={args.corpus}", f"out={run_dir}", f"seed={args.seed}",
-        f"rollout.n={args.group}", f"data.prompts_per_step={args.prompts}",
-        f"rollout.max_new_tokens={args.max_new_tokens}", f"algo.loss_type={args.loss_type}",
-        f"trainer.steps={args.steps}", "data.shuffle=false", "trainer.micro_batch_tokens=10000000",
-        "trainer.tensorboard=false", "trainer.save_every=0", "trainer.resume=never", "trainer.lr=1e-5",
-    ])
+    return load_config(
+        [
+            f"model.path={args.model_dir}",
+            f"data.train={args.corpus}",
+            f"out={run_dir}",
+            f"seed={args.seed}",
+            f"rollout.n={args.group}",
+            f"data.prompts_per_step={args.prompts}",
+            f"rollout.max_new_tokens={args.max_new_tokens}",
+            f"algo.loss_type={args.loss_type}",
+            f"trainer.steps={args.steps}",
+            "data.shuffle=false",
+            "trainer.micro_batch_tokens=10000000",
+            "trainer.tensorboard=false",
+            "trainer.save_every=0",
+            "trainer.resume=never",
+            "trainer.lr=1e-5",
+        ]
+    )
 
 
 class StepClock:
@@ -393,19 +463,24 @@ def run_trl(args, run_dir: str) -> dict[str, Any]:
     from vlrl.tasks.chart2code import Chart2CodeTask
 
     cfg = run_config(args, run_dir)
-    model, processor = load_model_and_processor(cfg.model.path, min_pixels=cfg.model.min_pixels,
-                                                max_pixels=cfg.model.max_pixels, seed=cfg.seed)
+    model, processor = load_model_and_processor(
+        cfg.model.path, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels, seed=cfg.seed
+    )
     pool = RenderPool(timeout=20)
     task = Chart2CodeTask(pool, CompositeReward(cfg.reward.weights, cfg.reward.options))
     examples, _ = task.usable(load_chart_examples(cfg.data.train).examples)
     by_id = {ex.id: ex for ex in examples}
     messages = task.prompt_messages(examples)  # the prompts our trainer builds, figsize hint included
-    dataset = Dataset.from_dict({
-        "prompt": [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": m[0]["content"][1]["text"]}]}]
-                   for m in messages],
-        "image": [task.image(ex) for ex in examples],
-        "example_id": [ex.id for ex in examples],
-    })
+    dataset = Dataset.from_dict(
+        {
+            "prompt": [
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": m[0]["content"][1]["text"]}]}]
+                for m in messages
+            ],
+            "image": [task.image(ex) for ex in examples],
+            "example_id": [ex.id for ex in examples],
+        }
+    )
 
     def chart_reward(completions, example_id, **kwargs):
         """The same composite reward our trainer computes: render in the pool, then score."""
@@ -422,18 +497,41 @@ def run_trl(args, run_dir: str) -> dict[str, Any]:
             clock.phases["score"].append(0.0)
 
     trl_args = GRPOConfig(
-        output_dir=run_dir, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none",
-        save_strategy="no", logging_steps=1, disable_tqdm=True, seed=cfg.seed, shuffle_dataset=False,
-        max_steps=cfg.trainer.steps, learning_rate=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay,
-        max_grad_norm=cfg.trainer.grad_clip, num_generations=cfg.rollout.n,
-        per_device_train_batch_size=cfg.rollout.n * cfg.data.prompts_per_step, gradient_accumulation_steps=1,
-        max_completion_length=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
-        top_p=cfg.rollout.top_p, loss_type=cfg.algo.loss_type, scale_rewards=cfg.algo.advantage,
-        beta=cfg.algo.beta, epsilon=cfg.algo.eps_low, epsilon_high=cfg.algo.eps_high,
+        output_dir=run_dir,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=cfg.seed,
+        shuffle_dataset=False,
+        max_steps=cfg.trainer.steps,
+        learning_rate=cfg.trainer.lr,
+        weight_decay=cfg.trainer.weight_decay,
+        max_grad_norm=cfg.trainer.grad_clip,
+        num_generations=cfg.rollout.n,
+        per_device_train_batch_size=cfg.rollout.n * cfg.data.prompts_per_step,
+        gradient_accumulation_steps=1,
+        max_completion_length=cfg.rollout.max_new_tokens,
+        temperature=cfg.rollout.temperature,
+        top_p=cfg.rollout.top_p,
+        loss_type=cfg.algo.loss_type,
+        scale_rewards=cfg.algo.advantage,
+        beta=cfg.algo.beta,
+        epsilon=cfg.algo.eps_low,
+        epsilon_high=cfg.algo.eps_high,
         use_bias_correction_kl=False,
     )
-    trainer = GRPOTrainer(model=model, reward_funcs=chart_reward, args=trl_args, train_dataset=dataset,
-                          processing_class=processor, callbacks=[EndOfStep()])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=chart_reward,
+        args=trl_args,
+        train_dataset=dataset,
+        processing_class=processor,
+        callbacks=[EndOfStep()],
+    )
 
     def timed(method, phase):
         def wrapper(*a, **k):
@@ -442,6 +540,7 @@ def run_trl(args, run_dir: str) -> dict[str, Any]:
                 return method(*a, **k)
             finally:
                 clock.phases[phase][-1] += time.perf_counter() - t0
+
         return wrapper
 
     trainer._generate_single_turn = timed(trainer._generate_single_turn, "generate")
@@ -485,12 +584,32 @@ def timed_runs(args, workdir: Path) -> dict[str, list[dict[str, Any]]]:
     """rounds x (ours, TRL), the order flipped every round; each run in a fresh subprocess."""
     results: dict[str, list[dict[str, Any]]] = {"ours": [], "trl": []}
     for r in range(args.rounds):
-        for side in (("ours", "trl") if r % 2 == 0 else ("trl", "ours")):
+        for side in ("ours", "trl") if r % 2 == 0 else ("trl", "ours"):
             out = workdir / f"{side}-{r}.json"
-            cmd = [sys.executable, __file__, "--side", side, "--result", str(out), "--model-dir", args.model_dir,
-                   "--corpus", args.corpus, "--steps", str(args.steps), "--group", str(args.group),
-                   "--prompts", str(args.prompts), "--max-new-tokens", str(args.max_new_tokens),
-                   "--loss-type", args.loss_type, "--seed", str(args.seed)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--side",
+                side,
+                "--result",
+                str(out),
+                "--model-dir",
+                args.model_dir,
+                "--corpus",
+                args.corpus,
+                "--steps",
+                str(args.steps),
+                "--group",
+                str(args.group),
+                "--prompts",
+                str(args.prompts),
+                "--max-new-tokens",
+                str(args.max_new_tokens),
+                "--loss-type",
+                args.loss_type,
+                "--seed",
+                str(args.seed),
+            ]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
@@ -499,9 +618,11 @@ def timed_runs(args, workdir: Path) -> dict[str, list[dict[str, Any]]]:
             result = json.loads(out.read_text())
             result["wall_s"] = time.perf_counter() - t0
             results[side].append(result)
-            print(f"  round {r + 1} {side:4s}: median step {statistics.median(result['step_wall']):.3f} s wall, "
-                  f"{statistics.median(result['step_cpu']):.3f} s CPU, peak RSS {result['peak_rss_mib']:.0f} MiB",
-                  flush=True)
+            print(
+                f"  round {r + 1} {side:4s}: median step {statistics.median(result['step_wall']):.3f} s wall, "
+                f"{statistics.median(result['step_cpu']):.3f} s CPU, peak RSS {result['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
     return results
 
 
@@ -510,30 +631,42 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, A
     for side, runs in results.items():
         wall = [t for run in runs for t in run["step_wall"]]
         cpu = [t for run in runs for t in run["step_cpu"]]
-        out[side] = {"median_wall_s": statistics.median(wall), "min_wall_s": min(wall), "max_wall_s": max(wall),
-                     "median_cpu_s": statistics.median(cpu), "steps": len(wall),
-                     "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
-                     "completion_length": statistics.mean(run["completion_length"] for run in runs),
-                     "phases": {k: statistics.median(t for run in runs for t in run["phases"][k])
-                                for k in runs[0]["phases"]}}
+        out[side] = {
+            "median_wall_s": statistics.median(wall),
+            "min_wall_s": min(wall),
+            "max_wall_s": max(wall),
+            "median_cpu_s": statistics.median(cpu),
+            "steps": len(wall),
+            "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
+            "completion_length": statistics.mean(run["completion_length"] for run in runs),
+            "phases": {k: statistics.median(t for run in runs for t in run["phases"][k]) for k in runs[0]["phases"]},
+        }
     return out
 
 
 def print_timing(args, summary: dict[str, dict[str, Any]]) -> None:
-    print(f"\n(b) step time, {args.steps} steps x {args.rounds} runs per side, alternating (step 1 of each run is "
-          f"warm-up); G={args.group}, {args.prompts} prompts/step, max_new_tokens={args.max_new_tokens}, "
-          f"loss={args.loss_type}, ~5M-parameter tiny Qwen2-VL, CPU ({os.cpu_count()} cores)")
-    print("| trainer | median step, wall (s) | min | max | median step, CPU (s) | steps timed "
-          "| generate (s) | render+reward (s) | mean completion tokens | peak RSS (MiB) |")
+    print(
+        f"\n(b) step time, {args.steps} steps x {args.rounds} runs per side, alternating (step 1 of each run is "
+        f"warm-up); G={args.group}, {args.prompts} prompts/step, max_new_tokens={args.max_new_tokens}, "
+        f"loss={args.loss_type}, ~5M-parameter tiny Qwen2-VL, CPU ({os.cpu_count()} cores)"
+    )
+    print(
+        "| trainer | median step, wall (s) | min | max | median step, CPU (s) | steps timed "
+        "| generate (s) | render+reward (s) | mean completion tokens | peak RSS (MiB) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for side, name in (("ours", "vlrl"), ("trl", "TRL GRPOTrainer")):
         s = summary[side]
-        print(f"| {name} | {s['median_wall_s']:.3f} | {s['min_wall_s']:.3f} | {s['max_wall_s']:.3f} "
-              f"| {s['median_cpu_s']:.3f} | {s['steps']} | {s['phases']['generate']:.3f} "
-              f"| {s['phases']['score']:.3f} | {s['completion_length']:.1f} | {s['peak_rss_mib']:.0f} |")
+        print(
+            f"| {name} | {s['median_wall_s']:.3f} | {s['min_wall_s']:.3f} | {s['max_wall_s']:.3f} "
+            f"| {s['median_cpu_s']:.3f} | {s['steps']} | {s['phases']['generate']:.3f} "
+            f"| {s['phases']['score']:.3f} | {s['completion_length']:.1f} | {s['peak_rss_mib']:.0f} |"
+        )
     o, t = summary["ours"], summary["trl"]
-    print(f"ratio ours/TRL: wall {o['median_wall_s'] / t['median_wall_s']:.3f}, "
-          f"CPU {o['median_cpu_s'] / t['median_cpu_s']:.3f}")
+    print(
+        f"ratio ours/TRL: wall {o['median_wall_s'] / t['median_wall_s']:.3f}, "
+        f"CPU {o['median_cpu_s'] / t['median_cpu_s']:.3f}"
+    )
 
 
 def parse_args(argv=None):
@@ -573,8 +706,10 @@ def main(argv=None) -> None:
             summary = summarise(timed_runs(args, workdir))
             print_timing(args, summary)
             ratio = summary["ours"]["median_wall_s"] / summary["trl"]["median_wall_s"]
-    print(f"step_time_ratio_ours_over_trl={ratio:.3f} max_abs_loss_diff={report['max_abs_loss_diff']:.2e} "
-          f"max_abs_adv_diff={report['max_abs_adv_diff']:.2e}")
+    print(
+        f"step_time_ratio_ours_over_trl={ratio:.3f} max_abs_loss_diff={report['max_abs_loss_diff']:.2e} "
+        f"max_abs_adv_diff={report['max_abs_adv_diff']:.2e}"
+    )
 
 
 if __name__ == "__main__":

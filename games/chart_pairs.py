@@ -17,14 +17,14 @@ import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from vlrl.datasets.synth import (
+from vlrl.datasets.synth.generate import generate_specs
+from vlrl.datasets.synth.perturbations import (
     PERTURBATIONS,
-    ChartSpec,
     PerturbationNotApplicable,
     applicable_perturbations,
-    generate_specs,
     perturb,
 )
+from vlrl.datasets.synth.spec import ChartSpec
 
 SPY_PERTURBATIONS: tuple[str, ...] = tuple(k for k in PERTURBATIONS if k != "change_chart_type")
 # Renames go last so the other descriptions name series as the original chart shows them.
@@ -40,8 +40,11 @@ def _clashes(earlier: dict, new: dict) -> bool:
     if earlier["kind"] != new["kind"]:
         return False
     if new["kind"] == "change_value":
-        return (earlier.get("panel"), earlier["series"], earlier["index"]) == \
-            (new.get("panel"), new["series"], new["index"])
+        return (earlier.get("panel"), earlier["series"], earlier["index"]) == (
+            new.get("panel"),
+            new["series"],
+            new["index"],
+        )
     same_kind_of_label = (earlier.get("panel"), earlier.get("target")) == (new.get("panel"), new.get("target"))
     return same_kind_of_label and new["before"] == earlier["after"]
 
@@ -67,7 +70,8 @@ def spy_edit_steps(spec: ChartSpec, rng: random.Random, n_changes: int = 2) -> t
         if not repeatable:
             raise PerturbationNotApplicable(
                 f"a {spec.family} chart offers {len(kinds)} spy edit(s) ({', '.join(kinds) or 'none'}), "
-                f"{n_changes} needed")
+                f"{n_changes} needed"
+            )
         chosen = kinds + [rng.choice(repeatable) for _ in range(n_changes - len(kinds))]
     chosen.sort(key=_APPLY_ORDER.index)
     descriptions: list[dict] = []
@@ -108,8 +112,9 @@ class ChartPairPlan:
         return [self.original.to_code()] + [spec.to_code() for spec in self.steps]
 
 
-def plan_chart_pairs(n: int, seed: int, families: Sequence[str] | None = None, n_changes: int = 2,
-                     indices: Iterable[int] | None = None) -> list[ChartPairPlan]:
+def plan_chart_pairs(
+    n: int, seed: int, families: Sequence[str] | None = None, n_changes: int = 2, indices: Iterable[int] | None = None
+) -> list[ChartPairPlan]:
     """Plans for pair slots `indices` (default all of range(n)); a pure function of the arguments.
 
     Spec i is the corpus's spec i for `seed` (the corpus is prefix-stable, so a larger n
@@ -117,7 +122,7 @@ def plan_chart_pairs(n: int, seed: int, families: Sequence[str] | None = None, n
     """
     specs = generate_specs(n, seed, families or None)
     plans = []
-    for i in (range(n) if indices is None else indices):
+    for i in range(n) if indices is None else indices:
         plan = ChartPairPlan(index=i, original=specs[i])
         try:
             plan.steps, plan.changes = spy_edit_steps(specs[i], random.Random(f"spy-chart-{seed}-{i}"), n_changes)

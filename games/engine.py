@@ -1,6 +1,6 @@
 """The Who-is-the-Spy game: seats and roles, prompts, the clue and decision stages, transcripts.
 
-One game (REFERENCE §3): `civilians` civilians see the original image, one spy sees the
+One game (docs/reference.md §7.1): `civilians` civilians see the original image, one spy sees the
 modified one. Players speak in seat order 1..N for `rounds` rounds; a clue prompt shows the
 player its own image, every earlier clue (the boxed sentence only) and its own earlier
 reasoning, never anyone else's. Then the decision: each civilian votes privately
@@ -138,14 +138,17 @@ def game_plan(n_pairs: int, n_players: int, seed: int, counter: int) -> tuple[in
     return pair_index, spy_seat
 
 
-def new_game(game_id: int | str, pair: Any, spy_seat: int, settings: SpySettings,
-             images: tuple[Any, Any] | None = None) -> Game:
+def new_game(
+    game_id: int | str, pair: Any, spy_seat: int, settings: SpySettings, images: tuple[Any, Any] | None = None
+) -> Game:
     """A game with its seats; `images` = (original, modified) PIL images, else loaded from the pair."""
     n = settings.players
     if not 1 <= spy_seat <= n:
         raise ValueError(f"spy seat {spy_seat} is not in 1..{n}")
-    players = [Player(seat, SPY if seat == spy_seat else CIVILIAN,
-                      "modified" if seat == spy_seat else "original") for seat in range(1, n + 1)]
+    players = [
+        Player(seat, SPY if seat == spy_seat else CIVILIAN, "modified" if seat == spy_seat else "original")
+        for seat in range(1, n + 1)
+    ]
     original, modified = images if images is not None else pair.load_images()
     return Game(game_id, pair, players, settings, original, modified)
 
@@ -155,23 +158,29 @@ def new_game(game_id: int | str, pair: Any, spy_seat: int, settings: SpySettings
 
 def _setup_text(game: Game) -> str:
     n, nc = game.n_players, game.n_players - 1
-    return (f"There are {n} players, numbered 1 to {n}. {nc} of them, the civilians, see the same "
-            f"picture. One player, the spy, sees a version of that picture in which a few details "
-            f"have been changed; everything else, including where objects are, stays the same.")
+    return (
+        f"There are {n} players, numbered 1 to {n}. {nc} of them, the civilians, see the same "
+        f"picture. One player, the spy, sees a version of that picture in which a few details "
+        f"have been changed; everything else, including where objects are, stays the same."
+    )
 
 
 def _role_text(role: str) -> str:
     if role == SPY:
-        return ("Your role: SPY. Your picture is the different one, but you do not know which "
-                "details were changed. Your goal is not to be voted as the spy.\n"
-                "Guidance: describe features the other players most likely see as well, stay "
-                "consistent with the clues given so far, and avoid details that may be the "
-                "changed ones.")
-    return ("Your role: CIVILIAN. Your picture is the one most players share. Your goal is to help "
-            "the civilians find the spy without giving the spy enough to blend in.\n"
-            "Guidance: describe one specific feature of your picture that nobody has mentioned yet "
-            "(the colour, shape, size, number or position of an object), so that a spy who sees "
-            "something different can be told apart.")
+        return (
+            "Your role: SPY. Your picture is the different one, but you do not know which "
+            "details were changed. Your goal is not to be voted as the spy.\n"
+            "Guidance: describe features the other players most likely see as well, stay "
+            "consistent with the clues given so far, and avoid details that may be the "
+            "changed ones."
+        )
+    return (
+        "Your role: CIVILIAN. Your picture is the one most players share. Your goal is to help "
+        "the civilians find the spy without giving the spy enough to blend in.\n"
+        "Guidance: describe one specific feature of your picture that nobody has mentioned yet "
+        "(the colour, shape, size, number or position of an object), so that a spy who sees "
+        "something different can be told apart."
+    )
 
 
 def _after_text(game: Game) -> str:
@@ -204,35 +213,43 @@ def _message(image: Any, text: str) -> Request:
 
 def clue_prompt(game: Game, seat: int, round_: int) -> str:
     role = game.player(seat).role
-    return (f"You are Player {seat} in a game of {GAME_NAME}. {_setup_text(game)}\n\n"
-            f"{_role_text(role)}\n\n"
-            f"This is clue round {round_} of {game.settings.rounds}; players speak in order 1 to "
-            f"{game.n_players}. {_after_text(game)}\n\n"
-            f"{_clues_text(game)}{_own_reasoning_text(game, seat)}\n\n"
-            "Think it through privately first. Then give your clue: one sentence about your picture "
-            "that differs from the clues so far, inside \\boxed{}, for example "
-            "\\boxed{The small green cylinder is behind the red cube.}")
+    return (
+        f"You are Player {seat} in a game of {GAME_NAME}. {_setup_text(game)}\n\n"
+        f"{_role_text(role)}\n\n"
+        f"This is clue round {round_} of {game.settings.rounds}; players speak in order 1 to "
+        f"{game.n_players}. {_after_text(game)}\n\n"
+        f"{_clues_text(game)}{_own_reasoning_text(game, seat)}\n\n"
+        "Think it through privately first. Then give your clue: one sentence about your picture "
+        "that differs from the clues so far, inside \\boxed{}, for example "
+        "\\boxed{The small green cylinder is behind the red cube.}"
+    )
 
 
 def vote_prompt(game: Game, voter: int) -> str:
     """The decision prompt of a civilian (voter = its seat) or of the observer (voter = 0)."""
     n = game.n_players
-    answer = (f"Reason step by step, then give the spy's player number inside \\boxed{{}}, for "
-              f"example \\boxed{{{min(2, n)}}}. If you cannot tell, answer \\boxed{{N/A}}: abstaining "
-              f"costs less than a wrong vote.")
+    answer = (
+        f"Reason step by step, then give the spy's player number inside \\boxed{{}}, for "
+        f"example \\boxed{{{min(2, n)}}}. If you cannot tell, answer \\boxed{{N/A}}: abstaining "
+        f"costs less than a wrong vote."
+    )
     if voter == 0:
-        return (f"You are the judge of a game of {GAME_NAME}. {_setup_text(game)} The picture above "
-                f"is the civilians' picture. Each player gave clues about their own picture; the "
-                f"civilians try to be specific, the spy tries to blend in.\n\n"
-                f"{_clues_text(game)}\n\n"
-                f"Compare every clue with the picture and find the player whose clues do not fit. "
-                f"{answer}")
-    return (f"You are Player {voter} in a game of {GAME_NAME}. {_setup_text(game)}\n\n"
-            f"{_role_text(CIVILIAN).splitlines()[0]}\n\n"
-            f"The clue rounds are over. Now you vote privately for the player you believe is the "
-            f"spy; you are not the spy, so do not vote for yourself.\n\n"
-            f"{_clues_text(game)}{_own_reasoning_text(game, voter)}\n\n"
-            f"Look for clues that contradict your picture or stay suspiciously vague. {answer}")
+        return (
+            f"You are the judge of a game of {GAME_NAME}. {_setup_text(game)} The picture above "
+            f"is the civilians' picture. Each player gave clues about their own picture; the "
+            f"civilians try to be specific, the spy tries to blend in.\n\n"
+            f"{_clues_text(game)}\n\n"
+            f"Compare every clue with the picture and find the player whose clues do not fit. "
+            f"{answer}"
+        )
+    return (
+        f"You are Player {voter} in a game of {GAME_NAME}. {_setup_text(game)}\n\n"
+        f"{_role_text(CIVILIAN).splitlines()[0]}\n\n"
+        f"The clue rounds are over. Now you vote privately for the player you believe is the "
+        f"spy; you are not the spy, so do not vote for yourself.\n\n"
+        f"{_clues_text(game)}{_own_reasoning_text(game, voter)}\n\n"
+        f"Look for clues that contradict your picture or stay suspiciously vague. {answer}"
+    )
 
 
 def clue_request(game: Game, seat: int, round_: int) -> tuple[Request, str]:
@@ -285,15 +302,24 @@ def play_games(engine: Any, games: Sequence[Game], params: SamplingParams) -> li
     for round_ in range(1, settings.rounds + 1):
         for seat in range(1, n_players + 1):
             built = [clue_request(g, seat, round_) for g in games]
-            out = engine.generate([r for r, _ in built],
-                                  _with(params, 1, settings.clue_max_new_tokens, call))
+            out = engine.generate([r for r, _ in built], _with(params, 1, settings.clue_max_new_tokens, call))
             call += 1
             _check(out, len(games), 1)
             for gi, (game, (request, text), group) in enumerate(zip(games, built, out)):
                 c = group[0]
                 clue: Clue = parse_clue(c.text, settings.answer_box)
-                turn = Turn(seat, game.player(seat).role, CLUE, round_, text, c.text, clue.text,
-                            clue.valid, len(c.token_ids), reasoning=clue.reasoning)
+                turn = Turn(
+                    seat,
+                    game.player(seat).role,
+                    CLUE,
+                    round_,
+                    text,
+                    c.text,
+                    clue.text,
+                    clue.valid,
+                    len(c.token_ids),
+                    reasoning=clue.reasoning,
+                )
                 game.turns.append(turn)
                 sampled.append(Sampled(gi, CLUE, seat, round_, request, group, [turn]))
 
@@ -308,8 +334,9 @@ def play_games(engine: Any, games: Sequence[Game], params: SamplingParams) -> li
         turns = []
         for k, c in enumerate(group):
             vote: Vote = parse_vote(c.text, game.n_players, settings.answer_box)
-            turn = Turn(voter, role, VOTE, 0, text, c.text, vote.value, vote.kind != "invalid",
-                        len(c.token_ids), sample=k)
+            turn = Turn(
+                voter, role, VOTE, 0, text, c.text, vote.value, vote.kind != "invalid", len(c.token_ids), sample=k
+            )
             game.turns.append(turn)
             turns.append(turn)
         sampled.append(Sampled(gi, VOTE, voter, 0, request, group, turns))

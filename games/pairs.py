@@ -42,6 +42,7 @@ class PairError(UserError):
 # Reading a folder of pairs
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class ImagePair:
     base: str  # file name stem shared by both halves (relative path when loaded recursively)
@@ -75,13 +76,16 @@ class PairsReport:
     def summary(self) -> str:
         text = f"{len(self.pairs)} pairs"
         if self.skipped:
-            text += f", {len(self.skipped)} skipped ({'; '.join(self.skipped[:3])}" \
-                    + (" ..." if len(self.skipped) > 3 else "") + ")"
+            text += (
+                f", {len(self.skipped)} skipped ({'; '.join(self.skipped[:3])}"
+                + (" ..." if len(self.skipped) > 3 else "")
+                + ")"
+            )
         return text
 
 
 def pairs_fingerprint(pairs) -> str:
-    """"count:hash" of the pairs' names in order. Game ids map to pairs by position, so a
+    """ "count:hash" of the pairs' names in order. Game ids map to pairs by position, so a
     resumed job or a sibling shard must see the same list to play the same games."""
     import hashlib
 
@@ -174,6 +178,7 @@ def load_pairs(folder: str | os.PathLike, *, recursive: bool = False, decode: bo
 # Writing pairs
 # ---------------------------------------------------------------------------
 
+
 def pair_paths(folder: Path, base: str) -> tuple[Path, Path, Path]:
     """(original PNG, modified PNG, JSON record) of `base` in `folder`."""
     return folder / f"{base}_original.png", folder / f"{base}_modified.png", folder / f"{base}.json"
@@ -206,6 +211,7 @@ def _png(image) -> bytes:
 # ---------------------------------------------------------------------------
 # `vlrl data pairs`
 # ---------------------------------------------------------------------------
+
 
 @dataclass(kw_only=True)
 class PairsOptions:
@@ -248,8 +254,13 @@ def _scene_job(args: tuple) -> _Made | _Skipped:
 
     base, seed, index, opts = args
     try:
-        pair = make_scene_pair(seed * 1_000_003 + index, width=opts["width"], height=opts["height"],
-                               min_objects=opts["min_objects"], max_objects=opts["max_objects"])
+        pair = make_scene_pair(
+            seed * 1_000_003 + index,
+            width=opts["width"],
+            height=opts["height"],
+            min_objects=opts["min_objects"],
+            max_objects=opts["max_objects"],
+        )
     except SceneError as exc:
         return _Skipped(base, "scene_not_placeable", str(exc))
     record = {**pair.record, "index": index, "pair_seed": pair.record["seed"], "seed": seed}
@@ -303,15 +314,19 @@ def _check(opts: PairsOptions) -> None:
         if opts.width < 64 or opts.height < 48:
             raise OptionError(f"width={opts.width} height={opts.height}: scenes need at least 64x48 pixels")
         if not 2 <= opts.min_objects <= opts.max_objects:
-            raise OptionError(f"min_objects={opts.min_objects} max_objects={opts.max_objects}: need "
-                              "2 <= min_objects <= max_objects (two objects change)")
+            raise OptionError(
+                f"min_objects={opts.min_objects} max_objects={opts.max_objects}: need "
+                "2 <= min_objects <= max_objects (two objects change)"
+            )
     else:
-        from vlrl.datasets.synth import FAMILIES
+        from vlrl.datasets.synth.conventions import FAMILIES
 
         unknown = [f for f in opts.families if f not in FAMILIES]
         if unknown:
-            raise OptionError(f"unknown chart famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
-                              f"known: {', '.join(FAMILIES)}")
+            raise OptionError(
+                f"unknown chart famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                f"known: {', '.join(FAMILIES)}"
+            )
 
 
 def run(opts: PairsOptions) -> int:
@@ -324,8 +339,11 @@ def run(opts: PairsOptions) -> int:
     out.mkdir(parents=True, exist_ok=True)
     index_path, failures_path = out / "index.jsonl", out / "failures.jsonl"
     indexed = {r["base"] for r in read_jsonl(index_path, skip_torn_tail=True)} if index_path.exists() else set()
-    failed_before = {r["base"]: r["reason"] for r in read_jsonl(failures_path, skip_torn_tail=True)} \
-        if failures_path.exists() else {}
+    failed_before = (
+        {r["base"]: r["reason"] for r in read_jsonl(failures_path, skip_torn_tail=True)}
+        if failures_path.exists()
+        else {}
+    )
 
     def complete(base: str) -> bool:
         return base in indexed and all(p.exists() for p in pair_paths(out, base))
@@ -335,16 +353,22 @@ def run(opts: PairsOptions) -> int:
     earlier_skips = [b for b in bases if b in failed_before and b not in kept and not opts.retry_failed]
     todo = [i for i, b in enumerate(bases) if b not in kept and b not in earlier_skips]
     if kept or earlier_skips:
-        print(f"resuming: {len(kept)} pairs already written, {len(earlier_skips)} skipped earlier, "
-              f"{len(todo)} to go", file=sys.stderr)
+        print(
+            f"resuming: {len(kept)} pairs already written, {len(earlier_skips)} skipped earlier, {len(todo)} to go",
+            file=sys.stderr,
+        )
 
-    workers = opts.workers if opts.workers > 0 else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                                     else os.cpu_count() or 1)
+    workers = (
+        opts.workers
+        if opts.workers > 0
+        else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
     make = _make_scenes if opts.kind == "scenes" else _make_charts
     made, reasons = 0, Counter(failed_before[b] for b in earlier_skips)
     with JsonlWriter(index_path) as index, JsonlWriter(failures_path) as failures:
-        for outcome in tqdm(make(opts, todo, workers), total=len(todo), desc=f"pairs ({opts.kind})",
-                            unit="pair", dynamic_ncols=True):
+        for outcome in tqdm(
+            make(opts, todo, workers), total=len(todo), desc=f"pairs ({opts.kind})", unit="pair", dynamic_ncols=True
+        ):
             if isinstance(outcome, _Skipped):
                 reasons[outcome.reason] += 1
                 if outcome.base not in failed_before:
@@ -353,17 +377,37 @@ def run(opts: PairsOptions) -> int:
             write_pair(out, outcome.base, outcome.original_png, outcome.modified_png, outcome.record)
             if outcome.base not in indexed:
                 original, modified, record = pair_paths(out, outcome.base)
-                index.write({"base": outcome.base, "kind": outcome.record["kind"], "original": original.name,
-                             "modified": modified.name, "record": record.name,
-                             "changes": [c["text"] for c in outcome.record["changes"]]})
+                index.write(
+                    {
+                        "base": outcome.base,
+                        "kind": outcome.record["kind"],
+                        "original": original.name,
+                        "modified": modified.name,
+                        "record": record.name,
+                        "changes": [c["text"] for c in outcome.record["changes"]],
+                    }
+                )
                 indexed.add(outcome.base)
             made += 1
 
     in_index = sum(1 for b in bases if complete(b))
     skipped = sum(reasons.values())
-    write_json_atomic(out / "summary.json", {"kind": opts.kind, "pairs": in_index, "made": made, "kept": len(kept),
-                                             "skipped": skipped, "reasons": dict(reasons), "options": asdict(opts)})
+    write_json_atomic(
+        out / "summary.json",
+        {
+            "kind": opts.kind,
+            "pairs": in_index,
+            "made": made,
+            "kept": len(kept),
+            "skipped": skipped,
+            "reasons": dict(reasons),
+            "options": asdict(opts),
+        },
+    )
     why = ", ".join(f"{k} {v}" for k, v in reasons.most_common())
-    print(f"made {made} {opts.kind[:-1]} pairs, kept {len(kept)}, skipped {skipped}" + (f" ({why})" if why else "")
-          + f"; {in_index} of {opts.n} slots hold a pair in {out}")
+    print(
+        f"made {made} {opts.kind[:-1]} pairs, kept {len(kept)}, skipped {skipped}"
+        + (f" ({why})" if why else "")
+        + f"; {in_index} of {opts.n} slots hold a pair in {out}"
+    )
     return 0

@@ -1,4 +1,4 @@
-"""Reading clues and votes out of free model text (Vision-Zero, REFERENCE §3).
+"""Reading clues and votes out of free model text (Vision-Zero, docs/reference.md §7.2).
 
 A model that writes no answer, a truncated answer or nonsense is part of the game: the
 parsers never raise on model text, they return a value that says what happened.
@@ -53,7 +53,7 @@ def boxed_spans(text: str) -> list[tuple[int, int, str]]:
             i += 1
         if depth:  # unclosed: nothing after it can be a complete box either
             return spans
-        spans.append((m.start(), i, text[m.end():i - 1]))
+        spans.append((m.start(), i, text[m.end() : i - 1]))
         pos = i
 
 

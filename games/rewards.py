@@ -1,4 +1,4 @@
-"""Rewards of the spy game (Vision-Zero, REFERENCE §3).
+"""Rewards of the spy game (Vision-Zero, docs/reference.md §7.3-7.6).
 
 Clue stage (zero-sum over the players of a game), v_k = votes player k received, v_c_bar =
 the civilians' mean, n_c civilians:
@@ -117,13 +117,15 @@ def score_game(game: Game) -> GameScore:
     civ = [clue[p.seat - 1] for p in game.players if p.role == CIVILIAN]
     decision = [decision_reward(t.parsed, spy, s) + format_bonus(t.valid, s) for t in game.vote_turns()]
     score = GameScore(votes, clue, clue[spy - 1], sum(civ) / len(civ), decision, spy_caught(votes, spy))
-    game.outcome.update({
-        "votes_received": votes,
-        "spy_caught": score.caught,
-        "clue_rewards": clue,
-        "role_rewards": {SPY: score.spy_reward, CIVILIAN: score.civilian_reward},
-        "decision_rewards": decision,
-    })
+    game.outcome.update(
+        {
+            "votes_received": votes,
+            "spy_caught": score.caught,
+            "clue_rewards": clue,
+            "role_rewards": {SPY: score.spy_reward, CIVILIAN: score.civilian_reward},
+            "decision_rewards": decision,
+        }
+    )
     return score
 
 

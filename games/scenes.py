@@ -29,8 +29,14 @@ from PIL import Image
 SHAPES: tuple[str, ...] = ("cube", "sphere", "cylinder", "cone")
 # CLEVR's palette (sRGB).
 COLORS: dict[str, tuple[int, int, int]] = {
-    "gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215), "green": (29, 105, 20),
-    "brown": (129, 74, 25), "purple": (129, 38, 192), "cyan": (41, 208, 208), "yellow": (255, 238, 51),
+    "gray": (87, 87, 87),
+    "red": (173, 35, 35),
+    "blue": (42, 75, 215),
+    "green": (29, 105, 20),
+    "brown": (129, 74, 25),
+    "purple": (129, 38, 192),
+    "cyan": (41, 208, 208),
+    "yellow": (255, 238, 51),
 }
 SIZES: dict[str, float] = {"small": 0.6, "large": 1.05}  # world units (the object's diameter)
 
@@ -90,6 +96,7 @@ class SceneObject:
 # ---------------------------------------------------------------------------
 # Geometry: where each shape's pixels and shadow lie
 # ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Frame:
@@ -177,6 +184,7 @@ def _apart(a, b, gap: float) -> bool:
 # Scene generation and the spy edit
 # ---------------------------------------------------------------------------
 
+
 class SceneError(ValueError):
     """A scene that cannot be built as asked (too many objects for the frame)."""
 
@@ -190,13 +198,18 @@ def _place(rng: random.Random, cam: Camera, n_objects: int, attempts: int) -> li
         z = rng.uniform(cam.near, cam.far)
         half_width = 0.62 * z * (cam.width / 2) / cam.focal
         candidate = SceneObject(
-            id=len(objects), shape=rng.choice(SHAPES), color=rng.choice(list(COLORS)),
-            size=rng.choice(list(SIZES)), x=round(rng.uniform(-half_width, half_width), 4), z=round(z, 4),
+            id=len(objects),
+            shape=rng.choice(SHAPES),
+            color=rng.choice(list(COLORS)),
+            size=rng.choice(list(SIZES)),
+            x=round(rng.uniform(-half_width, half_width), 4),
+            z=round(z, 4),
             turn=round(rng.uniform(-0.35, 0.35), 4),
         )
         slot = _slot(candidate, cam)
-        inside = slot[0] >= margin and slot[1] >= margin and slot[2] <= cam.width - margin \
-            and slot[3] <= cam.height - margin
+        inside = (
+            slot[0] >= margin and slot[1] >= margin and slot[2] <= cam.width - margin and slot[3] <= cam.height - margin
+        )
         if inside and all(_apart(slot, other, _SLOT_GAP) for other in slots):
             objects.append(candidate)
             slots.append(slot)
@@ -205,8 +218,9 @@ def _place(rng: random.Random, cam: Camera, n_objects: int, attempts: int) -> li
     return None
 
 
-def make_scene(rng: random.Random, cam: Camera, n_objects: int, layouts: int = 50,
-               attempts: int = 100) -> list[SceneObject]:
+def make_scene(
+    rng: random.Random, cam: Camera, n_objects: int, layouts: int = 50, attempts: int = 100
+) -> list[SceneObject]:
     """`n_objects` random objects whose slots do not overlap and lie inside the frame.
 
     Greedy placement gets stuck when early objects take the middle of the frame, so a
@@ -216,12 +230,15 @@ def make_scene(rng: random.Random, cam: Camera, n_objects: int, layouts: int = 5
         objects = _place(rng, cam, n_objects, attempts)
         if objects is not None:
             return objects
-    raise SceneError(f"could not place {n_objects} non-overlapping objects in a {cam.width}x{cam.height} "
-                     f"frame ({layouts} layouts tried); use fewer objects or a larger image")
+    raise SceneError(
+        f"could not place {n_objects} non-overlapping objects in a {cam.width}x{cam.height} "
+        f"frame ({layouts} layouts tried); use fewer objects or a larger image"
+    )
 
 
-def edit_scene(objects: list[SceneObject], rng: random.Random, n_changes: int = 2
-               ) -> tuple[list[SceneObject], list[int]]:
+def edit_scene(
+    objects: list[SceneObject], rng: random.Random, n_changes: int = 2
+) -> tuple[list[SceneObject], list[int]]:
     """Change the shape and the colour of `n_changes` objects in place; returns the new list and their ids."""
     if not 1 <= n_changes <= len(objects):
         raise SceneError(f"cannot change {n_changes} objects in a scene of {len(objects)}")
@@ -229,14 +246,18 @@ def edit_scene(objects: list[SceneObject], rng: random.Random, n_changes: int = 
     edited = list(objects)
     for i in ids:
         old = objects[i]
-        edited[i] = replace(old, shape=rng.choice([s for s in SHAPES if s != old.shape]),
-                            color=rng.choice([c for c in COLORS if c != old.color]))
+        edited[i] = replace(
+            old,
+            shape=rng.choice([s for s in SHAPES if s != old.shape]),
+            color=rng.choice([c for c in COLORS if c != old.color]),
+        )
     return edited, ids
 
 
 # ---------------------------------------------------------------------------
 # Drawing
 # ---------------------------------------------------------------------------
+
 
 def _background(cam: Camera, ss: int) -> np.ndarray:
     """A CLEVR-like grey studio backdrop: brighter towards the viewer, a soft spotlight."""
@@ -292,8 +313,9 @@ def _in_quad(xs: np.ndarray, ys: np.ndarray, quad: list[tuple[float, float]]) ->
     return np.logical_or(np.all([s >= 0 for s in signs], axis=0), np.all([s <= 0 for s in signs], axis=0))
 
 
-def _layers(obj: SceneObject, f: _Frame, xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int]
-            ) -> list[tuple[np.ndarray, np.ndarray]]:
+def _layers(
+    obj: SceneObject, f: _Frame, xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int]
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(mask, colour) layers of one object, back to front."""
     rgb = COLORS[obj.color]
     r, e, up = f.s / 2, f.e, f.upright
@@ -313,11 +335,16 @@ def _layers(obj: SceneObject, f: _Frame, xs: np.ndarray, ys: np.ndarray, shape: 
         h = f.s * up
         top_y = f.gy - h
         body = (np.abs(xs - f.cx) <= r) & (ys >= top_y) & (ys <= f.gy + r * e * np.sqrt(np.clip(1 - u * u, 0, 1)))
-        body_normal = (np.broadcast_to(u, shape), np.zeros(shape, np.float32),
-                       np.broadcast_to(np.sqrt(1 - u * u), shape))
+        body_normal = (
+            np.broadcast_to(u, shape),
+            np.zeros(shape, np.float32),
+            np.broadcast_to(np.sqrt(1 - u * u), shape),
+        )
         cap = ((xs - f.cx) / r) ** 2 + ((ys - top_y) / (r * e)) ** 2 <= 1.0
-        return [(np.broadcast_to(body, shape), _shade(rgb, *body_normal)),
-                (np.broadcast_to(cap, shape), _flat(rgb, (0.0, up, e), shape))]
+        return [
+            (np.broadcast_to(body, shape), _shade(rgb, *body_normal)),
+            (np.broadcast_to(cap, shape), _flat(rgb, (0.0, up, e), shape)),
+        ]
     if obj.shape == "cone":
         apex = f.gy - 1.15 * f.s * up
         half = r * np.clip((ys - apex) / (f.gy - apex), 0.0, 1.0)
@@ -356,6 +383,7 @@ def render_scene(objects: list[SceneObject], cam: Camera) -> Image.Image:
 # One spy pair
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class ScenePair:
     original: Image.Image
@@ -370,8 +398,9 @@ def _object_row(obj: SceneObject, cam: Camera) -> dict:
     return row
 
 
-def make_scene_pair(seed: int, *, width: int = 480, height: int = 320, min_objects: int = 3,
-                    max_objects: int = 6, n_changes: int = 2) -> ScenePair:
+def make_scene_pair(
+    seed: int, *, width: int = 480, height: int = 320, min_objects: int = 3, max_objects: int = 6, n_changes: int = 2
+) -> ScenePair:
     """A CLEVR-like scene and its spy version (two objects change shape and colour), from `seed`."""
     if not 1 <= min_objects <= max_objects:
         raise SceneError(f"objects range {min_objects}..{max_objects} is empty")
@@ -384,14 +413,20 @@ def make_scene_pair(seed: int, *, width: int = 480, height: int = 320, min_objec
     changes = []
     for i in ids:
         before, after = _object_row(objects[i], cam), _object_row(edited[i], cam)
-        changes.append({
-            "id": i,
-            "before": {k: before[k] for k in ("shape", "color", "bbox")},
-            "after": {k: after[k] for k in ("shape", "color", "bbox")},
-            "region": [min(before["bbox"][0], after["bbox"][0]), min(before["bbox"][1], after["bbox"][1]),
-                       max(before["bbox"][2], after["bbox"][2]), max(before["bbox"][3], after["bbox"][3])],
-            "text": f"the {objects[i].describe()} became a {edited[i].describe()}",
-        })
+        changes.append(
+            {
+                "id": i,
+                "before": {k: before[k] for k in ("shape", "color", "bbox")},
+                "after": {k: after[k] for k in ("shape", "color", "bbox")},
+                "region": [
+                    min(before["bbox"][0], after["bbox"][0]),
+                    min(before["bbox"][1], after["bbox"][1]),
+                    max(before["bbox"][2], after["bbox"][2]),
+                    max(before["bbox"][3], after["bbox"][3]),
+                ],
+                "text": f"the {objects[i].describe()} became a {edited[i].describe()}",
+            }
+        )
     record = {
         "kind": "scene",
         "seed": seed,

@@ -1,4 +1,4 @@
-"""Iterative self-play policy optimisation (Iterative-SPO, Vision-Zero, REFERENCE §3).
+"""Iterative self-play policy optimisation (Iterative-SPO, Vision-Zero, docs/reference.md §7.7).
 
 Two phases: "decision" (RLVR on the votes) and "clue" (self-play on the clues); training
 starts in the decision phase. After every step the EMAs (decay rho, start 0) of the vote
@@ -64,8 +64,13 @@ class PhaseScheduler:
         self.switches += 1
 
     def state_dict(self) -> dict[str, Any]:
-        return {"phase": self.phase, "acc_ema": self.acc_ema, "na_ema": self.na_ema,
-                "steps_in_phase": self.steps_in_phase, "switches": self.switches}
+        return {
+            "phase": self.phase,
+            "acc_ema": self.acc_ema,
+            "na_ema": self.na_ema,
+            "steps_in_phase": self.steps_in_phase,
+            "switches": self.switches,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["phase"] not in (DECISION, CLUE):

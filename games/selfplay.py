@@ -47,11 +47,15 @@ class SelfPlayOptions(SpySettings):
     out: str = option(help="output folder")
     shard: int = option(0, help="this job plays the ids with id % num_shards == shard")
     num_shards: int = option(1, help="number of disjoint shards the ids are split into")
-    seed: int = option(0, help="each game's pair and spy seat follow from (seed, game id); sampling from the seed and the batch")
+    seed: int = option(
+        0, help="each game's pair and spy seat follow from (seed, game id); sampling from the seed and the batch"
+    )
     batch_games: int = option(8, help="games played together (each turn is one generate call over them)")
     temperature: float = option(1.0, help="sampling temperature")
     top_p: float = option(1.0, help="nucleus sampling")
-    engine: Literal["hf", "vllm"] = option("hf", help="hf = transformers generate; vllm = vLLM (GPU, checkpoint paths only)")
+    engine: Literal["hf", "vllm"] = option(
+        "hf", help="hf = transformers generate; vllm = vLLM (GPU, checkpoint paths only)"
+    )
     device: str = option("auto", help="auto = cuda when available, else cpu (engine=hf)")
     dtype: Literal["auto", "float32", "bfloat16"] = option("auto", help="auto = bfloat16 on GPU, float32 on CPU")
     min_pixels: int = option(3136, help="smallest image area after the processor's resize (pixels)")
@@ -109,8 +113,10 @@ def shard_lock(games_path: Path):
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(f"{games_path}: another selfplay job is writing this shard; wait for it "
-                            f"or give this one another shard= or out=") from None
+            raise UserError(
+                f"{games_path}: another selfplay job is writing this shard; wait for it "
+                f"or give this one another shard= or out="
+            ) from None
         try:
             yield
         finally:
@@ -144,10 +150,12 @@ def _check_config(out: Path, opts: SelfPlayOptions, pairs_fingerprint: str) -> N
         raise UserError(f"{path}: unreadable ({exc}); remove it or use another out=") from None
     differ = sorted(k for k in mine if k in theirs and theirs[k] != mine[k])
     if "pairs_fingerprint" in differ:
-        raise UserError(f"{out} holds games played on another set of pairs "
-                        f"({theirs['pairs_fingerprint']}, now {pairs_fingerprint}: count:hash of the "
-                        f"usable pair names); {opts.pairs} changed since, or some pairs became "
-                        f"unreadable. Restore it or use another out=")
+        raise UserError(
+            f"{out} holds games played on another set of pairs "
+            f"({theirs['pairs_fingerprint']}, now {pairs_fingerprint}: count:hash of the "
+            f"usable pair names); {opts.pairs} changed since, or some pairs became "
+            f"unreadable. Restore it or use another out="
+        )
     if differ:
         pairs = ", ".join(f"{k}={theirs[k]} (now {mine[k]})" for k in differ)
         raise UserError(f"{out} holds games played with {pairs}; use the same settings or another out=")
@@ -220,18 +228,32 @@ def load_engine(opts: SelfPlayOptions) -> Any:
 
         if opts.model.startswith("tiny"):
             raise OptionError("engine=vllm needs a checkpoint directory (save the tiny model first)")
-        processor = AutoProcessor.from_pretrained(opts.model, local_files_only=True,
-                                                  min_pixels=opts.min_pixels, max_pixels=opts.max_pixels)
-        return VLLMEngine.create(opts.model, processor, gpu_memory_utilization=0.85, sleep_mode=False,
-                                 max_images_per_prompt=1, dtype=opts.dtype, seed=opts.seed)
+        processor = AutoProcessor.from_pretrained(
+            opts.model, local_files_only=True, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels
+        )
+        return VLLMEngine.create(
+            opts.model,
+            processor,
+            gpu_memory_utilization=0.85,
+            sleep_mode=False,
+            max_images_per_prompt=1,
+            dtype=opts.dtype,
+            seed=opts.seed,
+        )
     import torch
 
     from vlrl.models.loading import load_model_and_processor
     from vlrl.rollout.hf_engine import HFEngine
 
     device = opts.device if opts.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    model, processor = load_model_and_processor(opts.model, dtype=opts.dtype, min_pixels=opts.min_pixels,
-                                                max_pixels=opts.max_pixels, device=device, seed=opts.seed)
+    model, processor = load_model_and_processor(
+        opts.model,
+        dtype=opts.dtype,
+        min_pixels=opts.min_pixels,
+        max_pixels=opts.max_pixels,
+        device=device,
+        seed=opts.seed,
+    )
     return HFEngine(model, processor, max_batch_requests=max(16, opts.batch_games))
 
 
@@ -256,8 +278,15 @@ def run(opts: SelfPlayOptions, *, engine: Any = None) -> int:
         return _play_shard(opts, engine, settings, report, games_path, summary_path, suffix)
 
 
-def _play_shard(opts: SelfPlayOptions, engine: Any, settings: SpySettings, report: Any, games_path: Path,
-                summary_path: Path, suffix: str) -> int:
+def _play_shard(
+    opts: SelfPlayOptions,
+    engine: Any,
+    settings: SpySettings,
+    report: Any,
+    games_path: Path,
+    summary_path: Path,
+    suffix: str,
+) -> int:
     from tqdm import tqdm
 
     ids = shard_ids(opts.games, opts.shard, opts.num_shards)
@@ -265,19 +294,23 @@ def _play_shard(opts: SelfPlayOptions, engine: Any, settings: SpySettings, repor
     done, corrupt = read_done(games_path)
     todo = [g for g in ids if g not in done]
     if done or corrupt:
-        print(f"resuming: {len(done)} games already written, {len(todo)} to go"
-              + (f"; {corrupt} unreadable lines ignored" if corrupt else ""), file=sys.stderr)
+        print(
+            f"resuming: {len(done)} games already written, {len(todo)} to go"
+            + (f"; {corrupt} unreadable lines ignored" if corrupt else ""),
+            file=sys.stderr,
+        )
 
     skipped: list[str] = []
     written = 0
     try:
         if todo and engine is None:
             engine = load_engine(opts)
-        bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc=f"selfplay{suffix}", unit="game",
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=len(ids), initial=len(ids) - len(todo), desc=f"selfplay{suffix}", unit="game", dynamic_ncols=True
+        )
         for start in range(0, len(todo), opts.batch_games):
             batch: list[Game] = []
-            for gid in todo[start:start + opts.batch_games]:
+            for gid in todo[start : start + opts.batch_games]:
                 index, spy = game_plan(len(report.pairs), settings.players, opts.seed, gid)
                 pair = report.pairs[index]
                 try:
@@ -285,8 +318,11 @@ def _play_shard(opts: SelfPlayOptions, engine: Any, settings: SpySettings, repor
                 except (OSError, ValueError) as exc:
                     skipped.append(f"game {gid}: pair {pair.base}: {exc}")
                     bar.update(1)
-            params = SamplingParams(temperature=opts.temperature, top_p=opts.top_p,
-                                    seed=opts.seed * 1_000_003 + (batch[0].game_id if batch else 0))
+            params = SamplingParams(
+                temperature=opts.temperature,
+                top_p=opts.top_p,
+                seed=opts.seed * 1_000_003 + (batch[0].game_id if batch else 0),
+            )
             play_games(engine, batch, params)
             for game in batch:
                 game.drop_images()
@@ -300,14 +336,27 @@ def _play_shard(opts: SelfPlayOptions, engine: Any, settings: SpySettings, repor
 
     records, corrupt = read_done(games_path)
     mine = [records[g] for g in ids if g in records]
-    summary = {**summarise(mine), "shard": opts.shard, "num_shards": opts.num_shards, "ids": len(ids),
-               "written_this_run": written, "skipped": len(skipped), "skipped_games": skipped[:50],
-               "unreadable_lines": corrupt, "pairs": len(report.pairs), "pairs_skipped": len(report.skipped),
-               "skipped_pairs": report.skipped[:50], "options": dataclasses.asdict(opts)}
+    summary = {
+        **summarise(mine),
+        "shard": opts.shard,
+        "num_shards": opts.num_shards,
+        "ids": len(ids),
+        "written_this_run": written,
+        "skipped": len(skipped),
+        "skipped_games": skipped[:50],
+        "unreadable_lines": corrupt,
+        "pairs": len(report.pairs),
+        "pairs_skipped": len(report.skipped),
+        "skipped_pairs": report.skipped[:50],
+        "options": dataclasses.asdict(opts),
+    }
     write_json_atomic(summary_path, summary)
-    print(f"{summary['games']} of {len(ids)} games in {games_path}: spy caught {summary['spy_caught_rate']:.1%}, "
-          f"vote accuracy {summary['vote_accuracy']:.1%}, N/A {summary['na_rate']:.1%}, invalid votes "
-          f"{summary['invalid_votes']}, invalid clues {summary['invalid_clues']}, clue length "
-          f"{summary['clue_tokens_mean']:.1f} tokens, mean reward spy {summary['reward_spy_mean']:+.3f} / civilian "
-          f"{summary['reward_civilian_mean']:+.3f}" + (f"; {len(skipped)} games skipped (unreadable pairs)" if skipped else ""))
+    print(
+        f"{summary['games']} of {len(ids)} games in {games_path}: spy caught {summary['spy_caught_rate']:.1%}, "
+        f"vote accuracy {summary['vote_accuracy']:.1%}, N/A {summary['na_rate']:.1%}, invalid votes "
+        f"{summary['invalid_votes']}, invalid clues {summary['invalid_clues']}, clue length "
+        f"{summary['clue_tokens_mean']:.1f} tokens, mean reward spy {summary['reward_spy_mean']:+.3f} / civilian "
+        f"{summary['reward_civilian_mean']:+.3f}"
+        + (f"; {len(skipped)} games skipped (unreadable pairs)" if skipped else "")
+    )
     return 0

@@ -25,6 +25,7 @@ from games.engine import (
     new_game,
     play_games,
 )
+from games.pairs import pairs_fingerprint
 from games.rewards import (
     RoleBaselines,
     decision_reward,
@@ -32,7 +33,6 @@ from games.rewards import (
     group_normalise,
     score_game,
 )
-from games.pairs import pairs_fingerprint
 from games.schedule import CLUE as CLUE_PHASE
 from games.schedule import DECISION, PhaseScheduler
 from games.settings import SpySettings
@@ -58,9 +58,22 @@ class SpyBatch:
 
 
 # Step totals summed over ranks, in this order (metrics are ratios of them).
-_SUMS = ("votes", "correct", "abstain", "invalid_votes", "vote_tokens", "clues", "invalid_clues",
-         "clue_tokens", "clue_words", "games", "caught", "spy_reward", "civilian_reward",
-         "decision_reward")
+_SUMS = (
+    "votes",
+    "correct",
+    "abstain",
+    "invalid_votes",
+    "vote_tokens",
+    "clues",
+    "invalid_clues",
+    "clue_tokens",
+    "clue_words",
+    "games",
+    "caught",
+    "spy_reward",
+    "civilian_reward",
+    "decision_reward",
+)
 
 
 def _identity(values: list[float]) -> list[float]:
@@ -97,8 +110,17 @@ class SpyTask:
 
     # ------------------------------------------------------------ one step
 
-    def play_step(self, engine: Any, params: SamplingParams, step: int, games: int, *,
-                  rank: int = 0, world: int = 1, reduce_sum: ReduceSum | None = None) -> SpyBatch:
+    def play_step(
+        self,
+        engine: Any,
+        params: SamplingParams,
+        step: int,
+        games: int,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        reduce_sum: ReduceSum | None = None,
+    ) -> SpyBatch:
         if games < 1:
             raise ValueError(f"games={games}: a step plays at least one game per rank")
         reduce_sum = reduce_sum or _identity
@@ -126,12 +148,12 @@ class SpyTask:
         reduced = reduce_sum(slots + [local[k] for k in _SUMS])
         if len(reduced) != len(slots) + len(_SUMS):
             raise RuntimeError(f"reduce_sum returned {len(reduced)} values for {len(slots) + len(_SUMS)}")
-        totals = dict(zip(_SUMS, reduced[2 * n_global:]))
+        totals = dict(zip(_SUMS, reduced[2 * n_global :]))
 
         # RAE: update game by game in global order; each game uses the baselines right after
         # its own update (games.rewards).
         after = [self.baselines.update(reduced[2 * j], reduced[2 * j + 1]) for j in range(n_global)]
-        mine = after[rank * games:(rank + 1) * games]
+        mine = after[rank * games : (rank + 1) * games]
         for g, sc, b in zip(played, scores, mine):
             g.outcome["baselines"] = dict(b)
             g.outcome["clue_advantages"] = [sc.clue[p.seat - 1] - b[p.role] for p in g.players]
@@ -180,8 +202,9 @@ class SpyTask:
             "switched": float(self.scheduler.switches != switches_before),
             "games": totals["games"],
         }
-        return SpyBatch(requests, completions, advantages, trainable, phase, metrics, events, played, kinds,
-                        game_of, turns)
+        return SpyBatch(
+            requests, completions, advantages, trainable, phase, metrics, events, played, kinds, game_of, turns
+        )
 
     @staticmethod
     def _totals(played: list[Game], scores: list[Any]) -> dict[str, float]:
@@ -208,16 +231,21 @@ class SpyTask:
     # ------------------------------------------------------------ resume
 
     def state_dict(self) -> dict[str, Any]:
-        return {"scheduler": self.scheduler.state_dict(), "baselines": self.baselines.state_dict(),
-                "pairs": pairs_fingerprint(self.pairs)}
+        return {
+            "scheduler": self.scheduler.state_dict(),
+            "baselines": self.baselines.state_dict(),
+            "pairs": pairs_fingerprint(self.pairs),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state.get("pairs")
         if saved is not None and saved != pairs_fingerprint(self.pairs):
             # game counters map to pairs by position: another list would silently replay
             # some pairs and skip others from here on
-            raise UserError(f"the checkpoint was trained on another set of image pairs ({saved}, now "
-                            f"{pairs_fingerprint(self.pairs)}: count:hash of the usable pair names); "
-                            f"restore data.train or start a new out=")
+            raise UserError(
+                f"the checkpoint was trained on another set of image pairs ({saved}, now "
+                f"{pairs_fingerprint(self.pairs)}: count:hash of the usable pair names); "
+                f"restore data.train or start a new out="
+            )
         self.scheduler.load_state_dict(state["scheduler"])
         self.baselines.load_state_dict(state["baselines"])

@@ -68,8 +68,14 @@ def _renamed_keywords(func: Callable, renames: dict[str, str], *, drop: tuple[st
     return adapter
 
 
-def _wrap_keywords(owner: Any, attr: str, renames: dict[str, str], *, drop: tuple[str, ...] = (),
-                   probe: Callable[[], Any] | None = None) -> bool:
+def _wrap_keywords(
+    owner: Any,
+    attr: str,
+    renames: dict[str, str],
+    *,
+    drop: tuple[str, ...] = (),
+    probe: Callable[[], Any] | None = None,
+) -> bool:
     """Install a keyword adapter on owner.attr when `probe` (an old-style call) fails."""
     func = getattr(owner, attr, None)
     if func is None or getattr(func, "_vlrl_compat", False):
@@ -136,7 +142,7 @@ def _seaborn_styles() -> bool:
     added = False
     for name in list(style.library):
         if name.startswith("seaborn-v0_8"):
-            old = "seaborn" + name[len("seaborn-v0_8"):]
+            old = "seaborn" + name[len("seaborn-v0_8") :]
             if old not in style.library:
                 style.library[old] = style.library[name]
                 added = True
@@ -189,10 +195,20 @@ def _plot_date() -> bool:
     return _set_missing(plt, "plot_date", pyplot_plot_date) or done
 
 
-_SCALE_KEYWORDS = {"nonposx": "nonpositive", "nonposy": "nonpositive", "nonposz": "nonpositive",
-                   "basex": "base", "basey": "base", "basez": "base", "subsx": "subs", "subsy": "subs",
-                   "linthreshx": "linthresh", "linthreshy": "linthresh", "linscalex": "linscale",
-                   "linscaley": "linscale"}
+_SCALE_KEYWORDS = {
+    "nonposx": "nonpositive",
+    "nonposy": "nonpositive",
+    "nonposz": "nonpositive",
+    "basex": "base",
+    "basey": "base",
+    "basez": "base",
+    "subsx": "subs",
+    "subsy": "subs",
+    "linthreshx": "linthresh",
+    "linthreshy": "linthresh",
+    "linscalex": "linscale",
+    "linscaley": "linscale",
+}
 
 
 def _scale_keywords() -> bool:
@@ -257,8 +273,7 @@ def _tostring_rgb() -> bool:
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    return _set_missing(FigureCanvasAgg, "tostring_rgb",
-                        lambda self: np.asarray(self.buffer_rgba())[..., :3].tobytes())
+    return _set_missing(FigureCanvasAgg, "tostring_rgb", lambda self: np.asarray(self.buffer_rgba())[..., :3].tobytes())
 
 
 def _set_window_title() -> bool:
@@ -275,14 +290,38 @@ def _set_window_title() -> bool:
 
 # name -> what it meant (numpy 1.20 deprecated the builtin aliases, 1.24 removed them;
 # numpy 2.0 removed the rest).
-_NUMPY_ALIASES_124 = {"float": "builtins.float", "int": "builtins.int", "object": "builtins.object",
-                      "str": "builtins.str", "complex": "builtins.complex"}
+_NUMPY_ALIASES_124 = {
+    "float": "builtins.float",
+    "int": "builtins.int",
+    "object": "builtins.object",
+    "str": "builtins.str",
+    "complex": "builtins.complex",
+}
 _NUMPY_ALIASES_20 = {
-    "NaN": "nan", "NAN": "nan", "Inf": "inf", "Infinity": "inf", "infty": "inf", "PINF": "inf",
-    "float_": "float64", "complex_": "complex128", "cfloat": "complex128", "string_": "bytes_",
-    "unicode_": "str_", "longfloat": "longdouble", "singlecomplex": "complex64", "longcomplex": "clongdouble",
-    "clongfloat": "clongdouble", "int0": "intp", "uint0": "uintp", "bool8": "bool_", "product": "prod",
-    "cumproduct": "cumprod", "alltrue": "all", "sometrue": "any", "round_": "round", "mat": "asmatrix",
+    "NaN": "nan",
+    "NAN": "nan",
+    "Inf": "inf",
+    "Infinity": "inf",
+    "infty": "inf",
+    "PINF": "inf",
+    "float_": "float64",
+    "complex_": "complex128",
+    "cfloat": "complex128",
+    "string_": "bytes_",
+    "unicode_": "str_",
+    "longfloat": "longdouble",
+    "singlecomplex": "complex64",
+    "longcomplex": "clongdouble",
+    "clongfloat": "clongdouble",
+    "int0": "intp",
+    "uint0": "uintp",
+    "bool8": "bool_",
+    "product": "prod",
+    "cumproduct": "cumprod",
+    "alltrue": "all",
+    "sometrue": "any",
+    "round_": "round",
+    "mat": "asmatrix",
 }
 _NUMPY_ALIASES_24 = {"trapz": "trapezoid", "in1d": "isin"}  # deprecated in 2.0
 
@@ -306,13 +345,27 @@ def _numpy_functions_20() -> bool:
     done = _set_missing(np, "NINF", -np.inf)
     done = _set_missing(np, "PZERO", 0.0) or done
     done = _set_missing(np, "NZERO", -0.0) or done
-    done = _set_missing(np, "asfarray", lambda a, dtype=np.float64: np.asarray(
-        a, dtype=dtype if np.issubdtype(dtype, np.inexact) else np.float64)) or done
+    done = (
+        _set_missing(
+            np,
+            "asfarray",
+            lambda a, dtype=np.float64: np.asarray(a, dtype=dtype if np.issubdtype(dtype, np.inexact) else np.float64),
+        )
+        or done
+    )
     done = _set_missing(np, "msort", lambda a: np.sort(a, axis=0)) or done
     done = _set_missing(np, "issubclass_", lambda a, b: isinstance(a, type) and issubclass(a, b)) or done
     done = _set_missing(np, "sctype2char", lambda sctype: np.dtype(sctype).char) or done
-    done = _set_missing(np, "find_common_type", lambda array_types, scalar_types: np.result_type(
-        *array_types, *scalar_types) if (array_types or scalar_types) else np.dtype(None)) or done
+    done = (
+        _set_missing(
+            np,
+            "find_common_type",
+            lambda array_types, scalar_types: (
+                np.result_type(*array_types, *scalar_types) if (array_types or scalar_types) else np.dtype(None)
+            ),
+        )
+        or done
+    )
     return done
 
 
@@ -350,10 +403,12 @@ def legacy_scalar_calls(tree: ast.Module) -> dict[str, Any]:
         return {}
     names = {"float", "int", "complex"}
     for node in ast.walk(tree):
-        bound = (isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)) and node.id in names) or (
-            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in names) or (
-            isinstance(node, ast.alias) and (node.asname or node.name) in names) or (
-            isinstance(node, ast.arg) and node.arg in names)
+        bound = (
+            (isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)) and node.id in names)
+            or (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in names)
+            or (isinstance(node, ast.alias) and (node.asname or node.name) in names)
+            or (isinstance(node, ast.arg) and node.arg in names)
+        )
         if bound:
             return {}
     for node in ast.walk(tree):
@@ -365,9 +420,28 @@ def legacy_scalar_calls(tree: ast.Module) -> dict[str, Any]:
 # --------------------------------------------------------------------------- pandas
 
 # pandas 2.2 deprecated, and 3.0 removed, these frequency aliases
-_FREQ_RENAMES = {"M": "ME", "BM": "BME", "SM": "SME", "CBM": "CBME", "Q": "QE", "BQ": "BQE", "Y": "YE",
-                 "A": "YE", "BY": "BYE", "BA": "BYE", "AS": "YS", "BAS": "BYS", "H": "h", "BH": "bh",
-                 "CBH": "cbh", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns"}
+_FREQ_RENAMES = {
+    "M": "ME",
+    "BM": "BME",
+    "SM": "SME",
+    "CBM": "CBME",
+    "Q": "QE",
+    "BQ": "BQE",
+    "Y": "YE",
+    "A": "YE",
+    "BY": "BYE",
+    "BA": "BYE",
+    "AS": "YS",
+    "BAS": "BYS",
+    "H": "h",
+    "BH": "bh",
+    "CBH": "cbh",
+    "T": "min",
+    "S": "s",
+    "L": "ms",
+    "U": "us",
+    "N": "ns",
+}
 _FREQ = re.compile(r"^(-?\d*\.?\d*)([A-Za-z]+)(-[A-Za-z]{3})?$")
 
 
@@ -412,12 +486,21 @@ def _pandas_methods() -> bool:
     import pandas as pd
     from pandas.core.generic import NDFrame
 
-    done = _set_missing(pd.DataFrame, "applymap", lambda self, func, na_action=None, **kw: self.map(
-        func, na_action=na_action, **kw))  # removed in 3.0
+    done = _set_missing(
+        pd.DataFrame, "applymap", lambda self, func, na_action=None, **kw: self.map(func, na_action=na_action, **kw)
+    )  # removed in 3.0
     done = _set_missing(pd.DataFrame, "iteritems", lambda self: self.items()) or done  # 2.0
     done = _set_missing(pd.Series, "iteritems", lambda self: self.items()) or done  # 2.0
-    done = _set_missing(pd.Series, "mad", lambda self, axis=None, skipna=True, level=None: (
-        self - self.mean(skipna=skipna)).abs().mean(skipna=skipna)) or done  # 2.0
+    done = (
+        _set_missing(
+            pd.Series,
+            "mad",
+            lambda self, axis=None, skipna=True, level=None: (
+                (self - self.mean(skipna=skipna)).abs().mean(skipna=skipna)
+            ),
+        )
+        or done
+    )  # 2.0
     for cls in (pd.DataFrame, pd.Series):
         done = _set_missing(cls, "pad", lambda self, **kw: self.ffill(**kw)) or done  # 2.0
         done = _set_missing(cls, "backfill", lambda self, **kw: self.bfill(**kw)) or done  # 2.0
@@ -430,8 +513,12 @@ def _pandas_methods() -> bool:
             if other.name is None and not ignore_index:
                 raise TypeError("Can only append a Series if ignore_index=True or if the Series has a name")
             other = other.to_frame().T.infer_objects()
-        elif isinstance(other, list) and other and isinstance(self, pd.DataFrame) and not isinstance(
-                other[0], pd.DataFrame):
+        elif (
+            isinstance(other, list)
+            and other
+            and isinstance(self, pd.DataFrame)
+            and not isinstance(other[0], pd.DataFrame)
+        ):
             other = pd.DataFrame(other)
         frames = [self, *other] if isinstance(other, (list, tuple)) else [self, other]
         return pd.concat(frames, ignore_index=ignore_index, verify_integrity=verify_integrity, sort=sort)
@@ -444,6 +531,7 @@ def _pandas_methods() -> bool:
         try:
             pd.Series([1.0, None]).fillna(method="ffill")
         except TypeError:  # method= removed in 3.0
+
             def legacy_fillna(self, value=None, *args, method=None, **kwargs):
                 if method in ("ffill", "pad"):
                     return self.ffill(**{k: v for k, v in kwargs.items() if k in ("axis", "inplace", "limit")})
@@ -464,8 +552,16 @@ def _pandas_keywords() -> bool:
         pd.date_range("2020-01-01", periods=2, closed="left")
 
     done = _wrap_keywords(pd, "date_range", {"closed": "inclusive"}, probe=closed_probe)  # 2.0
-    done = _wrap_keywords(pd, "to_datetime", {}, drop=("infer_datetime_format",),
-                          probe=lambda: pd.to_datetime(["2020-01-01"], infer_datetime_format=True)) or done  # 3.0
+    done = (
+        _wrap_keywords(
+            pd,
+            "to_datetime",
+            {},
+            drop=("infer_datetime_format",),
+            probe=lambda: pd.to_datetime(["2020-01-01"], infer_datetime_format=True),
+        )
+        or done
+    )  # 3.0
     import io
 
     def whitespace_probe():
@@ -534,18 +630,34 @@ SHIMS: tuple[Shim, ...] = (
     Shim("FigureCanvasAgg.tostring_rgb", "matplotlib 3.10", _tostring_rgb),
     Shim("FigureCanvas.set_window_title", "matplotlib 3.6", _set_window_title),
     Shim("np.float / np.int / np.object / np.str / np.complex", "numpy 1.24", _numpy_aliases(_NUMPY_ALIASES_124)),
-    Shim("np.NaN, np.Inf, np.float_, np.string_, np.product, np.alltrue, np.round_, np.mat ...", "numpy 2.0",
-         _numpy_aliases(_NUMPY_ALIASES_20)),
+    Shim(
+        "np.NaN, np.Inf, np.float_, np.string_, np.product, np.alltrue, np.round_, np.mat ...",
+        "numpy 2.0",
+        _numpy_aliases(_NUMPY_ALIASES_20),
+    ),
     Shim("np.trapz, np.in1d", "numpy 2.4 (deprecated in 2.0)", _numpy_aliases(_NUMPY_ALIASES_24)),
     Shim("np.NINF, np.asfarray, np.msort, np.find_common_type ...", "numpy 2.0", _numpy_functions_20),
-    Shim("float()/int()/complex() of a one-element array (the script's own calls)", "numpy 2.4 (deprecated in 1.25)",
-         _one_element_scalars),
-    Shim("pandas frequency aliases 'M', 'Q', 'Y', 'A', 'H', 'T', 'S' ...", "pandas 3.0 (deprecated in 2.2)",
-         _pandas_frequencies),
-    Shim("DataFrame.applymap / append / iteritems / pad, Series.append / mad, pd.datetime, pd.value_counts, "
-         "fillna(method=...)", "pandas 2.0 and 3.0", _pandas_methods),
-    Shim("date_range(closed=), to_datetime/read_csv(infer_datetime_format=), read_csv(delim_whitespace=)",
-         "pandas 2.0 and 3.0", _pandas_keywords),
+    Shim(
+        "float()/int()/complex() of a one-element array (the script's own calls)",
+        "numpy 2.4 (deprecated in 1.25)",
+        _one_element_scalars,
+    ),
+    Shim(
+        "pandas frequency aliases 'M', 'Q', 'Y', 'A', 'H', 'T', 'S' ...",
+        "pandas 3.0 (deprecated in 2.2)",
+        _pandas_frequencies,
+    ),
+    Shim(
+        "DataFrame.applymap / append / iteritems / pad, Series.append / mad, pd.datetime, pd.value_counts, "
+        "fillna(method=...)",
+        "pandas 2.0 and 3.0",
+        _pandas_methods,
+    ),
+    Shim(
+        "date_range(closed=), to_datetime/read_csv(infer_datetime_format=), read_csv(delim_whitespace=)",
+        "pandas 2.0 and 3.0",
+        _pandas_keywords,
+    ),
     Shim("DataFrame/groupby mean, median, std, var skipping text columns", "pandas 2.0", _pandas_numeric_only),
 )
 

@@ -18,7 +18,8 @@ from typing import Any
 
 # Imported here, not inside the functions: in the runner our own modules leave sys.modules
 # before the script runs (and the sandbox refuses to read them again).
-from renderers import compat, instrument
+from renderers import compat, instrument, visibility  # noqa: F401 - visibility hooks into instrument
+from renderers.trace import collect_trace
 
 USER_FILENAME = "<chart>"
 
@@ -77,11 +78,28 @@ def _user_error(exc: BaseException) -> str:
 
 # Attributes that reach interpreter internals without raising an audit event; chart code
 # never needs them, and through them a script could rewrite its own trace.
-INTROSPECTION_NAMES = frozenset({
-    "__globals__", "__closure__", "cell_contents", "f_back", "f_locals", "f_globals", "f_builtins",
-    "__wrapped__", "_getframe", "tb_frame", "gi_frame", "cr_frame", "__code__", "__subclasses__",
-    "__getattribute__", "get_objects", "get_referrers", "get_referents",
-})
+INTROSPECTION_NAMES = frozenset(
+    {
+        "__globals__",
+        "__closure__",
+        "cell_contents",
+        "f_back",
+        "f_locals",
+        "f_globals",
+        "f_builtins",
+        "__wrapped__",
+        "_getframe",
+        "tb_frame",
+        "gi_frame",
+        "cr_frame",
+        "__code__",
+        "__subclasses__",
+        "__getattribute__",
+        "get_objects",
+        "get_referrers",
+        "get_referents",
+    }
+)
 
 
 def find_introspection(tree: ast.AST) -> tuple[int, str] | None:
@@ -169,8 +187,15 @@ def run_script(code: str, *, is_violation=lambda: False, check_introspection: bo
     return out
 
 
-def draw_figure(fig, *, dpi: float = 100, max_pixels: int = 4_000_000, with_trace: bool = True,
-                calls: list | None = None, colors: list | None = None) -> tuple[bytes, dict[str, Any], list[int]]:
+def draw_figure(
+    fig,
+    *,
+    dpi: float = 100,
+    max_pixels: int = 4_000_000,
+    with_trace: bool = True,
+    calls: list | None = None,
+    colors: list | None = None,
+) -> tuple[bytes, dict[str, Any], list[int]]:
     """Draw `fig` as a PNG and record its trace from what is drawn.
 
     `calls` and `colors` are the call records of the process that ran the script (see
@@ -197,7 +222,7 @@ def draw_figure(fig, *, dpi: float = 100, max_pixels: int = 4_000_000, with_trac
         types = instrument.verified_type_counts(calls or [], placed)
         colors = instrument.final_colors(instrument.verified_color_records(colors or [], placed))
         # One figure is drawn, whatever else the script opened (its own count is its claim).
-        trace = instrument.collect_trace(fig, instrument.RECORDS.drawn_texts, types, colors, n_figures=1)
+        trace = collect_trace(fig, instrument.RECORDS.drawn_texts, types, colors, n_figures=1)
     return png.getvalue(), trace, size_px
 
 
@@ -210,8 +235,15 @@ def draw_failure(exc: BaseException) -> tuple[str, str]:
     return "runtime", "while drawing: " + _user_error(exc)
 
 
-def run_code(code: str, *, dpi: float = 100, max_pixels: int = 4_000_000, with_trace: bool = True,
-             is_violation=lambda: False, check_introspection: bool = True) -> dict[str, Any]:
+def run_code(
+    code: str,
+    *,
+    dpi: float = 100,
+    max_pixels: int = 4_000_000,
+    with_trace: bool = True,
+    is_violation=lambda: False,
+    check_introspection: bool = True,
+) -> dict[str, Any]:
     """Run a script and draw its figure in this process. Returns a plain dict (see RenderResult)."""
     t0 = time.perf_counter()
     out = run_script(code, is_violation=is_violation, check_introspection=check_introspection)
@@ -221,8 +253,13 @@ def run_code(code: str, *, dpi: float = 100, max_pixels: int = 4_000_000, with_t
         return out
     try:
         out["png"], out["trace"], _ = draw_figure(
-            fig, dpi=dpi, max_pixels=max_pixels, with_trace=with_trace,
-            calls=instrument.type_call_records(), colors=instrument.color_records())
+            fig,
+            dpi=dpi,
+            max_pixels=max_pixels,
+            with_trace=with_trace,
+            calls=instrument.type_call_records(),
+            colors=instrument.color_records(),
+        )
     except BaseException as exc:  # noqa: BLE001 - a figure can fail only when drawn
         out.update(ok=False, png=None)
         out["error_kind"], out["error"] = draw_failure(exc)

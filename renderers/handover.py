@@ -33,60 +33,136 @@ from renderers import instrument
 _CLASS_PACKAGES = ("matplotlib", "mpl_toolkits", "numpy", "matplotlib_venn")
 # ...except from modules that write files, run programs or exist for tests.
 _DENIED_MODULES = (
-    "matplotlib.animation", "matplotlib.backends", "matplotlib.testing", "matplotlib.sphinxext",
-    "matplotlib.pyplot", "matplotlib._api", "matplotlib.texmanager", "matplotlib.dviread",
-    "matplotlib.font_manager", "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.ctypeslib",
-    "numpy.lib.format", "numpy.lib.npyio", "numpy.lib._npyio_impl", "numpy.lib._datasource",
+    "matplotlib.animation",
+    "matplotlib.backends",
+    "matplotlib.testing",
+    "matplotlib.sphinxext",
+    "matplotlib.pyplot",
+    "matplotlib._api",
+    "matplotlib.texmanager",
+    "matplotlib.dviread",
+    "matplotlib.font_manager",
+    "numpy.testing",
+    "numpy.f2py",
+    "numpy.distutils",
+    "numpy.ctypeslib",
+    "numpy.lib.format",
+    "numpy.lib.npyio",
+    "numpy.lib._npyio_impl",
+    "numpy.lib._datasource",
     "numpy._pytesttester",
 )
 # Plain data types of the language itself.
-_BUILTIN_TYPES = frozenset({
-    "list", "dict", "set", "frozenset", "tuple", "slice", "complex", "bytearray", "range", "object",
-    "int", "float", "str", "bytes", "bool", "NoneType",
-})
+_BUILTIN_TYPES = frozenset(
+    {
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "tuple",
+        "slice",
+        "complex",
+        "bytearray",
+        "range",
+        "object",
+        "int",
+        "float",
+        "str",
+        "bytes",
+        "bool",
+        "NoneType",
+    }
+)
 # Functions a figure's pickle names (measured on 251 real charts): numpy's constructors of
 # arrays and scalars from their bytes (numpy 1.x and 2.x names). None runs code of the
 # sender's choosing.
-_FUNCTIONS = frozenset({
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy.ma.core", "_mareconstruct"),
-    # callbacks and handlers matplotlib stores on figures; drawing never calls the event ones
-    ("matplotlib.cbook", "_exception_printer"), ("matplotlib.artist", "_stale_axes_callback"),
-    ("matplotlib.backend_bases", "_key_handler"), ("matplotlib.backend_bases", "_mouse_handler"),
-    ("matplotlib.colorbar", "_remove_cbar_axes"), ("matplotlib.axis", "Axis._format_with_dict"),
-    # pure numeric functions that scales and norms keep (FuncScale, FuncNorm)
-    ("numpy", "average"),
-})
+_FUNCTIONS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy.ma.core", "_mareconstruct"),
+        # callbacks and handlers matplotlib stores on figures; drawing never calls the event ones
+        ("matplotlib.cbook", "_exception_printer"),
+        ("matplotlib.artist", "_stale_axes_callback"),
+        ("matplotlib.backend_bases", "_key_handler"),
+        ("matplotlib.backend_bases", "_mouse_handler"),
+        ("matplotlib.colorbar", "_remove_cbar_axes"),
+        ("matplotlib.axis", "Axis._format_with_dict"),
+        # pure numeric functions that scales and norms keep (FuncScale, FuncNorm)
+        ("numpy", "average"),
+    }
+)
 # Segment functions of matplotlib's gnuplot colormaps: pure arithmetic on one array.
 _COLORMAP_FUNCTIONS = "matplotlib._cm"
 # Plain data and helpers of the standard library and dateutil that figures hold (dates on axes).
-_PLAIN_CLASSES = frozenset({
-    ("collections", "OrderedDict"), ("functools", "partial"), ("itertools", "count"),
-    ("datetime", "datetime"), ("datetime", "date"), ("datetime", "time"), ("datetime", "timedelta"),
-    ("datetime", "timezone"), ("dateutil.rrule", "rrule"), ("dateutil.tz.tz", "tzutc"),
-    ("dateutil.relativedelta", "relativedelta"),
-})
+_PLAIN_CLASSES = frozenset(
+    {
+        ("collections", "OrderedDict"),
+        ("functools", "partial"),
+        ("itertools", "count"),
+        ("datetime", "datetime"),
+        ("datetime", "date"),
+        ("datetime", "time"),
+        ("datetime", "timedelta"),
+        ("datetime", "timezone"),
+        ("dateutil.rrule", "rrule"),
+        ("dateutil.tz.tz", "tzutc"),
+        ("dateutil.relativedelta", "relativedelta"),
+    }
+)
 # Bound methods of plain containers that artists keep (`_remove_method = list.remove`)
 # pickle as getattr(container, name): allowed for these names on these types only.
-_BOUND_METHODS = {list: frozenset({"remove", "append"}), dict: frozenset({"pop", "__delitem__"}),
-                  set: frozenset({"discard", "remove"})}
+_BOUND_METHODS = {
+    list: frozenset({"remove", "append"}),
+    dict: frozenset({"pop", "__delitem__"}),
+    set: frozenset({"discard", "remove"}),
+}
 # Methods matplotlib itself replaces per instance, with the same-named method of another
 # object: a TransformWrapper forwards to its child, a colorbar's axes to the colorbar.
-_WRAPPER_METHODS = frozenset({"get_affine", "get_matrix", "inverted", "transform", "transform_affine",
-                              "transform_non_affine", "transform_path", "transform_path_affine",
-                              "transform_path_non_affine"})
+_WRAPPER_METHODS = frozenset(
+    {
+        "get_affine",
+        "get_matrix",
+        "inverted",
+        "transform",
+        "transform_affine",
+        "transform_non_affine",
+        "transform_path",
+        "transform_path_affine",
+        "transform_path_non_affine",
+    }
+)
 _COLORBAR_METHODS = frozenset({"_get_view", "_set_view", "_set_view_from_bbox", "drag_pan", "cla"})
 # Methods of plotting objects that figures keep bound (callbacks, remove hooks, the two
 # forwarding patterns above, a MarkerStyle's `_set_<marker>`), measured on real charts.
-_STORED_METHODS = _WRAPPER_METHODS | _COLORBAR_METHODS | frozenset({
-    "_remove_legend", "_unit_change_handler", "_cbar_cla", "_remove_suplabel", "delaxes", "pick",
-    "_findoffset", "_button_press", "_button_release", "_on_move", "_forward_boundaries", "_inverse_boundaries",
-})
+_STORED_METHODS = (
+    _WRAPPER_METHODS
+    | _COLORBAR_METHODS
+    | frozenset(
+        {
+            "_remove_legend",
+            "_unit_change_handler",
+            "_cbar_cla",
+            "_remove_suplabel",
+            "delaxes",
+            "pick",
+            "_findoffset",
+            "_button_press",
+            "_button_release",
+            "_on_move",
+            "_forward_boundaries",
+            "_inverse_boundaries",
+        }
+    )
+)
 # The only non-numpy-array classes of numpy a figure holds.
-_NUMPY_CLASSES = frozenset({("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.ma", "MaskedArray"),
-                            ("numpy.ma.core", "MaskedArray")})
+_NUMPY_CLASSES = frozenset(
+    {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.ma", "MaskedArray"), ("numpy.ma.core", "MaskedArray")}
+)
 MAX_OBJECTS = 2_000_000
 
 
@@ -105,8 +181,9 @@ def _safe_getattr(obj: Any, name: str) -> Any:
     allowed = _BOUND_METHODS.get(type(obj))
     if allowed is not None and isinstance(name, str) and name in allowed:
         return getattr(obj, name)
-    listed = isinstance(name, str) and (name in _STORED_METHODS or isinstance(obj, MarkerStyle)
-                                        and name.startswith("_set_"))
+    listed = isinstance(name, str) and (
+        name in _STORED_METHODS or isinstance(obj, MarkerStyle) and name.startswith("_set_")
+    )
     if listed and not isinstance(obj, type) and _from_stack(type(obj)):
         for klass in type(obj).__mro__:
             if name in vars(klass):
@@ -185,8 +262,14 @@ class _FigureUnpickler(pickle.Unpickler):
         raise ForgedHandover("persistent ids are not allowed")
 
 
-_METHOD_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
-                 types.WrapperDescriptorType, staticmethod, classmethod)
+_METHOD_TYPES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    staticmethod,
+    classmethod,
+)
 
 
 def _honest_shadow(obj: Any, key: str, value: Any) -> bool:
@@ -206,8 +289,20 @@ def _honest_shadow(obj: Any, key: str, value: Any) -> bool:
 
 # Not walked into: code and namespaces (a function's referents are its module's globals),
 # classes (checked by _FigureUnpickler.classes_untouched) and plain values.
-_OPAQUE = (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType, types.CodeType,
-           str, bytes, int, float, complex, bool, type(None))
+_OPAQUE = (
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    types.CodeType,
+    str,
+    bytes,
+    int,
+    float,
+    complex,
+    bool,
+    type(None),
+)
 
 
 # class -> names of the methods it or a base defines. The server fills it for the classes of
@@ -283,11 +378,17 @@ def load_handover(blob: bytes) -> dict[str, Any]:
     if not isinstance(data["figure"], Figure):
         raise ForgedHandover(f"the handover holds a {type(data['figure']).__name__}, not a Figure")
     calls, colors = data["calls"], data["colors"]
-    if not (isinstance(calls, list) and all(
-            isinstance(c, tuple) and len(c) == 2 and isinstance(c[0], str) and isinstance(c[1], list) for c in calls)):
+    if not (
+        isinstance(calls, list)
+        and all(
+            isinstance(c, tuple) and len(c) == 2 and isinstance(c[0], str) and isinstance(c[1], list) for c in calls
+        )
+    ):
         raise ForgedHandover("malformed call records")
-    if not (isinstance(colors, list) and all(
-            isinstance(c, tuple) and len(c) == 4 and all(isinstance(x, str) for x in c[:3]) for c in colors)):
+    if not (
+        isinstance(colors, list)
+        and all(isinstance(c, tuple) and len(c) == 4 and all(isinstance(x, str) for x in c[:3]) for c in colors)
+    ):
         raise ForgedHandover("malformed colour records")
     _check_graph(data)
     return data
@@ -340,6 +441,7 @@ def _drop_foreign_units(fig) -> None:
                     line._invalidx = line._invalidy = True
             axis._converter = None
             axis.units = None
+
     # pandas also keeps its own objects on artists (Series as data, ax.freq, ax._plot_data):
     # arrays become numpy arrays, anything else of pandas' is not part of the drawing.
     def foreign(v: Any) -> bool:
@@ -356,7 +458,8 @@ def _drop_foreign_units(fig) -> None:
                 else:
                     delattr(artist, key)
             elif isinstance(value, (list, tuple)) and any(
-                    foreign(v) or isinstance(v, (list, tuple)) and any(map(foreign, v)) for v in value):
+                foreign(v) or isinstance(v, (list, tuple)) and any(map(foreign, v)) for v in value
+            ):
                 delattr(artist, key)
 
 
@@ -390,7 +493,9 @@ def pack_handover(fig, calls: list, colors: list) -> tuple[bytes, str | None]:
     """The runner's figure and records as one pickle (raises when they cannot travel), and
     a note when parts of the figure had to be frozen or left out to travel."""
     payload = {"figure": fig, "calls": calls, "colors": colors}
-    foreign = any(not _from_stack(type(t)) for _, _, ticker in _tickers(fig) for t in (ticker.formatter, ticker.locator))
+    foreign = any(
+        not _from_stack(type(t)) for _, _, ticker in _tickers(fig) for t in (ticker.formatter, ticker.locator)
+    )
     if foreign:
         _freeze_ticks(fig)  # pandas' date tickers: the drawer would refuse them
         _drop_foreign_units(fig)
@@ -405,8 +510,15 @@ def pack_handover(fig, calls: list, colors: list) -> tuple[bytes, str | None]:
         pass
     left_out = _leave_out_local_objects(fig)
     payload["calls"] = [(kind, [a for a in artists if id(a) not in left_out]) for kind, artists in calls]
-    payload["colors"] = [c for c in colors if id(c[3]) not in left_out and not (
-        isinstance(c[3], list) and any(id(a) in left_out for a in c[3]))]
-    note = f"{len(left_out)} artist(s) keeping code defined inside a function could not leave the sandbox " \
-           f"and were left out" if left_out else None
+    payload["colors"] = [
+        c
+        for c in colors
+        if id(c[3]) not in left_out and not (isinstance(c[3], list) and any(id(a) in left_out for a in c[3]))
+    ]
+    note = (
+        f"{len(left_out)} artist(s) keeping code defined inside a function could not leave the sandbox "
+        f"and were left out"
+        if left_out
+        else None
+    )
     return pickle.dumps(payload, protocol=5), note

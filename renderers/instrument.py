@@ -14,7 +14,6 @@ itself never runs user code after `reset()`.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import matplotlib
@@ -24,7 +23,6 @@ matplotlib.use("Agg")
 import matplotlib.cbook as cbook  # noqa: E402
 import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.patches as mpatches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.axes._base import _process_plot_var_args  # noqa: E402
@@ -232,20 +230,30 @@ def _reread(rule: str, key_color: str, artist: Any) -> list[str | None]:
     raise ValueError(rule)
 
 
-COLOR_RULES = frozenset({"fixed", "cmap", "color", "facecolor", "original_facecolor", "first_facecolor",
-                         "all_facecolors", "all_edgecolors", "patch_facecolors"})
+COLOR_RULES = frozenset(
+    {
+        "fixed",
+        "cmap",
+        "color",
+        "facecolor",
+        "original_facecolor",
+        "first_facecolor",
+        "all_facecolors",
+        "all_edgecolors",
+        "patch_facecolors",
+    }
+)
 
 
 def color_records() -> list[tuple[str, str, str, Any]]:
     """(group, colour when drawn, re-read rule, artist) in the order they were logged."""
-    return [(group, key_color, rule, artist)
-            for (_, key_color), (group, rule, artist) in RECORDS.color_objects.items()]
+    return [(group, key_color, rule, artist) for (_, key_color), (group, rule, artist) in RECORDS.color_objects.items()]
 
 
 def final_colors(records: list[tuple[str, str, str, Any]] | None = None) -> list[list[str]]:
     """[[group, colour], ...] read at the end, duplicates removed, first-seen order kept."""
     seen: dict[tuple[str, str], None] = {}
-    for group, key_color, rule, artist in (color_records() if records is None else records):
+    for group, key_color, rule, artist in color_records() if records is None else records:
         try:
             colors = _reread(rule, key_color, artist)
         except Exception:  # an artist the script broke after drawing it
@@ -344,13 +352,25 @@ def _optional_modules():
     return mods
 
 
+# renderers.visibility builds on this module's records and judges what the final draw shows;
+# it registers itself here when imported, and the hooks below call back into it.
+_visibility: Any = None
+
+
+def use_visibility(module: Any) -> None:
+    global _visibility
+    _visibility = module
+
+
 def install() -> None:
     """Install both layers and the text capture. Idempotent; call before any user code."""
     global _installed
     if _installed:
         return
+    if _visibility is None:
+        raise RuntimeError("import renderers.visibility before instrument.install(): the trace needs it")
     _installed = True
-    from renderers import visibility  # imported now, before any job: jobs cannot open files
+    visibility = _visibility
 
     mods = _optional_modules()
 
@@ -445,155 +465,6 @@ def install() -> None:
     Figure.draw = figure_draw
 
 
-# --------------------------------------------------------------------------- trace
-
-
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(v):
-        return None
-    return float(f"{v:.6g}")
-
-
-def _nums(values: Any) -> list[float | None]:
-    try:
-        arr = np.asarray(values, dtype=float).ravel()[:MAX_POINTS]
-    except (TypeError, ValueError):
-        return [_num(v) for v in list(values)[:MAX_POINTS]]
-    return [_num(v) for v in arr]
-
-
-def _text(s: Any) -> str:
-    return "" if s is None else str(s)
-
-
-def _layout(fig) -> list[list[int]]:
-    return _layout_rows_of(fig.axes)
-
-
-def _layout_rows_of(axes) -> list[list[int]]:
-    rows = []
-    for ax in axes:
-        spec = ax.get_subplotspec()
-        if spec is None:
-            continue
-        nrows, ncols = spec.get_gridspec().get_geometry()
-        rows.append(
-            [nrows, ncols, spec.rowspan.start, spec.rowspan.stop - 1, spec.colspan.start, spec.colspan.stop - 1]
-        )
-    return rows
-
-
-def _major_tick_texts(fig) -> set[int]:
-    """ids of the texts ChartMimic removes before capturing: x/y major tick labels and offsets."""
-    ids: set[int] = set()
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            for tick in axis.majorTicks:
-                ids.add(id(tick.label1))
-                ids.add(id(tick.label2))
-            ids.add(id(axis.offsetText))
-    return ids
-
-
-def bar_extent(patch: Any, name: str) -> float:
-    """A bar's x, y, width or height. Axes3D.bar turns its Rectangles into Patch3D, which
-    keeps the rectangle's own attributes but not its getters."""
-    getter = getattr(patch, f"get_{name}", None)
-    if getter is not None:
-        return getter()
-    return getattr(patch, {"x": "_x0", "y": "_y0"}.get(name, f"_{name}"), 0.0)
-
-
-def _series_of_axes(ax, helpers: frozenset[int] | set[int] = frozenset()) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "projection": getattr(ax, "name", "rectilinear"),
-        "title": _text(ax.get_title()),
-        "title_left": _text(ax.get_title(loc="left")),
-        "title_right": _text(ax.get_title(loc="right")),
-        "xlabel": _text(ax.get_xlabel()),
-        "ylabel": _text(ax.get_ylabel()),
-        "xscale": ax.get_xscale(),
-        "yscale": ax.get_yscale(),
-        "xlim": _nums(ax.get_xlim()),
-        "ylim": _nums(ax.get_ylim()),
-    }
-    if hasattr(ax, "get_zlabel"):
-        out["zlabel"] = _text(ax.get_zlabel())
-    legend = ax.get_legend()
-    out["legend"] = [_text(t.get_text()) for t in legend.get_texts()] if legend else []
-    out["xticklabels"] = [_text(t.get_text()) for t in ax.get_xticklabels()]
-    out["yticklabels"] = [_text(t.get_text()) for t in ax.get_yticklabels()]
-    out["lines"] = [
-        {
-            "label": _text(line.get_label()),
-            "x": _nums(line.get_xdata(orig=False)),
-            "y": _nums(line.get_ydata(orig=False)),
-            "color": to_hex(line.get_color()),
-            "marker": _text(line.get_marker()),
-            "linestyle": _text(line.get_linestyle()),
-            "helper": id(line) in helpers,  # drawn by matplotlib around the data, not data
-        }
-        for line in ax.get_lines()
-    ]
-    bars = []
-    for container in ax.containers:
-        if type(container).__name__ != "BarContainer":
-            continue
-        patches = list(container)
-        bars.append(
-            {
-                "label": _text(container.get_label()),
-                "orientation": getattr(container, "orientation", None) or "vertical",
-                # read from the bars as drawn: `datavalues` is a plain attribute anyone can set
-                "values": _nums([bar_extent(p, "width") if getattr(container, "orientation", None) == "horizontal"
-                                 else bar_extent(p, "height") for p in patches]),
-                "x": _nums([bar_extent(p, "x") + bar_extent(p, "width") / 2 for p in patches]),
-                "y": _nums([bar_extent(p, "y") + bar_extent(p, "height") / 2 for p in patches]),
-                "colors": [to_hex(p.get_facecolor()) for p in patches[:MAX_POINTS]],
-            }
-        )
-    out["bars"] = bars
-    wedges = [p for p in ax.patches if isinstance(p, mpatches.Wedge)]
-    out["wedges"] = [
-        {
-            "label": _text(w.get_label()),
-            "fraction": _num((w.theta2 - w.theta1) / 360.0),
-            "color": to_hex(w.get_facecolor()),
-        }
-        for w in wedges
-    ]
-    collections = []
-    for coll in ax.collections:
-        entry: dict[str, Any] = {"type": type(coll).__name__, "label": _text(coll.get_label())}
-        offsets = coll.get_offsets()
-        if len(offsets):
-            arr = np.asarray(offsets, dtype=float)[:MAX_POINTS]
-            entry["x"] = _nums(arr[:, 0])
-            entry["y"] = _nums(arr[:, 1])
-        fc = coll.get_facecolors()
-        entry["colors"] = [to_hex(list(c)) for c in fc[:20]]
-        collections.append(entry)
-    out["collections"] = collections
-    images = []
-    for im in ax.images:
-        arr = np.asarray(im.get_array(), dtype=float)
-        images.append(
-            {
-                "shape": list(arr.shape),
-                "min": _num(np.nanmin(arr)) if arr.size else None,
-                "max": _num(np.nanmax(arr)) if arr.size else None,
-                "cmap": im.get_cmap().name,
-            }
-        )
-    out["images"] = images
-    out["texts"] = [_text(t.get_text()) for t in ax.texts]
-    return out
-
-
 # --------------------------------------------------------------------------- verification
 #
 # The script's own process records which calls it made (ChartMimic counts calls, not
@@ -601,33 +472,84 @@ def _series_of_axes(ax, helpers: frozenset[int] | set[int] = frozenset()) -> dic
 # artists it names are really in the figure it draws, and re-reads every colour itself.
 
 TYPE_KINDS = frozenset(
-    _AXES_TYPE_METHODS + ["plot_polar", "fill_between", "NonUniformImage", "Ellipse", "VennDiagram",
-                          "squarify.plot", "draw_networkx_nodes", "draw_networkx_edges",
-                          "draw_networkx_labels"] + ["3d." + n for n in _AXES3D_TYPE_METHODS]
+    _AXES_TYPE_METHODS
+    + [
+        "plot_polar",
+        "fill_between",
+        "NonUniformImage",
+        "Ellipse",
+        "VennDiagram",
+        "squarify.plot",
+        "draw_networkx_nodes",
+        "draw_networkx_edges",
+        "draw_networkx_labels",
+    ]
+    + ["3d." + n for n in _AXES3D_TYPE_METHODS]
 )
 COLOR_GROUPS = frozenset(
-    _AXES_COLOR_METHODS + ["line", "fill_between", "plot_polar", "scatter_polar", "NonUniformImage", "Ellipse",
-                           "VennDiagram", "squarify", "draw_networkx_nodes", "draw_networkx_edges",
-                           "draw_networkx_labels"] + ["3d." + n for n in _AXES3D_TYPE_METHODS]
+    _AXES_COLOR_METHODS
+    + [
+        "line",
+        "fill_between",
+        "plot_polar",
+        "scatter_polar",
+        "NonUniformImage",
+        "Ellipse",
+        "VennDiagram",
+        "squarify",
+        "draw_networkx_nodes",
+        "draw_networkx_edges",
+        "draw_networkx_labels",
+    ]
+    + ["3d." + n for n in _AXES3D_TYPE_METHODS]
 )
 
 
 # What each counted call (and colour group) draws: a record backs only with these.
 _LINES, _BARS = (Line2D,), (mpatches.Rectangle,)
 _ARTIST_CLASSES: dict[str, tuple[type, ...]] = {
-    "bar": _BARS, "barh": _BARS, "plot": _LINES, "plot_polar": _LINES, "line": _LINES, "axhline": _LINES,
-    "axvline": _LINES, "axvspan": (mpatches.Rectangle, mpatches.Polygon),
-    "axhspan": (mpatches.Rectangle, mpatches.Polygon), "hlines": (LineCollection,), "vlines": (LineCollection,),
-    "errorbar": (Line2D, LineCollection), "boxplot": (Line2D, mpatches.Patch), "violinplot": (Collection,),
-    "violin": (Collection,), "hist": (mpatches.Rectangle, mpatches.Polygon), "fill_between": (PolyCollection,),
-    "fill_betweenx": (PolyCollection,), "scatter": (PathCollection,), "scatter_polar": (PathCollection,),
-    "quiver": (PolyCollection,), "pie": (mpatches.Wedge,), "fill": (mpatches.Polygon,), "imshow": (AxesImage,),
-    "pcolor": (Collection,), "contour": (Collection,), "contourf": (Collection,), "broken_barh": (PolyCollection,),
-    "tripcolor": (Collection,), "NonUniformImage": (NonUniformImage,), "Ellipse": (Ellipse,),
-    "VennDiagram": (mpatches.Patch,), "squarify.plot": (Axes,), "squarify": (mpatches.Rectangle,),
-    "draw_networkx_nodes": (PathCollection,), "draw_networkx_edges": (LineCollection, mpatches.Patch),
-    "draw_networkx_labels": (Text,), "3d.scatter": (PathCollection,), "3d.plot": _LINES,
-    "3d.plot_surface": (PolyCollection,), "3d.bar3d": (PolyCollection,), "3d.bar": (mpatches.Patch,),
+    "bar": _BARS,
+    "barh": _BARS,
+    "plot": _LINES,
+    "plot_polar": _LINES,
+    "line": _LINES,
+    "axhline": _LINES,
+    "axvline": _LINES,
+    "axvspan": (mpatches.Rectangle, mpatches.Polygon),
+    "axhspan": (mpatches.Rectangle, mpatches.Polygon),
+    "hlines": (LineCollection,),
+    "vlines": (LineCollection,),
+    "errorbar": (Line2D, LineCollection),
+    "boxplot": (Line2D, mpatches.Patch),
+    "violinplot": (Collection,),
+    "violin": (Collection,),
+    "hist": (mpatches.Rectangle, mpatches.Polygon),
+    "fill_between": (PolyCollection,),
+    "fill_betweenx": (PolyCollection,),
+    "scatter": (PathCollection,),
+    "scatter_polar": (PathCollection,),
+    "quiver": (PolyCollection,),
+    "pie": (mpatches.Wedge,),
+    "fill": (mpatches.Polygon,),
+    "imshow": (AxesImage,),
+    "pcolor": (Collection,),
+    "contour": (Collection,),
+    "contourf": (Collection,),
+    "broken_barh": (PolyCollection,),
+    "tripcolor": (Collection,),
+    "NonUniformImage": (NonUniformImage,),
+    "Ellipse": (Ellipse,),
+    "VennDiagram": (mpatches.Patch,),
+    "squarify.plot": (Axes,),
+    "squarify": (mpatches.Rectangle,),
+    "draw_networkx_nodes": (PathCollection,),
+    "draw_networkx_edges": (LineCollection, mpatches.Patch),
+    "draw_networkx_labels": (Text,),
+    "3d.scatter": (PathCollection,),
+    "3d.plot": _LINES,
+    "3d.plot_surface": (PolyCollection,),
+    "3d.bar3d": (PolyCollection,),
+    "3d.bar": (mpatches.Patch,),
     "3d.add_collection3d": (Collection,),
 }
 
@@ -751,42 +673,3 @@ def _cmap_of(artist: Any) -> str | None:
         return artist.get_cmap().name
     except Exception:  # noqa: BLE001 - not a mappable
         return None
-
-
-def collect_trace(fig, texts: list[tuple[str, Any]], types: dict[str, int] | None = None,
-                  colors: list[list[str]] | None = None, n_figures: int | None = None) -> dict[str, Any]:
-    """Everything the rewards and the benchmark metrics need, as plain JSON data.
-
-    `texts` are the strings drawn during the final draw, each with its Text artist and
-    (the Text being drawn, whether that line shows on the canvas);
-    `types` and `colors` default to this process's own records (in-process rendering).
-    """
-    tick_ids = _major_tick_texts(fig)
-    texts = [t if len(t) > 2 else (t[0], t[1], (None, False)) for t in texts]
-    drawn, ticks = [], []
-    for s, artist, _ in texts:
-        (ticks if id(artist) in tick_ids else drawn).append(_text(s))
-    width, height = fig.get_size_inches()
-    suptitle = getattr(fig, "_suptitle", None)
-    calls = RECORDS.checked_calls if RECORDS.checked_calls is not None else type_call_records()
-    from renderers import visibility
-
-    helpers = visibility.helper_lines(fig, calls)
-    visible = visibility.visible_entry(fig, texts, tick_ids)
-    RECORDS.seen = RECORDS.checked_calls = RECORDS.checked_colors = None  # one trace per draw
-    return {
-        "types": dict(RECORDS.type_counts) if types is None else types,
-        "colors": final_colors() if colors is None else colors,
-        "texts": drawn,
-        "tick_labels": ticks,
-        "layout": _layout(fig),
-        "axes": [_series_of_axes(ax, helpers) for ax in fig.axes],
-        "suptitle": _text(suptitle.get_text()) if suptitle is not None else "",
-        "figure": {
-            "width_in": _num(width),
-            "height_in": _num(height),
-            "n_axes": len(fig.axes),
-            "n_figures": len(plt.get_fignums()) if n_figures is None else n_figures,
-        },
-        "visible": visible,
-    }

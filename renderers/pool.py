@@ -62,7 +62,9 @@ class RenderPool:
         if self.options.compat not in MODES:
             raise ValueError(f"compat must be one of {', '.join(MODES)}, not {self.options.compat!r}")
         if self.options.workers <= 0:
-            self.options.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            self.options.workers = (
+                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            )
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._futures: dict[int, tuple[Future, dict, int]] = {}
@@ -144,8 +146,10 @@ class RenderPool:
         self.seccomp = bool(hello.get("seccomp"))
         self.landlock = bool(hello.get("landlock"))
         self.isolation = {
-            "seccomp": self.seccomp, "landlock": self.landlock,
-            "namespaces": bool(hello.get("namespaces")), "pid_namespace": bool(hello.get("pid_namespace")),
+            "seccomp": self.seccomp,
+            "landlock": self.landlock,
+            "namespaces": bool(hello.get("namespaces")),
+            "pid_namespace": bool(hello.get("pid_namespace")),
             "job_uid": hello.get("job_uid"),
         }
         self.compat_shims: list[str] = list(hello.get("compat") or [])  # what renderers.compat put back
@@ -256,8 +260,11 @@ class RenderPool:
                         self._started.pop(job_id)
                         overdue.append((entry[0], entry[1]["timeout"]))
             for fut, timeout in overdue:
-                fut.set_result(RenderResult.failure(
-                    "timeout", f"the render server did not answer within {timeout:g} s; it was restarted"))
+                fut.set_result(
+                    RenderResult.failure(
+                        "timeout", f"the render server did not answer within {timeout:g} s; it was restarted"
+                    )
+                )
             if overdue and not self._closed:
                 self._kill_server()  # the reader thread sees EOF and recovers the other jobs
 
@@ -309,8 +316,9 @@ class RenderPool:
             except (OSError, ValueError):
                 pass  # the reader notices the dead server and resends
 
-    def submit(self, code: str, *, timeout: float | None = None, dpi: float | None = None,
-               trace: bool | None = None) -> "Future[RenderResult]":
+    def submit(
+        self, code: str, *, timeout: float | None = None, dpi: float | None = None, trace: bool | None = None
+    ) -> "Future[RenderResult]":
         """Render a script (already extracted code) without waiting; returns a Future."""
         if self._closed:
             raise RuntimeError("the render pool is closed")

@@ -5,10 +5,9 @@ Three layers, each covering what the others cannot:
 - a seccomp filter (Linux x86_64/aarch64) refusing process creation, sockets, signals to
   other processes, rlimit changes and a few kernel-escape syscalls, so even code that
   reaches raw syscalls cannot fork, connect or kill;
-- a Python audit hook refusing, at the language level, process creation, sockets,
-  dynamic library loading, writes outside the job's directory and reads outside an
-  allowlist. The hook resolves paths with primitives captured at install time, so user
-  code that monkeypatches os.path or builtins cannot steer it.
+- a Python audit hook (renderers.audit) refusing, at the language level, process
+  creation, sockets, dynamic library loading, writes outside the job's directory and
+  reads outside an allowlist.
 """
 
 from __future__ import annotations
@@ -17,9 +16,6 @@ import os
 import platform
 import resource
 import sys
-from typing import Callable
-
-from renderers.execute import SandboxViolation
 
 # --------------------------------------------------------------------------- rlimits
 
@@ -53,69 +49,239 @@ def apply_rlimits(*, cpu_seconds: float, memory_bytes: int, file_bytes: int, ope
 # Syscall numbers refused outright, per architecture.
 _DENY = {
     "x86_64": {
-        "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "socket": 41, "socketpair": 53,
-        "connect": 42, "bind": 49, "listen": 50, "accept": 43, "accept4": 288,
-        "tkill": 200, "setrlimit": 160, "ptrace": 101,
-        "process_vm_readv": 310, "process_vm_writev": 311, "unshare": 272, "setns": 308,
-        "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "bpf": 321,
-        "perf_event_open": 298, "keyctl": 250, "add_key": 248, "request_key": 249,
-        "userfaultfd": 323, "open_by_handle_at": 304, "name_to_handle_at": 303,
-        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-        "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438, "mknod": 133,
-        "mknodat": 259, "reboot": 169, "kexec_load": 246, "init_module": 175,
-        "finit_module": 313, "delete_module": 176, "iopl": 172, "ioperm": 173,
-        "swapon": 167, "swapoff": 168, "syslog": 103, "acct": 163, "settimeofday": 164,
-        "clock_settime": 227, "sethostname": 170, "setdomainname": 171, "personality": 135,
-        "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297,
+        "fork": 57,
+        "vfork": 58,
+        "execve": 59,
+        "execveat": 322,
+        "socket": 41,
+        "socketpair": 53,
+        "connect": 42,
+        "bind": 49,
+        "listen": 50,
+        "accept": 43,
+        "accept4": 288,
+        "tkill": 200,
+        "setrlimit": 160,
+        "ptrace": 101,
+        "process_vm_readv": 310,
+        "process_vm_writev": 311,
+        "unshare": 272,
+        "setns": 308,
+        "mount": 165,
+        "umount2": 166,
+        "pivot_root": 155,
+        "chroot": 161,
+        "bpf": 321,
+        "perf_event_open": 298,
+        "keyctl": 250,
+        "add_key": 248,
+        "request_key": 249,
+        "userfaultfd": 323,
+        "open_by_handle_at": 304,
+        "name_to_handle_at": 303,
+        "io_uring_setup": 425,
+        "io_uring_enter": 426,
+        "io_uring_register": 427,
+        "pidfd_open": 434,
+        "pidfd_send_signal": 424,
+        "pidfd_getfd": 438,
+        "mknod": 133,
+        "mknodat": 259,
+        "reboot": 169,
+        "kexec_load": 246,
+        "init_module": 175,
+        "finit_module": 313,
+        "delete_module": 176,
+        "iopl": 172,
+        "ioperm": 173,
+        "swapon": 167,
+        "swapoff": 168,
+        "syslog": 103,
+        "acct": 163,
+        "settimeofday": 164,
+        "clock_settime": 227,
+        "sethostname": 170,
+        "setdomainname": 171,
+        "personality": 135,
+        "rt_sigqueueinfo": 129,
+        "rt_tgsigqueueinfo": 297,
         # System V IPC outlives the job and crosses jobs; nothing in a chart needs it
-        "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65,
-        "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+        "shmget": 29,
+        "shmat": 30,
+        "shmctl": 31,
+        "shmdt": 67,
+        "semget": 64,
+        "semop": 65,
+        "semctl": 66,
+        "semtimedop": 220,
+        "msgget": 68,
+        "msgsnd": 69,
+        "msgrcv": 70,
+        "msgctl": 71,
         # memory outside the address-space limit; file-system watchers over the whole host
-        "memfd_create": 319, "memfd_secret": 447, "fanotify_init": 300, "fanotify_mark": 301,
-        "inotify_init": 253, "inotify_init1": 294, "inotify_add_watch": 254,
+        "memfd_create": 319,
+        "memfd_secret": 447,
+        "fanotify_init": 300,
+        "fanotify_mark": 301,
+        "inotify_init": 253,
+        "inotify_init1": 294,
+        "inotify_add_watch": 254,
         # scheduling and priority of any process (the server's included)
-        "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
-        "sched_setattr": 314, "setpriority": 141, "ioprio_set": 251,
+        "sched_setparam": 142,
+        "sched_setscheduler": 144,
+        "sched_setaffinity": 203,
+        "sched_setattr": 314,
+        "setpriority": 141,
+        "ioprio_set": 251,
         # leaving the process group or session the server kills by
-        "setpgid": 109, "setsid": 112,
+        "setpgid": 109,
+        "setsid": 112,
         # identity and capabilities stay as the sandbox left them
-        "setuid": 105, "setgid": 106, "setreuid": 113, "setregid": 114, "setresuid": 117,
-        "setresgid": 119, "setgroups": 116, "setfsuid": 122, "setfsgid": 123, "capset": 126,
+        "setuid": 105,
+        "setgid": 106,
+        "setreuid": 113,
+        "setregid": 114,
+        "setresuid": 117,
+        "setresgid": 119,
+        "setgroups": 116,
+        "setfsuid": 122,
+        "setfsgid": 123,
+        "capset": 126,
         # the new mount API, more filters, other processes' memory and NUMA placement
-        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-        "fspick": 433, "mount_setattr": 442, "statmount": 457, "listmount": 458, "seccomp": 317,
-        "process_madvise": 440, "process_mrelease": 448, "kcmp": 312, "migrate_pages": 256,
-        "move_pages": 279, "mbind": 237, "set_mempolicy": 238, "quotactl": 179,
-        "lookup_dcookie": 212, "vhangup": 153, "chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "fspick": 433,
+        "mount_setattr": 442,
+        "statmount": 457,
+        "listmount": 458,
+        "seccomp": 317,
+        "process_madvise": 440,
+        "process_mrelease": 448,
+        "kcmp": 312,
+        "migrate_pages": 256,
+        "move_pages": 279,
+        "mbind": 237,
+        "set_mempolicy": 238,
+        "quotactl": 179,
+        "lookup_dcookie": 212,
+        "vhangup": 153,
+        "chown": 92,
+        "fchown": 93,
+        "lchown": 94,
+        "fchownat": 260,
     },
     "aarch64": {
-        "execve": 221, "execveat": 281, "socket": 198, "socketpair": 199, "connect": 203,
-        "bind": 200, "listen": 201, "accept": 202, "accept4": 242, "tkill": 130,
-        "setrlimit": 164, "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
-        "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41,
-        "chroot": 51, "bpf": 280, "perf_event_open": 241, "keyctl": 219, "add_key": 217,
-        "request_key": 218, "userfaultfd": 282, "open_by_handle_at": 265,
-        "name_to_handle_at": 264, "io_uring_setup": 425, "io_uring_enter": 426,
-        "io_uring_register": 427, "pidfd_open": 434, "pidfd_send_signal": 424,
-        "pidfd_getfd": 438, "mknodat": 33, "reboot": 142, "kexec_load": 104,
-        "init_module": 105, "finit_module": 273, "delete_module": 106, "swapon": 224,
-        "swapoff": 225, "syslog": 116, "acct": 89, "settimeofday": 170, "clock_settime": 112,
-        "sethostname": 161, "setdomainname": 162, "personality": 92,
-        "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240,
-        "shmget": 194, "shmctl": 195, "shmat": 196, "shmdt": 197, "semget": 190, "semctl": 191,
-        "semtimedop": 192, "semop": 193, "msgget": 186, "msgctl": 187, "msgrcv": 188, "msgsnd": 189,
-        "memfd_create": 279, "memfd_secret": 447, "fanotify_init": 262, "fanotify_mark": 263,
-        "inotify_init1": 26, "inotify_add_watch": 27,
-        "sched_setparam": 118, "sched_setscheduler": 119, "sched_setaffinity": 122,
-        "sched_setattr": 274, "setpriority": 140, "ioprio_set": 30,
-        "setpgid": 154, "setsid": 157,
-        "setuid": 146, "setgid": 144, "setreuid": 145, "setregid": 143, "setresuid": 147,
-        "setresgid": 149, "setgroups": 159, "setfsuid": 151, "setfsgid": 152, "capset": 91,
-        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-        "fspick": 433, "mount_setattr": 442, "statmount": 457, "listmount": 458, "seccomp": 277,
-        "process_madvise": 440, "process_mrelease": 448, "kcmp": 272, "migrate_pages": 238,
-        "move_pages": 239, "mbind": 235, "set_mempolicy": 237, "quotactl": 60, "vhangup": 58,
-        "fchown": 55, "fchownat": 54,
+        "execve": 221,
+        "execveat": 281,
+        "socket": 198,
+        "socketpair": 199,
+        "connect": 203,
+        "bind": 200,
+        "listen": 201,
+        "accept": 202,
+        "accept4": 242,
+        "tkill": 130,
+        "setrlimit": 164,
+        "ptrace": 117,
+        "process_vm_readv": 270,
+        "process_vm_writev": 271,
+        "unshare": 97,
+        "setns": 268,
+        "mount": 40,
+        "umount2": 39,
+        "pivot_root": 41,
+        "chroot": 51,
+        "bpf": 280,
+        "perf_event_open": 241,
+        "keyctl": 219,
+        "add_key": 217,
+        "request_key": 218,
+        "userfaultfd": 282,
+        "open_by_handle_at": 265,
+        "name_to_handle_at": 264,
+        "io_uring_setup": 425,
+        "io_uring_enter": 426,
+        "io_uring_register": 427,
+        "pidfd_open": 434,
+        "pidfd_send_signal": 424,
+        "pidfd_getfd": 438,
+        "mknodat": 33,
+        "reboot": 142,
+        "kexec_load": 104,
+        "init_module": 105,
+        "finit_module": 273,
+        "delete_module": 106,
+        "swapon": 224,
+        "swapoff": 225,
+        "syslog": 116,
+        "acct": 89,
+        "settimeofday": 170,
+        "clock_settime": 112,
+        "sethostname": 161,
+        "setdomainname": 162,
+        "personality": 92,
+        "rt_sigqueueinfo": 138,
+        "rt_tgsigqueueinfo": 240,
+        "shmget": 194,
+        "shmctl": 195,
+        "shmat": 196,
+        "shmdt": 197,
+        "semget": 190,
+        "semctl": 191,
+        "semtimedop": 192,
+        "semop": 193,
+        "msgget": 186,
+        "msgctl": 187,
+        "msgrcv": 188,
+        "msgsnd": 189,
+        "memfd_create": 279,
+        "memfd_secret": 447,
+        "fanotify_init": 262,
+        "fanotify_mark": 263,
+        "inotify_init1": 26,
+        "inotify_add_watch": 27,
+        "sched_setparam": 118,
+        "sched_setscheduler": 119,
+        "sched_setaffinity": 122,
+        "sched_setattr": 274,
+        "setpriority": 140,
+        "ioprio_set": 30,
+        "setpgid": 154,
+        "setsid": 157,
+        "setuid": 146,
+        "setgid": 144,
+        "setreuid": 145,
+        "setregid": 143,
+        "setresuid": 147,
+        "setresgid": 149,
+        "setgroups": 159,
+        "setfsuid": 151,
+        "setfsgid": 152,
+        "capset": 91,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "fspick": 433,
+        "mount_setattr": 442,
+        "statmount": 457,
+        "listmount": 458,
+        "seccomp": 277,
+        "process_madvise": 440,
+        "process_mrelease": 448,
+        "kcmp": 272,
+        "migrate_pages": 238,
+        "move_pages": 239,
+        "mbind": 235,
+        "set_mempolicy": 237,
+        "quotactl": 60,
+        "vhangup": 58,
+        "fchown": 55,
+        "fchownat": 54,
     },
 }
 # Syscalls allowed only with particular arguments.
@@ -231,16 +397,16 @@ class _Kernel:
             self.syscall.restype = ctypes.c_long
             self.unshare = libc.unshare
             self.mount = libc.mount
-            self.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                                   ctypes.c_char_p]
+            self.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
             self.ctypes = ctypes
         except (OSError, AttributeError):
             self.prctl = self.syscall = None
         self.landlock_abi = self._landlock_abi()
 
     # -- namespaces
-    def enter_namespaces(self, job_dir: str, disk_bytes: int, uid: int,
-                         reveal: dict[str, list[str]] | None = None) -> list[str]:
+    def enter_namespaces(
+        self, job_dir: str, disk_bytes: int, uid: int, reveal: dict[str, list[str]] | None = None
+    ) -> list[str]:
         """Private mount, IPC, network and UTS namespaces, and the job dir as a tmpfs of
         `disk_bytes` (noexec: no shared library can be loaded from what the job writes).
 
@@ -270,8 +436,10 @@ class _Kernel:
                     else:
                         uid = 0  # the job keeps uid 0 (see zygote._seal): its dir must be root's
                 options = f"size={max(disk_bytes, 1 << 20)},nr_inodes=16384,mode=0700,uid={uid},gid={uid}"
-                if self.mount(b"tmpfs", job_dir.encode(), b"tmpfs", ms_nosuid | ms_nodev | ms_noexec,
-                              options.encode()) == 0:
+                if (
+                    self.mount(b"tmpfs", job_dir.encode(), b"tmpfs", ms_nosuid | ms_nodev | ms_noexec, options.encode())
+                    == 0
+                ):
                     applied.append("tmpfs")
         return applied
 
@@ -388,8 +556,11 @@ class _Kernel:
         file_only = 1 | 2 | 4 | (1 << 14 if abi >= 3 else 0) | (1 << 15 if abi >= 5 else 0)
 
         class RulesetAttr(ctypes.Structure):
-            _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                        ("scoped", ctypes.c_uint64)]
+            _fields_ = [
+                ("handled_access_fs", ctypes.c_uint64),
+                ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64),
+            ]
 
         class PathBeneath(ctypes.Structure):
             _pack_ = 1
@@ -426,185 +597,6 @@ class _Kernel:
 
 
 KERNEL = _Kernel()
-
-
-# --------------------------------------------------------------------------- audit hook
-
-_ALWAYS_REFUSED = frozenset(
-    {
-        "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-        "os.forkpty", "os.startfile", "pty.spawn", "socket.__new__", "socket.connect",
-        "socket.bind", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
-        "socket.sendto", "socket.sethostname", "sqlite3.connect", "urllib.Request",
-        "http.client.connect", "ftplib.connect", "smtplib.connect", "poplib.connect",
-        "imaplib.open", "nntplib.connect", "telnetlib.Telnet.open", "webbrowser.open",
-        "resource.setrlimit", "sys.addaudithook", "ctypes.dlopen", "ctypes.dlsym",
-        "ctypes.dlsym/handle", "sys.remote_exec", "os.setuid", "os.setgid",
-        # Walking the heap reaches the sandbox's own state (this hook, the trace records).
-        "gc.get_objects", "gc.get_referrers", "gc.get_referents",
-        "os.memfd_create", "os.setpgid", "os.setsid", "os.setpriority", "os.sched_setaffinity",
-        "os.sched_setscheduler", "os.sched_setparam",
-    }
-)
-# Frame and code access that, from user code, would reach the sandbox's locals.
-_FRAME_EVENTS = frozenset({"sys._getframe", "sys._current_frames", "sys._current_exceptions"})
-_FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code", "__code__"})
-# stdlib helpers that hand frames to their caller
-_FRAME_HELPERS = frozenset({"currentframe", "stack", "getouterframes", "getinnerframes", "trace",
-                            "walk_stack", "walk_tb"})
-# event -> (indexes of the path arguments it writes, indexes of its dir_fd arguments)
-_WRITE_EVENTS = {
-    "os.remove": ((0,), (1,)), "os.rmdir": ((0,), (1,)), "os.mkdir": ((0,), (2,)),
-    "os.rename": ((0, 1), (2, 3)), "os.link": ((0, 1), (2, 3)), "os.symlink": ((1,), (2,)),
-    "os.truncate": ((0,), ()), "os.chmod": ((0,), (2,)), "os.chown": ((0,), (3,)),
-    "os.utime": ((0,), (3,)), "os.chflags": ((0,), ()), "os.lchflags": ((0,), ()),
-    "os.setxattr": ((0,), ()), "os.removexattr": ((0,), ()), "tempfile.mkstemp": ((0,), ()),
-    "tempfile.mkdtemp": ((0,), ()), "shutil.rmtree": ((0,), (1,)),
-}
-_READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "glob.glob/2": (0,),
-                "os.getxattr": (0,), "os.listxattr": (0,)}
-
-
-def install_audit_hook(write_root: str, read_roots: list[str], user_filename: str = "<chart>") -> Callable[[], list[str]]:
-    """Install the hook for the rest of this process's life; returns a getter of violations."""
-    import posix
-
-    lstat, readlink, getcwd, fspath, getpid = posix.lstat, posix.readlink, posix.getcwd, posix.fspath, posix.getpid
-    getframe = sys._getframe
-    busy = [False]  # the hook's own frame inspection raises events too
-    own_pid = getpid()
-    write_flags = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
-    s_ifmt, s_iflnk = 0o170000, 0o120000
-    write_root = write_root.rstrip("/")
-    readable = tuple(r.rstrip("/") for r in read_roots) + (write_root,)
-    violations: list[str] = []
-    raise_violation = SandboxViolation
-
-    def resolve(path) -> str:
-        path = fspath(path)
-        if isinstance(path, bytes):
-            path = path.decode("utf-8", "surrogateescape")
-        if not path.startswith("/"):
-            path = getcwd() + "/" + path
-        pending = [p for p in path.split("/") if p][::-1]
-        parts: list[str] = []
-        hops = 0
-        while pending:
-            comp = pending.pop()
-            if comp == ".":
-                continue
-            if comp == "..":
-                if parts:
-                    parts.pop()
-                continue
-            candidate = "/" + "/".join(parts + [comp])
-            try:
-                mode = lstat(candidate).st_mode
-            except OSError:
-                parts.append(comp)
-                continue
-            if mode & s_ifmt == s_iflnk:
-                hops += 1
-                if hops > 40:
-                    raise raise_violation("too many symbolic links")
-                target = readlink(candidate)
-                if target.startswith("/"):
-                    parts = []
-                pending.extend([p for p in target.split("/") if p][::-1])
-            else:
-                parts.append(comp)
-        return "/" + "/".join(parts)
-
-    def inside(path: str, roots: tuple[str, ...]) -> bool:
-        for root in roots:
-            if path == root or path.startswith(root + "/"):
-                return True
-        return False
-
-    def refuse(what: str) -> None:
-        violations.append(what)
-        raise raise_violation(f"sandbox refused {what}")
-
-    def check_path(event: str, raw, write: bool) -> None:
-        if raw is None or isinstance(raw, int):
-            return  # an already-open descriptor: it passed this check when it was opened
-        try:
-            path = resolve(raw)
-        except raise_violation:
-            raise
-        except Exception:
-            refuse(f"{event} on an unresolvable path")
-            return
-        if write and not inside(path, (write_root,)) and path != "/dev/null":
-            refuse(f"{event} writing {path}")
-        elif not write and not inside(path, readable):
-            refuse(f"{event} reading {path}")
-
-    def from_user_code() -> bool:
-        """Did the script itself (or a stdlib frame helper it called) trigger this event?"""
-        busy[0] = True
-        try:
-            frame = getframe(2)  # 0: this function, 1: the hook, 2: who raised the event
-            code = frame.f_code
-            if code.co_filename == user_filename:
-                return True
-            if code.co_name in _FRAME_HELPERS and frame.f_back is not None:
-                return frame.f_back.f_code.co_filename == user_filename
-            return False
-        except Exception:
-            return False
-        finally:
-            busy[0] = False
-
-    def hook(event: str, args: tuple) -> None:
-        if busy[0]:
-            return
-        if event in _FRAME_EVENTS or (event == "object.__getattr__" and len(args) > 1 and args[1] in _FRAME_ATTRS):
-            if from_user_code():
-                refuse(f"{event} {args[1] if event == 'object.__getattr__' else ''}".strip())
-            return
-        if event == "open":
-            path, mode, flags = (tuple(args) + (None, None, None))[:3]
-            write = False
-            if isinstance(mode, str) and ("w" in mode or "a" in mode or "x" in mode or "+" in mode):
-                write = True
-            if isinstance(flags, int) and flags & write_flags:
-                write = True
-            check_path(event, path, write)
-        elif event in _ALWAYS_REFUSED or event.startswith("ctypes."):
-            # every ctypes event is raw memory, a foreign call or loading a library: chart
-            # code needs none of them
-            refuse(event)
-        elif event == "import" and len(args) > 2 and isinstance(args[2], list):
-            # a module compiled or copied into the job dir would run outside every check
-            for entry in args[2]:
-                if isinstance(entry, (str, bytes)) and inside(resolve(entry or "."), (write_root,)):
-                    refuse(f"importing from the job directory ({entry!r} on sys.path)")
-        elif event in ("os.kill", "os.killpg"):
-            if event == "os.killpg" or args[0] != own_pid:
-                refuse(f"{event} {args[0]}")
-        elif event == "resource.prlimit":
-            if len(args) > 2 and args[2] is not None:
-                refuse(event)
-        elif event in ("os.chmod", "os.chown") and args and isinstance(args[0], int):
-            # a descriptor opened for reading anywhere (the Python installation) is not a
-            # licence to change its file's mode or owner
-            refuse(f"{event} on a file descriptor")
-        elif event in _WRITE_EVENTS:
-            path_idxs, dir_fd_idxs = _WRITE_EVENTS[event]
-            for i in dir_fd_idxs:
-                if i < len(args) and isinstance(args[i], int) and args[i] >= 0:
-                    refuse(f"{event} relative to a directory descriptor")
-            for i in path_idxs:
-                if i < len(args):
-                    check_path(event, args[i], True)
-        elif event in _READ_EVENTS:
-            for i in _READ_EVENTS[event]:
-                if i < len(args):
-                    check_path(event, args[i] if args[i] is not None else ".", False)
-
-    sys.addaudithook(hook)
-    return lambda: list(violations)
 
 
 def hidden_from(uid: int, paths: list[str]) -> dict[str, list[str]] | None:
@@ -655,13 +647,20 @@ def default_read_roots() -> list[str]:
         pass
     roots.add(matplotlib.get_data_path())
     roots.add(matplotlib.get_cachedir())
-    for d in ("/usr/share/fonts", "/usr/local/share/fonts", "/usr/share/texmf/fonts",
-              "/usr/share/zoneinfo", "/usr/share/matplotlib", "/etc/fonts"):
+    for d in (
+        "/usr/share/fonts",
+        "/usr/local/share/fonts",
+        "/usr/share/texmf/fonts",
+        "/usr/share/zoneinfo",
+        "/usr/share/matplotlib",
+        "/etc/fonts",
+    ):
         roots.add(d)
     roots.update({"/dev/null", "/dev/urandom", "/dev/zero"})
     # the CPU quota, which pandas' CSV reader asks for when it counts cores
-    roots.update({"/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
-                  "/sys/fs/cgroup/cpu/cpu.cfs_period_us"})
+    roots.update(
+        {"/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"}
+    )
     return sorted(os.path.realpath(r) for r in roots if r)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from renderers import validate, zygote
 from renderers.zygote import frame_bytes, parse_frame
 
+
 def _preload(compat_mode: str = "legacy") -> list[str]:
     """Import what chart code imports, put back the APIs newer releases removed (when
     `compat_mode` is legacy), and draw once so fonts and caches are warm. Returns the
@@ -38,11 +39,33 @@ def _preload(compat_mode: str = "legacy") -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for name in ("numpy", "pandas", "seaborn", "scipy", "scipy.stats", "scipy.interpolate", "scipy.ndimage",
-                 "squarify", "networkx", "matplotlib_venn", "mpl_toolkits.mplot3d",
-                 "matplotlib.gridspec", "matplotlib.patches", "matplotlib.ticker", "matplotlib.dates",
-                 "matplotlib.colors", "matplotlib.cm", "matplotlib.lines", "matplotlib.tri",
-                 "mpl_toolkits.axes_grid1", "colorsys", "math", "ctypes", "faulthandler", "sklearn"):
+    for name in (
+        "numpy",
+        "pandas",
+        "seaborn",
+        "scipy",
+        "scipy.stats",
+        "scipy.interpolate",
+        "scipy.ndimage",
+        "squarify",
+        "networkx",
+        "matplotlib_venn",
+        "mpl_toolkits.mplot3d",
+        "matplotlib.gridspec",
+        "matplotlib.patches",
+        "matplotlib.ticker",
+        "matplotlib.dates",
+        "matplotlib.colors",
+        "matplotlib.cm",
+        "matplotlib.lines",
+        "matplotlib.tri",
+        "mpl_toolkits.axes_grid1",
+        "colorsys",
+        "math",
+        "ctypes",
+        "faulthandler",
+        "sklearn",
+    ):
         try:
             __import__(name)
         except ImportError:
@@ -57,7 +80,7 @@ def _preload(compat_mode: str = "legacy") -> list[str]:
 
     _api.warn_external = warn_external
 
-    from renderers import compat, execute, handover, instrument, sandbox, validate  # noqa: F401 - for every job to inherit
+    from renderers import audit, compat, execute, handover, instrument, sandbox, validate  # noqa: F401 - for every job to inherit
     from renderers.warmup import warm_up
 
     shims = compat.install(compat_mode)
@@ -219,15 +242,21 @@ class Server:
         job.phases.update(validate.bounded_phases(meta.get("phases")))
         if meta.get("ok") is not True:
             kind = meta.get("error_kind")
-            return self._finish(job, {"ok": False, "error_kind": kind if kind in ("forged", "memory", "runtime",
-                                                                                   "forbidden") else "crashed",
-                                      "error": str(meta.get("error"))[:2000]})
+            return self._finish(
+                job,
+                {
+                    "ok": False,
+                    "error_kind": kind if kind in ("forged", "memory", "runtime", "forbidden") else "crashed",
+                    "error": str(meta.get("error"))[:2000],
+                },
+            )
         try:
             trace = validate.check_trace(meta.get("trace", {}) if job.msg["trace"] else {})
             png = validate.check_png(png, meta.get("size_px"), job.msg["max_pixels"])
         except validate.Rejected as exc:
-            return self._finish(job, {"ok": False, "error_kind": "forged",
-                                      "error": f"the rendering failed validation: {exc}"})
+            return self._finish(
+                job, {"ok": False, "error_kind": "forged", "error": f"the rendering failed validation: {exc}"}
+            )
         self._finish(job, {"ok": True, "png": png, "trace": trace})
 
     def _finish(self, job: _Job, result: dict[str, Any]) -> None:
@@ -235,9 +264,14 @@ class Server:
         result.setdefault("png", None)
         result.setdefault("trace", {})
         report = job.runner_meta
-        result.update(id=job.id, seconds=time.monotonic() - job.started, phases=job.phases,
-                      stdout=report.get("stdout", ""), violations=report.get("violations", []),
-                      isolation=report.get("isolation", {}))
+        result.update(
+            id=job.id,
+            seconds=time.monotonic() - job.started,
+            phases=job.phases,
+            stdout=report.get("stdout", ""),
+            violations=report.get("violations", []),
+            isolation=report.get("isolation", {}),
+        )
         if result["ok"] is False and result.get("error_kind") is None:
             result["error_kind"] = "crashed"
         self._send(result)
@@ -339,10 +373,20 @@ def main(argv: list[str]) -> int:
         zygote.serve(theirs, settings)
     theirs.close()
     hello = json.loads(ours.recv(65536) or b"{}")
-    conn.send({"ready": True, "pid": os.getpid(), "zygote_pid": pid, "seccomp": settings["seccomp"],
-               "landlock": settings["landlock"], "namespaces": settings["namespaces"],
-               "pid_namespace": bool(hello.get("pid_namespace")), "init_pid": hello.get("init_pid") or None,
-               "job_uid": settings["job_uid"], "compat": shims})
+    conn.send(
+        {
+            "ready": True,
+            "pid": os.getpid(),
+            "zygote_pid": pid,
+            "seccomp": settings["seccomp"],
+            "landlock": settings["landlock"],
+            "namespaces": settings["namespaces"],
+            "pid_namespace": bool(hello.get("pid_namespace")),
+            "init_pid": hello.get("init_pid") or None,
+            "job_uid": settings["job_uid"],
+            "compat": shims,
+        }
+    )
     server = Server(conn, ours, settings)
     try:
         server.serve()

@@ -72,8 +72,9 @@ def check_trace(trace: Any) -> dict[str, Any]:
     if not isinstance(trace["axes"], list) or not all(isinstance(a, dict) for a in trace["axes"]):
         raise Rejected("axes are not objects")
     for ax in trace["axes"]:
-        if not all(isinstance(line, dict) and isinstance(line.get("helper", False), bool)
-                   for line in ax.get("lines", [])):
+        if not all(
+            isinstance(line, dict) and isinstance(line.get("helper", False), bool) for line in ax.get("lines", [])
+        ):
             raise Rejected("a line entry is malformed")
     figure = trace["figure"]
     if not isinstance(figure, dict) or not isinstance(trace["suptitle"], str):
@@ -85,16 +86,19 @@ def check_trace(trace: Any) -> dict[str, Any]:
 def _check_common(trace: dict[str, Any], *text_keys: str) -> None:
     types = trace["types"]
     if not isinstance(types, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**6 for v in types.values()):
+        isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**6 for v in types.values()
+    ):
         raise Rejected("chart-type counts are not positive integers")
     if not isinstance(trace["colors"], list) or not all(
-            isinstance(c, list) and len(c) == 2 and all(isinstance(x, str) for x in c) for c in trace["colors"]):
+        isinstance(c, list) and len(c) == 2 and all(isinstance(x, str) for x in c) for c in trace["colors"]
+    ):
         raise Rejected("colours are not [group, colour] pairs")
     for key in text_keys:
         if not isinstance(trace[key], list) or not all(isinstance(t, str) for t in trace[key]):
             raise Rejected(f"trace {key} are not strings")
     if not isinstance(trace["layout"], list) or not all(
-            isinstance(r, list) and len(r) == 6 and all(isinstance(x, int) for x in r) for r in trace["layout"]):
+        isinstance(r, list) and len(r) == 6 and all(isinstance(x, int) for x in r) for r in trace["layout"]
+    ):
         raise Rejected("layout rows are not six integers")
 
 
@@ -123,9 +127,13 @@ def _check_visible(visible: Any, axes: list[dict[str, Any]]) -> None:
             if not _flags(f.get(k, []), len(ax.get(k, []))):
                 raise Rejected(f"visibility flags for {k} do not match the axes' {k}")
         bars, official = f.get("bars", []), ax.get("bars", [])
-        if not isinstance(bars, list) or len(bars) != len(official) or not all(
-                isinstance(b, dict) and _flags(fl, len(b.get("values", [])), (0, 1, 2))
-                for fl, b in zip(bars, official)):
+        if (
+            not isinstance(bars, list)
+            or len(bars) != len(official)
+            or not all(
+                isinstance(b, dict) and _flags(fl, len(b.get("values", [])), (0, 1, 2)) for fl, b in zip(bars, official)
+            )
+        ):
             raise Rejected("visibility flags for bars do not match the bars")
 
 
@@ -157,8 +165,9 @@ def bounded_phases(phases: Any) -> dict[str, float]:
     """A job's timings as at most 20 named, finite numbers."""
     if not isinstance(phases, dict):
         return {}
-    return {str(k)[:40]: float(v) for k, v in list(phases.items())[:20]
-            if isinstance(v, (int, float)) and math.isfinite(v)}
+    return {
+        str(k)[:40]: float(v) for k, v in list(phases.items())[:20] if isinstance(v, (int, float)) and math.isfinite(v)
+    }
 
 
 def runner_report(meta: dict[str, Any]) -> dict[str, Any]:
@@ -173,5 +182,6 @@ def runner_report(meta: dict[str, Any]) -> dict[str, Any]:
         "violations": [str(v)[:300] for v in violations][:20] if isinstance(violations, list) else [],
         "phases": bounded_phases(meta.get("phases")),
         "isolation": {str(k)[:40]: str(v)[:200] for k, v in list(isolation.items())[:10]}
-        if isinstance(isolation, dict) else {},
+        if isinstance(isolation, dict)
+        else {},
     }

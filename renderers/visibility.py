@@ -9,6 +9,7 @@ the figure), says which of their elements are visible.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import matplotlib.colors as mcolors
@@ -19,10 +20,20 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
 
-from renderers.instrument import (MAX_POINTS, RECORDS, _backs, bar_extent, _count_types, _layout_rows_of, _reread, _text,
-                                  _verify_colors, color_records, data_artists, drawn_artists, to_hex,
-                                  type_call_records)
-
+from renderers.instrument import (
+    MAX_POINTS,
+    RECORDS,
+    _backs,
+    _count_types,
+    _reread,
+    _verify_colors,
+    color_records,
+    data_artists,
+    drawn_artists,
+    to_hex,
+    type_call_records,
+)
+from renderers.trace import _layout_rows_of, _text, bar_extent
 
 MIN_ALPHA = 1 / 255  # fainter than one 8-bit step never reaches the PNG
 MIN_PIXELS = 0.5  # what shows must span this much of the canvas in width and in height
@@ -56,8 +67,11 @@ def text_region(renderer, gc, x, y, s, prop, angle, ismath) -> tuple[int, int, i
     col1) of the renderer's buffer; None when it cannot show: blank, too small a font,
     transparent, or its box off the canvas or outside its clip rectangle."""
     # Agg draws any font at least a pixel or so tall, whatever its size: judge the size itself.
-    if not str(s).strip() or renderer.points_to_pixels(prop.get_size_in_points()) < MIN_FONT_PIXELS \
-            or gc.get_rgb()[3] < MIN_ALPHA:
+    if (
+        not str(s).strip()
+        or renderer.points_to_pixels(prop.get_size_in_points()) < MIN_FONT_PIXELS
+        or gc.get_rgb()[3] < MIN_ALPHA
+    ):
         return None
     w, h, d = renderer.get_text_width_height_descent(s, prop, ismath)
     y = renderer.height - y  # Agg is handed y from the top
@@ -108,11 +122,18 @@ def _artist_on_canvas(a: Any, renderer, canvas: tuple[float, float]) -> bool:
         xy = np.asarray(a.get_transform().transform(np.asarray(a.get_xydata(), float)[:100_000]), float)
         xy = xy[np.isfinite(xy).all(axis=1)] if xy.ndim == 2 else np.zeros((0, 2))
         lw, ms = px(a.get_linewidth()), px(a.get_markersize())
-        stroke = len(xy) >= 2 and lw > 0 and a.get_linestyle() not in _NO_LINE \
-            and _alpha_ok(a.get_color(), a.get_alpha())
-        mark = len(xy) >= 1 and ms > 0 and a.get_marker() not in (None, *_NO_LINE) and (
-            _alpha_ok(a.get_markerfacecolor(), a.get_alpha())
-            or (a.get_markeredgewidth() > 0 and _alpha_ok(a.get_markeredgecolor(), a.get_alpha())))
+        stroke = (
+            len(xy) >= 2 and lw > 0 and a.get_linestyle() not in _NO_LINE and _alpha_ok(a.get_color(), a.get_alpha())
+        )
+        mark = (
+            len(xy) >= 1
+            and ms > 0
+            and a.get_marker() not in (None, *_NO_LINE)
+            and (
+                _alpha_ok(a.get_markerfacecolor(), a.get_alpha())
+                or (a.get_markeredgewidth() > 0 and _alpha_ok(a.get_markeredgecolor(), a.get_alpha()))
+            )
+        )
         if stroke and _fits(*xy.min(0), *xy.max(0), lw / 2, canvas, clip):
             return True  # a polyline crosses the canvas when its extent does
         return bool(mark and _fits(xy[:, 0], xy[:, 1], xy[:, 0], xy[:, 1], ms / 2, canvas, clip).any())
@@ -140,8 +161,11 @@ def _artist_on_canvas(a: Any, renderer, canvas: tuple[float, float]) -> bool:
         box = _collection_box(a, renderer)
         return bool((face and _fits(*box, 0, canvas, clip)) or (edge and _fits(*box, lw / 2, canvas, clip)))
     if isinstance(a, AxesImage):
-        return bool(_alpha_ok("k", a.get_alpha()) and np.asarray(a.get_array()).size
-                    and _fits(*a.get_window_extent(renderer).extents, 0, canvas, clip))
+        return bool(
+            _alpha_ok("k", a.get_alpha())
+            and np.asarray(a.get_array()).size
+            and _fits(*a.get_window_extent(renderer).extents, 0, canvas, clip)
+        )
     if isinstance(a, Text):
         return False  # texts are judged line by line as they are drawn
     return bool(_fits(*a.get_window_extent(renderer).extents, 0, canvas, clip))
@@ -180,8 +204,11 @@ def _visible_color_values(rule: str, key_color: str, artist: Any) -> list[str | 
     if rule == "patch_facecolors":
         return [to_hex(p.get_facecolor()) for p in artist if p.get_fill() and _alpha_ok(p.get_facecolor())]
     if rule in ("first_facecolor", "all_facecolors", "all_edgecolors"):
-        get = artist.get_edgecolors if rule == "all_edgecolors" else getattr(
-            artist, "get_facecolors", artist.get_facecolor)
+        get = (
+            artist.get_edgecolors
+            if rule == "all_edgecolors"
+            else getattr(artist, "get_facecolors", artist.get_facecolor)
+        )
         rows = np.atleast_2d(np.asarray(get(), float))
         rows = rows[:1] if rule == "first_facecolor" else rows
         return [to_hex(list(c)) for c in rows if len(c) == 4 and c[3] >= MIN_ALPHA]
@@ -205,9 +232,13 @@ def _visible_colors(records: list, placed: dict[int, Any], shown: dict[int, Any]
                 colors = _visible_color_values(rule, key_color, artist)
             elif rule in ("facecolor", "original_facecolor", "color"):
                 final = set(_reread(rule, key_color, artist))
-                colors = [c for other in siblings.get(id(artist), [])
-                          if id(other) in shown and _backs(group, other) and type(other) is type(artist)
-                          for c in _visible_color_values(rule, key_color, other) if c in final]
+                colors = [
+                    c
+                    for other in siblings.get(id(artist), [])
+                    if id(other) in shown and _backs(group, other) and type(other) is type(artist)
+                    for c in _visible_color_values(rule, key_color, other)
+                    if c in final
+                ]
             else:
                 colors = []
         except Exception:  # noqa: BLE001 - an artist the script broke after drawing it
@@ -225,8 +256,11 @@ def helper_lines(fig, calls: list) -> set[int]:
     data, helpers = set(), {id(a) for kind, artists in calls if kind == "boxplot" for a in artists}
     for ax in fig.axes:
         for c in ax.containers:
-            line = getattr(c, "markerline", None) if hasattr(c, "markerline") else (
-                c.lines[0] if type(c).__name__ == "ErrorbarContainer" and c.lines else None)
+            line = (
+                getattr(c, "markerline", None)
+                if hasattr(c, "markerline")
+                else (c.lines[0] if type(c).__name__ == "ErrorbarContainer" and c.lines else None)
+            )
             if line is not None:
                 data.add(id(line))
         helpers |= {id(line) for line in ax.lines if _text(line.get_label()) == "_nolegend_"}
@@ -246,12 +280,20 @@ def visible_entry(fig, texts: list, tick_ids: set[int]) -> dict[str, Any]:
     axes_flags, rows, n_shown = [], [], 0
     for ax in fig.axes:
         tree = drawn_artists(ax)
-        frame = ax.axison and ax.get_frame_on() and any(
-            sp.get_visible() and sp.get_linewidth() > 0 and _alpha_ok(sp.get_edgecolor())
-            for sp in ax.spines.values())
+        frame = (
+            ax.axison
+            and ax.get_frame_on()
+            and any(
+                sp.get_visible() and sp.get_linewidth() > 0 and _alpha_ok(sp.get_edgecolor())
+                for sp in ax.spines.values()
+            )
+        )
         own = any(k in tree for k in shown_ids) or any(k in tree for k in seen_texts)
-        ax_on = _shown(ax) and bool(_fits(*ax.bbox.extents, 0, (fig.bbox.width, fig.bbox.height), None)) \
-            if owner is fig else False
+        ax_on = (
+            _shown(ax) and bool(_fits(*ax.bbox.extents, 0, (fig.bbox.width, fig.bbox.height), None))
+            if owner is fig
+            else False
+        )
         flags = _axes_flags(ax, shown_ids, seen_texts)
         flags["shown"] = bool(ax_on and (frame or own))
         n_shown += flags["shown"]
@@ -275,9 +317,16 @@ def visible_entry(fig, texts: list, tick_ids: set[int]) -> dict[str, Any]:
 
 def _axes_flags(ax, shown_ids: set[int], seen_texts: set[int]) -> dict[str, Any]:
     legend = ax.get_legend()
-    flags: dict[str, Any] = {name: id(t) in seen_texts for name, t in (
-        ("title", ax.title), ("title_left", ax._left_title), ("title_right", ax._right_title),
-        ("xlabel", ax.xaxis.label), ("ylabel", ax.yaxis.label))}
+    flags: dict[str, Any] = {
+        name: id(t) in seen_texts
+        for name, t in (
+            ("title", ax.title),
+            ("title_left", ax._left_title),
+            ("title_right", ax._right_title),
+            ("xlabel", ax.xaxis.label),
+            ("ylabel", ax.yaxis.label),
+        )
+    }
     if hasattr(ax, "zaxis"):
         flags["zlabel"] = id(ax.zaxis.label) in seen_texts
     flags["legend"] = [id(t) in seen_texts for t in legend.get_texts()] if legend else []
@@ -287,8 +336,14 @@ def _axes_flags(ax, shown_ids: set[int], seen_texts: set[int]) -> dict[str, Any]
         if type(c).__name__ == "BarContainer":
             horizontal = getattr(c, "orientation", None) == "horizontal"
             # 1: a bar of value 0, which is drawn but has no size; it still reads as a 0
-            bars.append([2 if id(p) in shown_ids else int(
-                bar_extent(p, "width" if horizontal else "height") == 0 and _shown(p)) for p in list(c)[:MAX_POINTS]])
+            bars.append(
+                [
+                    2
+                    if id(p) in shown_ids
+                    else int(bar_extent(p, "width" if horizontal else "height") == 0 and _shown(p))
+                    for p in list(c)[:MAX_POINTS]
+                ]
+            )
     flags["bars"] = bars
     flags["wedges"] = [id(p) in shown_ids for p in ax.patches if isinstance(p, mpatches.Wedge)]
     flags["collections"] = [id(c) in shown_ids for c in ax.collections]
@@ -296,3 +351,6 @@ def _axes_flags(ax, shown_ids: set[int], seen_texts: set[int]) -> dict[str, Any]
     return flags
 
 
+from renderers import instrument as _instrument  # noqa: E402 - registered once this module is complete
+
+_instrument.use_visibility(sys.modules[__name__])

@@ -51,7 +51,7 @@ def frame_bytes(meta: dict[str, Any], blob: bytes = b"") -> bytes:
 def write_frame(fd: int, meta: dict[str, Any], blob: bytes = b"") -> None:
     view = memoryview(frame_bytes(meta, blob))
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def parse_frame(data: bytes, max_meta: int = 4 << 20) -> tuple[dict[str, Any], bytes] | None:
@@ -63,12 +63,12 @@ def parse_frame(data: bytes, max_meta: int = 4 << 20) -> tuple[dict[str, Any], b
     if n_meta > max_meta or head + n_meta + n_blob != len(data):
         return None
     try:
-        meta = json.loads(data[head: head + n_meta], parse_constant=lambda c: None)
+        meta = json.loads(data[head : head + n_meta], parse_constant=lambda c: None)
     except (ValueError, RecursionError):
         return None
     if not isinstance(meta, dict):
         return None
-    return meta, data[head + n_meta:]
+    return meta, data[head + n_meta :]
 
 
 def read_all(fd: int, limit: int) -> bytes | None:
@@ -97,8 +97,11 @@ def _seal(role: str, channel: int, job_dir: str, params: dict[str, Any], setting
     os.closerange(3, channel)
     os.closerange(channel + 1, 65536)
     uid = settings["job_uid"]
-    namespaces = sandbox.KERNEL.enter_namespaces(job_dir, settings["disk_bytes"], uid, settings["reveal"]) \
-        if settings["namespaces"] else []
+    namespaces = (
+        sandbox.KERNEL.enter_namespaces(job_dir, settings["disk_bytes"], uid, settings["reveal"])
+        if settings["namespaces"]
+        else []
+    )
     if settings["reveal"] and "revealed" not in namespaces:
         uid = 0  # the Python installation stays out of reach of another uid: keep 0, no capabilities
     if "tmpfs" not in namespaces and uid:
@@ -107,18 +110,22 @@ def _seal(role: str, channel: int, job_dir: str, params: dict[str, Any], setting
     os.environ.clear()
     os.environ.update(settings["child_env"] | {"HOME": job_dir, "TMPDIR": job_dir})
     tempfile.tempdir = job_dir
-    sandbox.apply_rlimits(cpu_seconds=params["cpu_seconds"], memory_bytes=settings["memory_bytes"],
-                          file_bytes=settings["file_bytes"])
+    sandbox.apply_rlimits(
+        cpu_seconds=params["cpu_seconds"], memory_bytes=settings["memory_bytes"], file_bytes=settings["file_bytes"]
+    )
     # /dev/null is writable: real chart code sends output there
-    landlock = sandbox.KERNEL.install_landlock(settings["read_roots"], [job_dir, "/dev/null"]) \
-        if settings["landlock"] else False
+    landlock = (
+        sandbox.KERNEL.install_landlock(settings["read_roots"], [job_dir, "/dev/null"])
+        if settings["landlock"]
+        else False
+    )
     user = sandbox.KERNEL.drop_privileges(uid)
     seccomp = sandbox.KERNEL.install_seccomp(os.getpid()) if settings["seccomp"] else False
     return {"namespaces": namespaces, "landlock": landlock, "seccomp": seccomp, "user": user, "role": role}
 
 
 def _runner(channel: int, job_dir: str, params: dict[str, Any], settings: dict[str, Any]) -> None:
-    from renderers import execute, handover, instrument, sandbox
+    from renderers import audit, execute, handover, instrument
 
     t_start = time.perf_counter()
     faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -129,7 +136,7 @@ def _runner(channel: int, job_dir: str, params: dict[str, Any], settings: dict[s
     isolation = _seal("runner", channel, job_dir, params, settings)
     out_writer = execute.BoundedWriter(settings["stdout_limit"])
     sys.stdout = sys.stderr = out_writer
-    violations = sandbox.install_audit_hook(job_dir, settings["read_roots"])
+    violations = audit.install_audit_hook(job_dir, settings["read_roots"])
     t_sealed = time.perf_counter()
     # Our own modules leave sys.modules so user code cannot simply import and patch them.
     for name in [n for n in sys.modules if n.split(".")[0] in ("renderers", "vlrl", "rewards", "games", "app")]:
@@ -147,16 +154,21 @@ def _runner(channel: int, job_dir: str, params: dict[str, Any], settings: dict[s
         except MemoryError:
             result.update(ok=False, error_kind="memory", error="the figure is too large to hand over")
         except Exception as exc:  # noqa: BLE001 - anything unpicklable, in the user's objects
-            result.update(ok=False, error_kind="runtime",
-                          error=f"the figure holds objects that cannot leave the sandbox: {type(exc).__name__}: "
-                                f"{str(exc)[:300]}")
+            result.update(
+                ok=False,
+                error_kind="runtime",
+                error=f"the figure holds objects that cannot leave the sandbox: {type(exc).__name__}: {str(exc)[:300]}",
+            )
     result["stdout"] = out_writer.getvalue()
     result["violations"] = violations()[:20]
     result["isolation"] = isolation
-    result["phases"] = {"seal": t_sealed - t_start, "run": t_ran - t_sealed,
-                        "handover": time.perf_counter() - t_ran,
-                        "fork_to_start": t_start - params["forked_at"],
-                        "page_faults": float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0)}
+    result["phases"] = {
+        "seal": t_sealed - t_start,
+        "run": t_ran - t_sealed,
+        "handover": time.perf_counter() - t_ran,
+        "fork_to_start": t_start - params["forked_at"],
+        "page_faults": float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0),
+    }
     write_frame(channel, result, blob)
 
 
@@ -186,8 +198,13 @@ def _drawer(channel: int, job_dir: str, params: dict[str, Any], settings: dict[s
         fig = data["figure"]
         try:
             png, out["trace"], out["size_px"] = execute.draw_figure(
-                fig, dpi=request["dpi"], max_pixels=request["max_pixels"], with_trace=request["trace"],
-                calls=data["calls"], colors=data["colors"])
+                fig,
+                dpi=request["dpi"],
+                max_pixels=request["max_pixels"],
+                with_trace=request["trace"],
+                calls=data["calls"],
+                colors=data["colors"],
+            )
             out["ok"] = True
         except BaseException as exc:  # noqa: BLE001 - drawing the sender's figure may fail in any way
             out["error_kind"], out["error"] = execute.draw_failure(exc)
@@ -268,8 +285,11 @@ def serve(ctrl: socket.socket, settings: dict[str, Any]) -> NoReturn:
                     pidfd = os.pidfd_open(pid)
                     children[pidfd] = (request["job"], pid, job_dir)
                     selector.register(pidfd, selectors.EVENT_READ, pidfd)
-                    socket.send_fds(ctrl, [json.dumps({"job": request["job"], "role": request["role"],
-                                                       "pid": pid}).encode()], [pidfd])
+                    socket.send_fds(
+                        ctrl,
+                        [json.dumps({"job": request["job"], "role": request["role"], "pid": pid}).encode()],
+                        [pidfd],
+                    )
                 else:
                     pidfd = key.data
                     job_id, pid, job_dir = children.pop(pidfd)

@@ -56,76 +56,6 @@ def register(name: str):
     return wrap
 
 
-def build_reward(name: str, **kwargs: Any) -> Reward:
-    import rewards  # noqa: F401 - importing the package registers every built-in reward
-
-    if name not in REGISTRY:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(REGISTRY), n=3)
-        raise KeyError(f"unknown reward '{name}'" + (f"; did you mean {' or '.join(close)}?" if close
-                                                      else f"; known: {', '.join(sorted(REGISTRY))}"))
-    return REGISTRY[name](**kwargs)
-
-
-def load_plugins(modules: Sequence[str]) -> None:
-    """Import user modules that register rewards: a module name, or a path to a .py file."""
-    import importlib
-    import importlib.util
-    from pathlib import Path
-
-    import sys
-
-    for module in modules:
-        if module.endswith(".py"):
-            path = Path(module)
-            if not path.exists():
-                raise FileNotFoundError(f"reward plugin {module} does not exist")
-            name = f"vlrl_reward_plugin_{path.resolve().stem}"
-            if name in sys.modules:  # loaded once per process: its rewards are registered already
-                continue
-            spec = importlib.util.spec_from_file_location(name, path)
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[name] = mod
-            spec.loader.exec_module(mod)
-        else:
-            importlib.import_module(module)
-
-
-class CompositeReward:
-    """score = sum_i w_i * score_i over the named rewards (MSRL: w_t R_text + w_v R_vis + w_e R_exec).
-
-    Components of reward `r` are kept as `r` (its score) and `r/<component>`; rewards with
-    weight 0 are not run at all (stage 1 of the curriculum leaves out the visual reward).
-    """
-
-    name = "composite"
-
-    def __init__(self, weights: dict[str, float], options: dict[str, dict[str, Any]] | None = None) -> None:
-        options = options or {}
-        unknown_opts = set(options) - set(weights)
-        if unknown_opts:
-            raise KeyError(f"options given for rewards that are not weighted: {', '.join(sorted(unknown_opts))}")
-        self.weights = {n: float(w) for n, w in weights.items() if float(w) != 0.0}
-        self.rewards = {n: build_reward(n, **options.get(n, {})) for n in self.weights}
-
-    def __call__(self, batch: Sequence[RewardInput]) -> list[RewardOutput]:
-        per_reward = {n: score_isolated(r, batch, n) for n, r in self.rewards.items()}
-        outputs = []
-        for i in range(len(batch)):
-            total, components, critiques, errors = 0.0, {}, [], []
-            for n, outs in per_reward.items():
-                out = outs[i]
-                total += self.weights[n] * out.score
-                components[n] = out.score
-                components.update({f"{n}/{k}": v for k, v in out.components.items()})
-                if out.critique:
-                    critiques.append(out.critique)
-                errors += out.errors
-            outputs.append(RewardOutput(total, components, " ".join(critiques), errors))
-        return outputs
-
-
 # --------------------------------------------------------------------------- isolation
 
 MAX_ERROR_CHARS = 300  # of an exception's message in a critique or a log line
@@ -164,12 +94,17 @@ def _finite(value: Any) -> bool:
 
 def _failed(reward: str, exc: BaseException) -> RewardOutput:
     message = str(exc)[:MAX_ERROR_CHARS]
-    return RewardOutput(0.0, {}, f"The '{reward}' reward failed on this answer ({type(exc).__name__}: {message}).",
-                        [reward_error_name(reward, exc)])
+    return RewardOutput(
+        0.0,
+        {},
+        f"The '{reward}' reward failed on this answer ({type(exc).__name__}: {message}).",
+        [reward_error_name(reward, exc)],
+    )
 
 
-def score_isolated(reward: Callable[[Sequence[RewardInput]], Any], batch: Sequence[RewardInput],
-                   name: str | None = None) -> list[RewardOutput]:
+def score_isolated(
+    reward: Callable[[Sequence[RewardInput]], Any], batch: Sequence[RewardInput], name: str | None = None
+) -> list[RewardOutput]:
     """reward(batch), where one bad item cannot fail the others.
 
     The whole batch goes in one call (rewards batch their model calls); only when that call
@@ -203,7 +138,10 @@ def _log_failures(name: str, failures: list[tuple[int, BaseException]], n: int) 
     import sys
 
     for i, exc in failures[:_LOGGED_PER_CALL]:
-        print(f"reward '{name}' failed on item {i} of {n}, which scores 0: {type(exc).__name__}: "
-              f"{str(exc)[:MAX_ERROR_CHARS]}", file=sys.stderr)
+        print(
+            f"reward '{name}' failed on item {i} of {n}, which scores 0: {type(exc).__name__}: "
+            f"{str(exc)[:MAX_ERROR_CHARS]}",
+            file=sys.stderr,
+        )
     if len(failures) > _LOGGED_PER_CALL:
         print(f"reward '{name}' failed on {len(failures) - _LOGGED_PER_CALL} more item(s) of {n}", file=sys.stderr)

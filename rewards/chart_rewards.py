@@ -35,9 +35,16 @@ class FormatReward:
                     ast.parse(code)
                     parses = True
                 except (SyntaxError, ValueError) as exc:
-                    problem = f"the code does not parse (line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)})"
-            outs.append(RewardOutput(float(parses), {"has_block": float(has_block), "parses": float(parses)},
-                                     "" if parses else f"Format: {problem}."))
+                    problem = (
+                        f"the code does not parse (line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)})"
+                    )
+            outs.append(
+                RewardOutput(
+                    float(parses),
+                    {"has_block": float(has_block), "parses": float(parses)},
+                    "" if parses else f"Format: {problem}.",
+                )
+            )
         return outs
 
 
@@ -50,8 +57,11 @@ class ExecReward:
         for item in batch:
             r = item.render
             ok = bool(r is not None and r.ok)
-            critique = "" if ok else (
-                f"The code failed ({r.error_kind}: {r.error})." if r is not None else "No code was rendered.")
+            critique = (
+                ""
+                if ok
+                else (f"The code failed ({r.error_kind}: {r.error})." if r is not None else "No code was rendered.")
+            )
             outs.append(RewardOutput(float(ok), {}, critique))
         return outs
 
@@ -61,7 +71,9 @@ def _ref_trace(item: RewardInput, reward: str) -> dict:
     ref = item.reference_render
     trace = item.meta.get("reference_trace") if ref is None else (ref.trace if ref.ok else None)
     if trace is None:
-        raise ValueError(f"the {reward} reward needs the reference's render (reference_render or meta['reference_trace'])")
+        raise ValueError(
+            f"the {reward} reward needs the reference's render (reference_render or meta['reference_trace'])"
+        )
     return trace
 
 
@@ -247,8 +259,9 @@ class MSRLTextReward:
     reference's; title and labels: normalised edit-distance similarity.
     """
 
-    def __init__(self, weights: dict[str, float] | None = None, rel_tol: float = 0.05,
-                 visible_only: bool = True) -> None:
+    def __init__(
+        self, weights: dict[str, float] | None = None, rel_tol: float = 0.05, visible_only: bool = True
+    ) -> None:
         self.weights = TextualWeights(**(weights or {}))
         self.rel_tol = rel_tol
         self.visible_only = bool(visible_only)  # training default: see ChartMimicReward
@@ -300,5 +313,14 @@ class MSRLTextReward:
         return ("; ".join(notes) + ".") if notes else ""
 
 
-__all__ = ["FormatReward", "ExecReward", "ChartMimicReward", "MSRLTextReward", "edit_similarity",
-           "levenshtein", "data_series", "data_score", "kind_name"]
+__all__ = [
+    "FormatReward",
+    "ExecReward",
+    "ChartMimicReward",
+    "MSRLTextReward",
+    "edit_similarity",
+    "levenshtein",
+    "data_series",
+    "data_score",
+    "kind_name",
+]

@@ -120,8 +120,9 @@ def _best_total_similarity(gen: list[str], ref: list[str]) -> float:
     from scipy.optimize import linear_sum_assignment
 
     gen, ref = gen[:MAX_COLORS], ref[:MAX_COLORS]
-    names = sum((Counter(c for c in gen if not c.startswith("#"))
-                 & Counter(c for c in ref if not c.startswith("#"))).values())
+    names = sum(
+        (Counter(c for c in gen if not c.startswith("#")) & Counter(c for c in ref if not c.startswith("#"))).values()
+    )
     sim = hex_similarity_matrix([c for c in gen if c.startswith("#")], [c for c in ref if c.startswith("#")])
     if not sim.size:
         return float(names)
@@ -142,8 +143,9 @@ def color_metric(gen_trace: dict, ref_trace: dict) -> PRF:
     if not gen or not ref:
         return ZERO
     gen_groups, ref_groups = _group(gen), _group(ref)
-    total = sum(_best_total_similarity(gen_groups.get(g, []), ref_groups.get(g, []))
-                for g in set(gen_groups) | set(ref_groups))
+    total = sum(
+        _best_total_similarity(gen_groups.get(g, []), ref_groups.get(g, [])) for g in set(gen_groups) | set(ref_groups)
+    )
     return PRF.from_pr(total / len(gen), total / len(ref))
 
 
@@ -186,8 +188,9 @@ def _visible_axes(ax: dict, flags: dict) -> dict:
     return out
 
 
-def low_level_metrics(gen_trace: dict | None, ref_trace: dict, *, gen_ok: bool = True,
-                      graph: bool = False, visible_only: bool = False) -> dict[str, PRF]:
+def low_level_metrics(
+    gen_trace: dict | None, ref_trace: dict, *, gen_ok: bool = True, graph: bool = False, visible_only: bool = False
+) -> dict[str, PRF]:
     """All four metrics for one (generated, reference) pair; a failed script scores 0.
 
     visible_only scores what both images show (visible_view) instead of what the scripts

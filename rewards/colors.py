@@ -57,8 +57,13 @@ def _delta_e(L1, a1, b1, L2, a2, b2):
     h1p = np.degrees(np.arctan2(b1, a1p)) % 360
     h2p = np.degrees(np.arctan2(b2, a2p)) % 360
     avg_hp = ((abs(h1p - h2p) > 180) * 360 + h1p + h2p) / 2.0  # colormath's variant
-    t = (1 - 0.17 * np.cos(np.radians(avg_hp - 30)) + 0.24 * np.cos(np.radians(2 * avg_hp))
-         + 0.32 * np.cos(np.radians(3 * avg_hp + 6)) - 0.2 * np.cos(np.radians(4 * avg_hp - 63)))
+    t = (
+        1
+        - 0.17 * np.cos(np.radians(avg_hp - 30))
+        + 0.24 * np.cos(np.radians(2 * avg_hp))
+        + 0.32 * np.cos(np.radians(3 * avg_hp + 6))
+        - 0.2 * np.cos(np.radians(4 * avg_hp - 63))
+    )
     diff = h2p - h1p
     delta_hp = diff + (abs(diff) > 180) * 360 - (h2p > h1p) * 720
     delta_lp = L2 - L1
@@ -70,8 +75,12 @@ def _delta_e(L1, a1, b1, L2, a2, b2):
     delta_ro = 30 * np.exp(-(((avg_hp - 275) / 25) ** 2))
     r_c = np.sqrt(avg_cp**7 / (avg_cp**7 + 25.0**7))
     r_t = -2 * r_c * np.sin(2 * np.radians(delta_ro))
-    return np.sqrt((delta_lp / s_l) ** 2 + (delta_cp / s_c) ** 2 + (delta_big_hp / s_h) ** 2
-                   + r_t * (delta_cp / s_c) * (delta_big_hp / s_h))
+    return np.sqrt(
+        (delta_lp / s_l) ** 2
+        + (delta_cp / s_c) ** 2
+        + (delta_big_hp / s_h) ** 2
+        + r_t * (delta_cp / s_c) * (delta_big_hp / s_h)
+    )
 
 
 @lru_cache(maxsize=262144)

@@ -14,10 +14,20 @@ from rewards.colors import similarity_matrix
 
 MAX_COLORS = 1000  # colours compared per side, as in rewards.chartmimic
 
-_FRIENDLY = {"plot": "line", "plot_polar": "polar line", "Ellipse": "circle/ellipse",
-             "squarify.plot": "treemap", "3d.scatter": "3D scatter", "3d.plot": "3D line",
-             "3d.plot_surface": "3D surface", "3d.bar3d": "3D bar", "3d.bar": "3D bar",
-             "fill_between": "filled area", "fill_betweenx": "filled area", "imshow": "heatmap/image"}
+_FRIENDLY = {
+    "plot": "line",
+    "plot_polar": "polar line",
+    "Ellipse": "circle/ellipse",
+    "squarify.plot": "treemap",
+    "3d.scatter": "3D scatter",
+    "3d.plot": "3D line",
+    "3d.plot_surface": "3D surface",
+    "3d.bar3d": "3D bar",
+    "3d.bar": "3D bar",
+    "fill_between": "filled area",
+    "fill_betweenx": "filled area",
+    "imshow": "heatmap/image",
+}
 
 COLOR_OFF_BELOW = 0.9  # a reference colour counts as "off" when nothing drawn is this similar
 

@@ -29,14 +29,16 @@ _SCORE = re.compile(r"score\s*[:：]\s*\**\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 def build_judge_messages(reference_image: Any, generated_image: Any) -> list[dict[str, Any]]:
     """Chat messages (HF processor format) showing [reference, generated] and the rubric."""
-    return [{
-        "role": "user",
-        "content": [
-            {"type": "image", "image": reference_image},
-            {"type": "image", "image": generated_image},
-            {"type": "text", "text": RUBRIC},
-        ],
-    }]
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": reference_image},
+                {"type": "image", "image": generated_image},
+                {"type": "text", "text": RUBRIC},
+            ],
+        }
+    ]
 
 
 def parse_judge_score(text: str) -> float | None:
@@ -55,8 +57,10 @@ class JudgeReward:
 
     def __init__(self, backend: Callable[[list[list[dict[str, Any]]]], list[str]] | None = None) -> None:
         if backend is None:
-            raise ValueError("the judge reward needs a backend: a function from chat messages to replies "
-                             "(for example a rollout engine's generate)")
+            raise ValueError(
+                "the judge reward needs a backend: a function from chat messages to replies "
+                "(for example a rollout engine's generate)"
+            )
         self.backend = backend
 
     def __call__(self, batch: Sequence[RewardInput]) -> list[RewardOutput]:

@@ -60,7 +60,9 @@ def _grey(image, size: int) -> np.ndarray:
 
     from rewards.images import to_rgb_on_white
 
-    return np.asarray(to_rgb_on_white(image).convert("L").resize((size, size), Image.BILINEAR), dtype=np.float64) / 255.0
+    return (
+        np.asarray(to_rgb_on_white(image).convert("L").resize((size, size), Image.BILINEAR), dtype=np.float64) / 255.0
+    )
 
 
 def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
@@ -102,8 +104,14 @@ class SSIMReward:
 class CLIPReward:
     """Cosine similarity of open_clip image embeddings, mapped from [-1, 1] to [0, 1]."""
 
-    def __init__(self, model: str = "ViT-B-32", checkpoint: str | None = None, device: str = "cpu",
-                 cache_size: int = 4096, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model: str = "ViT-B-32",
+        checkpoint: str | None = None,
+        device: str = "cpu",
+        cache_size: int = 4096,
+        batch_size: int = 32,
+    ) -> None:
         import open_clip
         import torch
 
@@ -124,7 +132,7 @@ class CLIPReward:
         out = []
         with self.torch.no_grad():
             for i in range(0, len(images), self.batch_size):
-                x = self.torch.stack([self.preprocess(im.convert("RGB")) for im in images[i:i + self.batch_size]])
+                x = self.torch.stack([self.preprocess(im.convert("RGB")) for im in images[i : i + self.batch_size]])
                 feats = self.model.encode_image(x.to(self.device)).float()
                 out.append(self.torch.nn.functional.normalize(feats, dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 1))
@@ -153,5 +161,7 @@ class CLIPReward:
             ref = self._reference_embeddings([refs[i] for i in rendered])
             for j, i in enumerate(rendered):
                 scores[i] = (float(np.dot(gen[j], ref[j])) + 1.0) / 2.0
-        return [RewardOutput(float(s), {}, "" if i in rendered else "No rendering to compare with the reference.")
-                for i, s in enumerate(scores)]
+        return [
+            RewardOutput(float(s), {}, "" if i in rendered else "No rendering to compare with the reference.")
+            for i, s in enumerate(scores)
+        ]

@@ -157,18 +157,22 @@ def corpus() -> list[str]:
 
 
 def train(vocab_size: int = VOCAB_SIZE):
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
-    from tokenizers import pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     # Same pipeline as transformers' Qwen2Tokenizer builds, so loading these files through
     # that class (as real checkpoints are loaded) gives exactly the trained behaviour.
-    tok = Tokenizer(models.BPE(unk_token=None, continuing_subword_prefix="", end_of_word_suffix="",
-                               fuse_unk=False, byte_fallback=False))
+    tok = Tokenizer(
+        models.BPE(
+            unk_token=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False, byte_fallback=False
+        )
+    )
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -212,8 +216,11 @@ def save(tok, out: Path) -> None:
     # Some readers look for the template as its own file (processors save it that way).
     (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     # special_tokens_map.json is no longer written by transformers 5; older readers want it.
-    smap = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
-            "additional_special_tokens": [t for t in SPECIAL_TOKENS if t not in ("<|endoftext|>",)]}
+    smap = {
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "additional_special_tokens": [t for t in SPECIAL_TOKENS if t not in ("<|endoftext|>",)],
+    }
     (out / "special_tokens_map.json").write_text(json.dumps(smap, indent=2) + "\n")
 
 
@@ -221,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--vocab-size", type=int, default=VOCAB_SIZE)
-    ap.add_argument("--check", action="store_true",
-                    help="rebuild into a temp dir and fail if it differs from --out")
+    ap.add_argument("--check", action="store_true", help="rebuild into a temp dir and fail if it differs from --out")
     args = ap.parse_args(argv)
 
     tok = train(args.vocab_size)

@@ -88,8 +88,11 @@ class ScriptedChartEngine:
         prose = "This chart shows some bars; I would rather not write code for it."
         if seed == 1:
             return [prose] * 3
-        return [f"Here is the code:\n```python\n{self.script}\n```", prose,
-                "```python\nimport matplotlib.pyplot as plt\nplt.bar([1], [2])\nraise ValueError('bad data')\n```"]
+        return [
+            f"Here is the code:\n```python\n{self.script}\n```",
+            prose,
+            "```python\nimport matplotlib.pyplot as plt\nplt.bar([1], [2])\nraise ValueError('bad data')\n```",
+        ]
 
     def generate(self, requests, params, *, progress=None):
         from vlrl.rollout.base import Completion
@@ -109,6 +112,12 @@ class ScriptedChartEngine:
         return out
 
     def sync_weights(self, model):
+        pass
+
+    def sleep(self) -> None:
+        pass
+
+    def wake_up(self) -> None:
         pass
 
 

@@ -57,9 +57,7 @@ def trl_reference_loss(
     further; DDP then averages gradients over the num_processes ranks. num_items_in_batch is the
     active-token count of the generation batch gathered over all ranks and micro-steps.
     """
-    per_token_kl = (
-        torch.exp(ref_per_token_logps - per_token_logps) - (ref_per_token_logps - per_token_logps) - 1
-    )
+    per_token_kl = torch.exp(ref_per_token_logps - per_token_logps) - (ref_per_token_logps - per_token_logps) - 1
     coef_1 = torch.exp(per_token_logps - old_per_token_logps)
     coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
     per_token_loss1 = coef_1 * advantages.unsqueeze(1)
@@ -134,7 +132,11 @@ def test_advantage_errors():
 
 
 def test_weighted_rewards():
-    comps = {"text": torch.tensor([1.0, 0.5]), "exec": torch.tensor([1.0, 0.0]), "vis": torch.tensor([0.2, float("nan")])}
+    comps = {
+        "text": torch.tensor([1.0, 0.5]),
+        "exec": torch.tensor([1.0, 0.0]),
+        "vis": torch.tensor([0.2, float("nan")]),
+    }
     r = weighted_rewards(comps, {"text": 0.5, "exec": 0.25, "vis": 1.0})
     # row 0: 0.5*1 + 0.25*1 + 1*0.2 = 0.95; row 1: 0.5*0.5 + 0 + NaN->0 = 0.25
     assert torch.allclose(r, torch.tensor([0.95, 0.25]))
@@ -223,8 +225,19 @@ def test_per_token_loss_matches_trl_formula():
     mask = torch.ones(4, 6)
     loss, info = per_token_loss(logp, old, adv, ref, beta=0.04, eps_low=0.2, eps_high=0.28)
     trl, trl_low, trl_high = trl_reference_loss(
-        logp, old, ref, adv, mask, loss_type="bnpo", beta=0.04, epsilon_low=0.2, epsilon_high=0.28,
-        max_completion_length=6, num_items_in_batch=24, num_processes=1, current_gradient_accumulation_steps=1,
+        logp,
+        old,
+        ref,
+        adv,
+        mask,
+        loss_type="bnpo",
+        beta=0.04,
+        epsilon_low=0.2,
+        epsilon_high=0.28,
+        max_completion_length=6,
+        num_items_in_batch=24,
+        num_processes=1,
+        current_gradient_accumulation_steps=1,
     )
     assert torch.allclose(aggregate_loss(loss, mask, "bnpo"), trl, atol=1e-6)
     assert torch.equal(info["clipped_low"], trl_low) and torch.equal(info["clipped_high"], trl_high)
@@ -308,7 +321,7 @@ def _closed_form(loss_tok, mask, loss_type, sizes):
     if loss_type == "dapo":
         return s / m.sum()
     # bnpo (TRL): mean over every micro-batch of every rank of its own token mean
-    means = [(l * mm).sum() / mm.sum().clamp(min=1) for l, mm in zip(loss_tok.split(sizes), m.split(sizes))]
+    means = [(loss * mm).sum() / mm.sum().clamp(min=1) for loss, mm in zip(loss_tok.split(sizes), m.split(sizes))]
     return torch.stack(means).mean()
 
 
@@ -341,8 +354,14 @@ def test_micro_batches_reproduce_global_gradient(loss_type, k, world, engine_div
             s = micro[r * k + m]
             loss_tok, _ = _tokens(X[s], w, old[s], ref[s], adv[s])
             loss = micro_batch_loss(
-                loss_tok, mask[s], loss_type, counts=counts, num_micro_steps=k, world_size=world,
-                max_completion_length=MAX_LEN, engine_scales_by_accumulation=engine_divides,
+                loss_tok,
+                mask[s],
+                loss_type,
+                counts=counts,
+                num_micro_steps=k,
+                world_size=world,
+                max_completion_length=MAX_LEN,
+                engine_scales_by_accumulation=engine_divides,
             )
             (loss / k if engine_divides else loss).backward()  # DeepSpeed's scale_wrt_gas, grads accumulate
         rank_grads.append(w.grad)
@@ -388,12 +407,29 @@ def test_micro_batch_loss_matches_trl_with_equal_micro_batches(loss_type):
     counts = count_global_batch([mask[s] for s in micro])
     for s in micro:
         loss_tok, _ = _tokens(X[s], w0, old[s], ref[s], adv[s])
-        ours = micro_batch_loss(loss_tok, mask[s], loss_type, counts=counts, num_micro_steps=k, world_size=world,
-                                max_completion_length=MAX_LEN)
+        ours = micro_batch_loss(
+            loss_tok,
+            mask[s],
+            loss_type,
+            counts=counts,
+            num_micro_steps=k,
+            world_size=world,
+            max_completion_length=MAX_LEN,
+        )
         theirs, _, _ = trl_reference_loss(
-            X[s] @ w0 - 2, old[s], ref[s], adv[s], mask[s], loss_type=loss_type, beta=BETA,
-            epsilon_low=EPS_LOW, epsilon_high=EPS_HIGH, max_completion_length=MAX_LEN,
-            num_items_in_batch=counts.active_tokens, num_processes=world, current_gradient_accumulation_steps=k,
+            X[s] @ w0 - 2,
+            old[s],
+            ref[s],
+            adv[s],
+            mask[s],
+            loss_type=loss_type,
+            beta=BETA,
+            epsilon_low=EPS_LOW,
+            epsilon_high=EPS_HIGH,
+            max_completion_length=MAX_LEN,
+            num_items_in_batch=counts.active_tokens,
+            num_processes=world,
+            current_gradient_accumulation_steps=k,
         )
         assert torch.allclose(ours / k, theirs, atol=1e-12)
 
@@ -487,7 +523,14 @@ def test_group_buffer_drop_and_refill():
         buf.add({"ids": torch.zeros(2, 1), "text": ["x", "y"]}, torch.tensor([0.0, 1.0]))
     samples, rewards = buf.pop()
     assert samples["text"] == list("cdghij")
-    assert samples["ids"].tolist() == [[4, 5, -1], [6, 7, -1], [100, 101, 102], [103, 104, 105], [106, 107, 108], [109, 110, 111]]
+    assert samples["ids"].tolist() == [
+        [4, 5, -1],
+        [6, 7, -1],
+        [100, 101, 102],
+        [103, 104, 105],
+        [106, 107, 108],
+        [109, 110, 111],
+    ]
     assert rewards.tolist() == [0.0, 1.0, 0.0, 1.0, 1.0, 0.0]
     assert buf.last_stats["buffer/rounds"] == 2 and buf.last_stats["buffer/groups_seen"] == 5
     assert buf.last_stats["buffer/groups_kept"] == 3 and buf.last_stats["buffer/frac_dropped"] == 0.4
@@ -532,8 +575,9 @@ def test_batch_scaling_takes_the_global_std_when_given():
     full = torch.tensor([0.0, 1.0, 3.0, 5.0])
     whole = group_advantages(full, 2, "batch")
     std = float(full.std())  # Bessel-corrected, as the ranks compute it from their sums
-    halves = torch.cat([group_advantages(full[:2], 2, "batch", batch_std=std),
-                        group_advantages(full[2:], 2, "batch", batch_std=std)])
+    halves = torch.cat(
+        [group_advantages(full[:2], 2, "batch", batch_std=std), group_advantages(full[2:], 2, "batch", batch_std=std)]
+    )
     assert torch.allclose(halves, whole)
     assert torch.allclose(whole, torch.tensor([-0.5, 0.5, -1.0, 1.0]) / (std + 1e-4))
     # without the global std a shard's own std gives other advantages

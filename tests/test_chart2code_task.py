@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import SAMPLES
+
 from rewards import CompositeReward
 from vlrl.datasets.charts import load_chart_examples
 from vlrl.options import UserError
@@ -18,9 +18,11 @@ def test_chartmimic_folder_and_jsonl_and_parquet(tmp_path):
     assert ex.load_image().mode == "RGB" and ex.meta["chart_type"] == "3d"
 
     (tmp_path / "img.png").write_bytes((SAMPLES / "bar_1.png").read_bytes())
-    rows = [{"id": "a", "code": "x=1", "image": "img.png"},
-            {"id": "b", "code": "", "image": "img.png"},
-            {"id": "c", "code": "x=1", "image": "missing.png"}]
+    rows = [
+        {"id": "a", "code": "x=1", "image": "img.png"},
+        {"id": "b", "code": "", "image": "img.png"},
+        {"id": "c", "code": "x=1", "image": "missing.png"},
+    ]
     jsonl = tmp_path / "rows.jsonl"
     jsonl.write_text("\n".join(map(json.dumps, rows)) + "\n{broken\n")
     report = load_chart_examples(jsonl)

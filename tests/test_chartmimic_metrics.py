@@ -2,8 +2,15 @@
 
 import pytest
 
-from rewards.chartmimic import (PRF, color_metric, filter_colors, layout_metric, low_level_metrics,
-                                text_metric, type_metric)
+from rewards.chartmimic import (
+    PRF,
+    color_metric,
+    filter_colors,
+    layout_metric,
+    low_level_metrics,
+    text_metric,
+    type_metric,
+)
 from rewards.colors import color_similarity, delta_e_ciede2000, hex_to_lab
 
 
@@ -79,8 +86,10 @@ def test_colormath_agrees_when_installed():
     rng = np.random.default_rng(0)
     for _ in range(200):
         c1, c2 = ("#%06X" % v for v in rng.integers(0, 1 << 24, size=2))
-        lab = [convert_color(sRGBColor(*[int(c[i:i + 2], 16) for i in (1, 3, 5)], is_upscaled=True), LabColor)
-               for c in (c1, c2)]
+        lab = [
+            convert_color(sRGBColor(*[int(c[i : i + 2], 16) for i in (1, 3, 5)], is_upscaled=True), LabColor)
+            for c in (c1, c2)
+        ]
         assert color_similarity(c1, c2) == pytest.approx(max(0, 1 - delta_e_cie2000(*lab) / 100), abs=1e-9)
 
 

@@ -8,10 +8,10 @@ least 95% of pairs and metrics) and on every aggregate within 1 point.
 import json
 
 import pytest
-
 from conftest import PARITY
-from rewards.chartmimic import METRICS, low_level_metrics
+
 from renderers import prepare_code
+from rewards.chartmimic import METRICS, low_level_metrics
 from vlrl.evaluation.chart_eval import aggregate, ran_like_chartmimic
 
 

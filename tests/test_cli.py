@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-
 from conftest import PARITY, ROOT, SAMPLES
+
 from vlrl.cli import main
 from vlrl.options import OptionError, option, parse_options
 
@@ -48,8 +48,9 @@ def test_help_lists_every_option_with_default():
 
 def test_help_into_a_closed_pipe_is_quiet():
     """`vlrl train --help | head -1`: the reader leaves early, vlrl exits 0 without a traceback."""
-    proc = subprocess.Popen([sys.executable, "-m", "vlrl.cli", "train", "--help"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vlrl.cli", "train", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
     proc.stdout.close()  # before vlrl has written anything: every write hits a closed pipe
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
@@ -102,24 +103,48 @@ def test_eval_chartmimic_end_to_end_with_bad_input(tmp_path):
     preds.write_text("\n".join(kept + extra) + "\n")
     out = tmp_path / "eval"
     cache = tmp_path / "cache"
-    assert main(["eval", "benchmark=chartmimic", f"data_dir={SAMPLES}", f"predictions={preds}", f"out={out}",
-                 f"cache_dir={cache}"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "benchmark=chartmimic",
+                f"data_dir={SAMPLES}",
+                f"predictions={preds}",
+                f"out={out}",
+                f"cache_dir={cache}",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 30
     assert set(summary) >= {"n", "exec_rate", "text", "layout", "type", "color", "low_level", "per_chart_type"}
     problems = summary["input_problems"]
-    assert problems["malformed_lines"] == ["line 30: not valid JSON (Expecting property name enclosed in double quotes)"]
+    assert problems["malformed_lines"] == [
+        "line 30: not valid JSON (Expecting property name enclosed in double quotes)"
+    ]
     assert problems["unknown_files"] == ["nonexistent_9.py"]
     assert problems["duplicates"] == ["3d_1.py"]
     assert problems["missing_response"] == ["pie_1.py"]
     assert summary["per_chart_type"]["bar"]["n"] == 4
-    items = [json.loads(l) for l in (out / "items.jsonl").read_text().splitlines()]
+    items = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     assert len(items) == 30 and all({"text", "layout", "type", "color", "exec"} <= set(i) for i in items)
     md = (out / "summary.md").read_text()
     assert "| model | Exec | Low | High |" in md and "| preds |" in md
     # resumable: a second run scores nothing new and gives the same summary
-    assert main(["eval", "benchmark=chartmimic", f"data_dir={SAMPLES}", f"predictions={preds}", f"out={out}",
-                 f"cache_dir={cache}"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "benchmark=chartmimic",
+                f"data_dir={SAMPLES}",
+                f"predictions={preds}",
+                f"out={out}",
+                f"cache_dir={cache}",
+            ]
+        )
+        == 0
+    )
     assert len((out / "items.jsonl").read_text().splitlines()) == 30
     again = json.loads((out / "summary.json").read_text())
     assert again["low_level"] == pytest.approx(summary["low_level"])
@@ -127,12 +152,27 @@ def test_eval_chartmimic_end_to_end_with_bad_input(tmp_path):
 
 def test_eval_with_judge_responses_reports_high_level(tmp_path):
     preds = tmp_path / "p.jsonl"
-    preds.write_text(json.dumps({"file": "bar_1.py", "response": "```python\n" + (SAMPLES / "bar_1.py").read_text() + "```"}) + "\n")
+    preds.write_text(
+        json.dumps({"file": "bar_1.py", "response": "```python\n" + (SAMPLES / "bar_1.py").read_text() + "```"}) + "\n"
+    )
     judge = tmp_path / "j.jsonl"
     judge.write_text(json.dumps({"file": "bar_1.py", "response": "All good. Score: 90"}) + "\n")
     out = tmp_path / "e"
-    assert main(["eval", "benchmark=chartmimic", f"data_dir={SAMPLES}", f"predictions={preds}", f"out={out}",
-                 f"judge_responses={judge}", "only_predicted=true", f"cache_dir={tmp_path / 'c'}"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "benchmark=chartmimic",
+                f"data_dir={SAMPLES}",
+                f"predictions={preds}",
+                f"out={out}",
+                f"judge_responses={judge}",
+                "only_predicted=true",
+                f"cache_dir={tmp_path / 'c'}",
+            ]
+        )
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
     assert s["n"] == 1 and s["low_level"] == pytest.approx(100) and s["high_level"] == 90 and s["overall"] == 95
 
@@ -143,13 +183,36 @@ def test_eval_reachqa_renders_missing_reference_images(tmp_path, capsys):
     shutil.copy(SAMPLES / "line_1.py", data / "code" / "00001.py")
     (data / "code" / "00002.py").write_text("import matplotlib.pyplot as plt\nplt.plot(oops)\nplt.show()\n")
     (data / "plot_info.jsonl").write_text(
-        json.dumps({"id": "00001", "code": "code/00001.py", "image": "images/00001.png", "level": "easy",
-                    "major_chart_type": "line", "minor_chart_type": "line"}) + "\n")
+        json.dumps(
+            {
+                "id": "00001",
+                "code": "code/00001.py",
+                "image": "images/00001.png",
+                "level": "easy",
+                "major_chart_type": "line",
+                "minor_chart_type": "line",
+            }
+        )
+        + "\n"
+    )
     preds = tmp_path / "p.jsonl"
-    preds.write_text(json.dumps({"file": "00001.py", "response": "```python\n" + (SAMPLES / "line_1.py").read_text() + "```"}) + "\n")
+    preds.write_text(
+        json.dumps({"file": "00001.py", "response": "```python\n" + (SAMPLES / "line_1.py").read_text() + "```"}) + "\n"
+    )
     out = tmp_path / "e"
-    assert main(["eval", "benchmark=reachqa", f"data_dir={data}", f"predictions={preds}", f"out={out}",
-                 f"cache_dir={tmp_path / 'c'}"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "benchmark=reachqa",
+                f"data_dir={data}",
+                f"predictions={preds}",
+                f"out={out}",
+                f"cache_dir={tmp_path / 'c'}",
+            ]
+        )
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
     # The failed reference is named and counted as the benchmark counts it: in n, scoring 0.
     assert s["n"] == 2 and s["reference_failed"] == 1 and s["input_problems"]["reference_failed"] == ["00002"]
@@ -161,7 +224,7 @@ def test_eval_reachqa_renders_missing_reference_images(tmp_path, capsys):
 def test_data_synth_writes_a_resumable_corpus(tmp_path):
     out = tmp_path / "corpus"
     assert main(["data", "synth", "n=18", f"out={out}", "seed=7", "workers=2"]) == 0
-    rows = [json.loads(l) for l in (out / "index.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
     assert len(rows) == 18 and len({r["family"] for r in rows}) == 17  # every family appears
     for r in rows[:3]:
         assert (out / r["image"]).stat().st_size > 1000
@@ -170,7 +233,7 @@ def test_data_synth_writes_a_resumable_corpus(tmp_path):
     first_codes = [r["code"] for r in rows]
     (out / "index.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:10]) + "\n" + json.dumps(rows[10])[:40])
     assert main(["data", "synth", "n=18", f"out={out}", "seed=7", "workers=2"]) == 0
-    again = [json.loads(l) for l in (out / "index.jsonl").read_text().splitlines()]
+    again = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
     assert [r["code"] for r in again] == first_codes
     assert json.loads((out / "summary.json").read_text())["charts"] == 18
     r = vlrl("data", "synth", "n=5", f"out={out}", "families=bar,sankey")

@@ -38,18 +38,21 @@ def test_dict_options_and_types_from_the_command_line():
     assert cfg.trainer.tensorboard is False and cfg.trainer.steps == 7
 
 
-@pytest.mark.parametrize("args, message", [
-    (["rollout.nn=3"], "unknown config key 'rollout.nn'; did you mean rollout.n"),
-    (["rollout.lr=1"], "did you mean trainer.lr"),
-    (["stage=5"], "stage=5: the curriculum has stages 1, 2"),
-    (["algo.loss_type=ppo"], "expected one of grpo, bnpo, dr_grpo, dapo"),
-    (["trainer.steps=many"], "trainer.steps=many: expected int"),
-    (["reward.weights=[1, 2]"], "expected a mapping"),
-    (["oops"], "options are written key=value"),
-    (["trainer.log_every=0"], "trainer.log_every=0: must be at least 1"),
-    (["rollout.n=0"], "rollout.n=0: must be at least 1"),
-    (["trainer.eval_every=-1"], "trainer.eval_every=-1: must be at least 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["rollout.nn=3"], "unknown config key 'rollout.nn'; did you mean rollout.n"),
+        (["rollout.lr=1"], "did you mean trainer.lr"),
+        (["stage=5"], "stage=5: the curriculum has stages 1, 2"),
+        (["algo.loss_type=ppo"], "expected one of grpo, bnpo, dr_grpo, dapo"),
+        (["trainer.steps=many"], "trainer.steps=many: expected int"),
+        (["reward.weights=[1, 2]"], "expected a mapping"),
+        (["oops"], "options are written key=value"),
+        (["trainer.log_every=0"], "trainer.log_every=0: must be at least 1"),
+        (["rollout.n=0"], "rollout.n=0: must be at least 1"),
+        (["trainer.eval_every=-1"], "trainer.eval_every=-1: must be at least 0"),
+    ],
+)
 def test_errors_name_the_culprit(args, message):
     with pytest.raises(OptionError, match=message.replace("[", r"\[")):
         load_config(args)

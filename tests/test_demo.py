@@ -13,7 +13,7 @@ import pytest
 from conftest import SAMPLES
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file
+from gradio_client import Client, handle_file  # noqa: E402 - only once gradio_client is known to be there
 
 SAMPLE = "bar_1"
 TOKENS = 32
@@ -25,13 +25,22 @@ def app(demo_url):
 
 
 def generate(client, chart, reference=None, *, n=1, seed=0, temperature=1.0):
-    return client.predict(handle_file(str(chart)), handle_file(str(reference)) if reference else None,
-                          temperature, TOKENS, n, True, seed, api_name="/generate")
+    return client.predict(
+        handle_file(str(chart)),
+        handle_file(str(reference)) if reference else None,
+        temperature,
+        TOKENS,
+        n,
+        True,
+        seed,
+        api_name="/generate",
+    )
 
 
 def score(client, chart, code, reference=None):
-    return client.predict(handle_file(str(chart)), handle_file(str(reference)) if reference else None, code,
-                          api_name="/score")
+    return client.predict(
+        handle_file(str(chart)), handle_file(str(reference)) if reference else None, code, api_name="/score"
+    )
 
 
 # outputs of /generate and /score, in order
@@ -80,8 +89,12 @@ def test_scoring_without_a_reference_gives_only_the_visual_similarity(app):
 
 
 def test_broken_code_is_explained_in_plain_words(app, tmp_path):
-    out = score(app, SAMPLES / f"{SAMPLE}.png", "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n1 / 0\n",
-                SAMPLES / f"{SAMPLE}.py")
+    out = score(
+        app,
+        SAMPLES / f"{SAMPLE}.png",
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n1 / 0\n",
+        SAMPLES / f"{SAMPLE}.py",
+    )
     assert "did not render" in out[RESULT] and "raised an error" in out[RESULT] and "ZeroDivisionError" in out[RESULT]
     assert out[RENDERING] is None
     assert "| no |" in out[RESULT]
@@ -164,7 +177,8 @@ def Image_open(path):
 
 def test_spy_game_on_a_bundled_pair(app):
     status, original, modified, outcome, clues, votes, transcript = app.predict(
-        "scene-s0-000000", None, None, 2, 1, "civilians_vote", 1, 16, 1.0, 0, 0, api_name="/play_spy")
+        "scene-s0-000000", None, None, 2, 1, "civilians_vote", 1, 16, 1.0, 0, 0, api_name="/play_spy"
+    )
     assert status.startswith("Game over: 3 players, 1 round(s)"), status
     assert status.endswith("Played on pair **scene-s0-000000**.")
     assert "Role rewards: spy" in outcome and "| player | role | votes received | clue reward |" in outcome
@@ -174,13 +188,13 @@ def test_spy_game_on_a_bundled_pair(app):
     spy = game["spy"]
     assert f"The spy was **player {spy}**" in outcome and "What differs" in outcome
     assert len(votes["data"]) == 2  # the two civilians vote, the spy does not
-    assert {row[0] for row in votes["data"]} == {f"player {p['seat']}" for p in game["players"]
-                                                 if p["role"] == "civilian"}
+    assert {row[0] for row in votes["data"]} == {
+        f"player {p['seat']}" for p in game["players"] if p["role"] == "civilian"
+    }
     assert abs(sum(game["clue_rewards"])) < 1e-9  # zero-sum clue rewards
     assert len(game["decision_rewards"]) == 2
     # the same seed plays the same game
-    again = app.predict("scene-s0-000000", None, None, 2, 1, "civilians_vote", 1, 16, 1.0, 0, 0,
-                        api_name="/play_spy")
+    again = app.predict("scene-s0-000000", None, None, 2, 1, "civilians_vote", 1, 16, 1.0, 0, 0, api_name="/play_spy")
     assert again[4] == clues
 
 
@@ -189,8 +203,20 @@ def test_spy_game_on_an_uploaded_pair_and_bad_pairs(app, tmp_path):
 
     pairs = SAMPLES.parent / "spy_pairs"
     original, modified = pairs / "chart-s1-000008_original.png", pairs / "chart-s1-000008_modified.png"
-    out = app.predict("", handle_file(str(original)), handle_file(str(modified)), 2, 1, "observer", 2, 8, 1.0, 1, 2,
-                      api_name="/play_spy")
+    out = app.predict(
+        "",
+        handle_file(str(original)),
+        handle_file(str(modified)),
+        2,
+        1,
+        "observer",
+        2,
+        8,
+        1.0,
+        1,
+        2,
+        api_name="/play_spy",
+    )
     assert out[0].startswith("Game over"), out[0]
     assert "Played on the uploaded pair (chart-s1-000008_original.png / chart-s1-000008_modified.png)" in out[0]
     assert "The spy was **player 2**" in out[3]
@@ -198,8 +224,9 @@ def test_spy_game_on_an_uploaded_pair_and_bad_pairs(app, tmp_path):
 
     small = tmp_path / "small.png"
     Image.new("RGB", (20, 20), "white").save(small)
-    out = app.predict("", handle_file(str(original)), handle_file(str(small)), 2, 1, "observer", 1, 8, 1.0, 0, 0,
-                      api_name="/play_spy")
+    out = app.predict(
+        "", handle_file(str(original)), handle_file(str(small)), 2, 1, "observer", 1, 8, 1.0, 0, 0, api_name="/play_spy"
+    )
     assert "differ in size" in out[0]
     out = app.predict("", handle_file(str(original)), None, 2, 1, "observer", 1, 8, 1.0, 0, 0, api_name="/play_spy")
     assert "Upload both images" in out[0]
@@ -210,8 +237,10 @@ def test_spy_game_on_an_uploaded_pair_and_bad_pairs(app, tmp_path):
 def write_fake_run(root: Path) -> Path:
     stage = root / "chart2code" / "stage1"
     (stage / "samples").mkdir(parents=True)
-    rows = [{"step": s, "reward/mean": 0.1 * s, "reward/exec": 0.05 * s, "kl": 0.01 * s, "entropy": 2.0}
-            for s in range(1, 4)]
+    rows = [
+        {"step": s, "reward/mean": 0.1 * s, "reward/exec": 0.05 * s, "kl": 0.01 * s, "entropy": 2.0}
+        for s in range(1, 4)
+    ]
     (stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     page = "<html><body><h1>step 3 \"quoted\" & more</h1><script>alert('x')</script></body></html>"
     (stage / "samples" / "step-000003.html").write_text(page)
@@ -264,8 +293,16 @@ def test_runs_tab_explains_missing_runs(app, tmp_path):
 def test_scratch_space_keeps_only_the_newest_folders(tmp_path):
     from app.services import DemoServices, SamplingDefaults
 
-    services = DemoServices(engine=None, pool=None, visual_reward=None, chart_reward=None, model_name="x",
-                            defaults=SamplingDefaults(1.0, 8, 0), workdir=tmp_path, scratch_keep=3)
+    services = DemoServices(
+        engine=None,
+        pool=None,
+        visual_reward=None,
+        chart_reward=None,
+        model_name="x",
+        defaults=SamplingDefaults(1.0, 8, 0),
+        workdir=tmp_path,
+        scratch_keep=3,
+    )
     folders = []
     for i in range(5):
         folders.append(services.scratch(f"s{i}-"))
@@ -322,7 +359,8 @@ def test_an_answer_without_code_is_explained(scripted):
 
 def test_a_pasted_fenced_answer_is_scored_as_its_code(app):
     code = (SAMPLES / f"{SAMPLE}.py").read_text()
-    out = score(app, SAMPLES / f"{SAMPLE}.png", f"Sure! Here it is:\n```python\n{code}\n```\nEnjoy.",
-                SAMPLES / f"{SAMPLE}.py")
+    out = score(
+        app, SAMPLES / f"{SAMPLE}.png", f"Sure! Here it is:\n```python\n{code}\n```\nEnjoy.", SAMPLES / f"{SAMPLE}.py"
+    )
     assert "**Rendered**" in out[RESULT] and "| yes | 100.0 |" in out[RESULT], out[RESULT]
     assert out[CODE].strip() == code.strip()

@@ -42,8 +42,11 @@ def browser():
     # never a downloaded browser: the system one, offline
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -168,11 +171,13 @@ def test_runs_tab_in_the_browser_shows_curves_and_a_sandboxed_report(page, tmp_p
     expect = sync_api.expect
     stage = tmp_path / "run" / "stage1"
     (stage / "samples").mkdir(parents=True)
-    (stage / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "reward/mean": 0.1 * s, "kl": 0.01 * s})
-                                                 + "\n" for s in (1, 2)))
+    (stage / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": s, "reward/mean": 0.1 * s, "kl": 0.01 * s}) + "\n" for s in (1, 2))
+    )
     # a report trying to reach the app: the sandboxed iframe must not run it
     (stage / "samples" / "step-000002.html").write_text(
-        "<html><body><h1>samples at step 2</h1><script>parent.document.body.dataset.pwned = '1'</script></body></html>")
+        "<html><body><h1>samples at step 2</h1><script>parent.document.body.dataset.pwned = '1'</script></body></html>"
+    )
     page.get_by_role("tab", name="Runs").click()
     page.locator("#run-dir textarea, #run-dir input").first.fill(str(tmp_path / "run"))
     page.get_by_role("button", name="Scan").click()
@@ -191,8 +196,9 @@ def test_an_uploaded_spy_pair_is_previewed_and_replaces_the_bundled_one(page):
     page.get_by_role("tab", name="Who is the spy?").click()
     page.get_by_text("...or upload a pair").click()  # the accordion is closed while bundled pairs exist
     page.locator("#spy-original input[type=file]").set_input_files(str(pairs / "chart-s1-000008_original.png"))
-    expect(page.locator("#spy-status")).to_contain_text("Uploaded pair: now upload the modified image",
-                                                        timeout=TIMEOUT_MS)
+    expect(page.locator("#spy-status")).to_contain_text(
+        "Uploaded pair: now upload the modified image", timeout=TIMEOUT_MS
+    )
     expect(page.locator("#spy-modified-view img")).to_have_count(0)  # not the bundled pair's half
     page.locator("#spy-modified input[type=file]").set_input_files(str(pairs / "chart-s1-000008_modified.png"))
     expect(page.locator("#spy-status")).to_contain_text("Uploaded pair: press Play")

@@ -6,8 +6,8 @@ import random
 import tracemalloc
 
 import pytest
-
 from conftest import SAMPLES
+
 from vlrl.cli import main
 from vlrl.evaluation.chart_eval import MAX_EXAMPLE_CHARS, MAX_EXAMPLES
 from vlrl.jsonl import MAX_LINE_BYTES, JsonlError, iter_jsonl_lenient, read_jsonl
@@ -24,8 +24,11 @@ def hostile(kind: str) -> tuple[bytes, int]:
     """(file content, how many malformed lines it holds)."""
     rng = random.Random(0)
     if kind == "huge_numbers":
-        lines = [b'{"file": "bar_1.py", "response": ' + b"7" * 5000 + b"}",
-                 b'{"file": ' + b"9" * 100_000 + b"}", b"-" + b"1" * 5000]
+        lines = [
+            b'{"file": "bar_1.py", "response": ' + b"7" * 5000 + b"}",
+            b'{"file": ' + b"9" * 100_000 + b"}",
+            b"-" + b"1" * 5000,
+        ]
         return b"\n".join(lines) + b"\n", 3
     if kind == "deep_nesting":
         lines = [b"[" * 100_000, b'{"a":' * 100_000, b"[" * 100_000 + b"]" * 100_000]
@@ -54,9 +57,19 @@ def run_eval(tmp_path, content: bytes, *extra: str) -> tuple[dict, int]:
     preds.write_bytes(content)
     tracemalloc.start()
     try:
-        rc = main(["eval", "benchmark=chartmimic", f"data_dir={SAMPLES}", f"predictions={preds}",
-                   f"out={tmp_path / 'eval'}", f"cache_dir={tmp_path / 'cache'}", "only_predicted=true",
-                   "workers=1", *extra])
+        rc = main(
+            [
+                "eval",
+                "benchmark=chartmimic",
+                f"data_dir={SAMPLES}",
+                f"predictions={preds}",
+                f"out={tmp_path / 'eval'}",
+                f"cache_dir={tmp_path / 'cache'}",
+                "only_predicted=true",
+                "workers=1",
+                *extra,
+            ]
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -104,9 +117,18 @@ def test_judge_responses_with_garbage_are_read_leniently(tmp_path):
     from vlrl.evaluation.chart_eval import read_judge_scores
 
     path = tmp_path / "judge.jsonl"
-    path.write_bytes(b"[" * 100_000 + b"\n" + b"\x00\xff\n" + b'{"x": ' + b"1" * 5000 + b"}\n"
-                     + json.dumps({"file": "bar_1.py", "response": "fine. Score: 80"}).encode() + b"\n"
-                     + json.dumps({"file": "pie_1.py", "response": 12}).encode() + b"\n")
+    path.write_bytes(
+        b"[" * 100_000
+        + b"\n"
+        + b"\x00\xff\n"
+        + b'{"x": '
+        + b"1" * 5000
+        + b"}\n"
+        + json.dumps({"file": "bar_1.py", "response": "fine. Score: 80"}).encode()
+        + b"\n"
+        + json.dumps({"file": "pie_1.py", "response": 12}).encode()
+        + b"\n"
+    )
     assert read_judge_scores(path) == {"bar_1": 80.0, "pie_1": None}
 
 

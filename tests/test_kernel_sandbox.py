@@ -34,9 +34,11 @@ def test_landlock_confines_files_to_the_allowlist(tmp_path):
         if not KERNEL.install_landlock(default_read_roots(), [str(job)]):
             return 2
         (job / "ok.txt").write_text("inside is writable")
-        for attempt in (lambda: open("/etc/passwd").read(),
-                        lambda: outside.write_text("escape"),
-                        lambda: os.open(str(tmp_path), os.O_RDONLY)):
+        for attempt in (
+            lambda: open("/etc/passwd").read(),
+            lambda: outside.write_text("escape"),
+            lambda: os.open(str(tmp_path), os.O_RDONLY),
+        ):
             try:
                 attempt()
                 return 3
@@ -58,8 +60,12 @@ def test_seccomp_refuses_processes_sockets_and_signals():
     def body():
         if not KERNEL.install_seccomp(os.getpid()):
             return 2
-        for attempt in (os.fork, lambda: socket.socket(), lambda: os.kill(parent, 0),
-                        lambda: os.execv("/bin/true", ["true"])):
+        for attempt in (
+            os.fork,
+            lambda: socket.socket(),
+            lambda: os.kill(parent, 0),
+            lambda: os.execv("/bin/true", ["true"]),
+        ):
             try:
                 attempt()
                 return 3
@@ -125,13 +131,26 @@ def test_job_dies_with_its_parent():
         pytest.fail("the job outlived its server")
 
 
-_X86_64 = {"shmget": 29, "msgget": 68, "semget": 64, "fanotify_init": 300, "inotify_init1": 294,
-           "fsopen": 430, "open_tree": 428, "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250,
-           "sched_setattr": 314, "ioprio_set": 251, "mount_setattr": 442}
+_X86_64 = {
+    "shmget": 29,
+    "msgget": 68,
+    "semget": 64,
+    "fanotify_init": 300,
+    "inotify_init1": 294,
+    "fsopen": 430,
+    "open_tree": 428,
+    "perf_event_open": 298,
+    "userfaultfd": 323,
+    "keyctl": 250,
+    "sched_setattr": 314,
+    "ioprio_set": 251,
+    "mount_setattr": 442,
+}
 
 
-@pytest.mark.skipif(not KERNEL.seccomp_supported or os.uname().machine != "x86_64",
-                    reason="raw syscall numbers are x86_64's")
+@pytest.mark.skipif(
+    not KERNEL.seccomp_supported or os.uname().machine != "x86_64", reason="raw syscall numbers are x86_64's"
+)
 def test_seccomp_refuses_the_rest_of_the_kernel_surface():
     """System V IPC, memfd, watchers, scheduling, sessions, prctl, the new mount API ...:
     each refused by the filter alone (raw syscalls, no audit hook in this process)."""
@@ -142,12 +161,19 @@ def test_seccomp_refuses_the_rest_of_the_kernel_surface():
 
         if not KERNEL.install_seccomp(os.getpid()):
             return 2
-        for attempt in (lambda: os.setpgid(0, 0), os.setsid, lambda: os.setpriority(os.PRIO_PROCESS, 0, 5),
-                        lambda: os.setpriority(os.PRIO_PROCESS, parent, 19),
-                        lambda: os.sched_setaffinity(0, {0}), lambda: os.sched_setaffinity(parent, {0}),
-                        lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1)),
-                        lambda: os.sched_setparam(0, os.sched_param(0)),
-                        lambda: os.memfd_create("x"), lambda: os.setuid(0), lambda: os.chown("/tmp", 0, 0)):
+        for attempt in (
+            lambda: os.setpgid(0, 0),
+            os.setsid,
+            lambda: os.setpriority(os.PRIO_PROCESS, 0, 5),
+            lambda: os.setpriority(os.PRIO_PROCESS, parent, 19),
+            lambda: os.sched_setaffinity(0, {0}),
+            lambda: os.sched_setaffinity(parent, {0}),
+            lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1)),
+            lambda: os.sched_setparam(0, os.sched_param(0)),
+            lambda: os.memfd_create("x"),
+            lambda: os.setuid(0),
+            lambda: os.chown("/tmp", 0, 0),
+        ):
             try:
                 attempt()
                 return 3

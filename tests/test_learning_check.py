@@ -75,10 +75,16 @@ def test_family_table_shows_what_the_answers_draw():
         return {"id": cid, "family": family, "reward": reward, "answer": answer}
 
     per_chart = {
-        "before": [row("a", "bar", 0.2, "```python\nax.bar(x, y)\n```"), row("b", "bar", 0.0, "no code"),
-                   row("c", "pie", 0.4, "plt.pie(v)")],
-        "after": [row("b", "bar", 0.5, "plt.pie(v); ax.bar(x, y)"), row("a", "bar", 0.3, "ax.barh(x, y)"),
-                  row("c", "pie", 0.6, "plt.pie(v)")],
+        "before": [
+            row("a", "bar", 0.2, "```python\nax.bar(x, y)\n```"),
+            row("b", "bar", 0.0, "no code"),
+            row("c", "pie", 0.4, "plt.pie(v)"),
+        ],
+        "after": [
+            row("b", "bar", 0.5, "plt.pie(v); ax.bar(x, y)"),
+            row("a", "bar", 0.3, "ax.barh(x, y)"),
+            row("c", "pie", 0.6, "plt.pie(v)"),
+        ],
     }
     assert lc.family_table(per_chart).splitlines()[2:] == [
         "| bar | 2 | 0.100 | 0.400 | bar 1, other 1 | barh 1, pie 1 |",

@@ -23,8 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data" / "chartmimic_samples"
 KINDS = ("qwen2_vl", "qwen2_5_vl")
 
-SPECIALS = ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-            "<|image_pad|>", "<|video_pad|>", "<|endoftext|>", "<|vision_pad|>")
+SPECIALS = (
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<|endoftext|>",
+    "<|vision_pad|>",
+)
 
 
 def _img(w: int, h: int, rgb: tuple[int, int, int]) -> Image.Image:
@@ -42,8 +50,10 @@ def _mixed_batch(processor):
     """Two prompts with 1 and 2 images, left-padded into one batch, plus the per-row inputs."""
     rows = [
         (_user(1, "Reproduce this chart."), [_img(64, 48, (200, 30, 30))]),
-        (_user(2, "Which of the two charts has more bars? Explain carefully."),
-         [_img(100, 60, (20, 200, 30)), _img(30, 90, (20, 20, 230))]),
+        (
+            _user(2, "Which of the two charts has more bars? Explain carefully."),
+            [_img(100, 60, (20, 200, 30)), _img(30, 90, (20, 20, 230))],
+        ),
     ]
     texts = [processor.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m, _ in rows]
     images = [ims for _, ims in rows]
@@ -82,6 +92,7 @@ def _by_kind(kind, tiny, tiny25):
 # ---------------------------------------------------------------------------
 # Tokenizer
 # ---------------------------------------------------------------------------
+
 
 def test_tokenizer_files_shipped_and_small():
     d = ROOT / "vlrl" / "assets" / "tiny_tokenizer"
@@ -139,13 +150,16 @@ def test_chat_template_renders_system_user_image_assistant(tiny):
     assert processor.tokenizer.apply_chat_template(msgs, tokenize=False) == expected
     # Qwen's default system turn and the generation prompt.
     got = processor.apply_chat_template(_user(0, "hi"), tokenize=False, add_generation_prompt=True)
-    assert got == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-                   "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+    assert got == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 # ---------------------------------------------------------------------------
 # Model construction
 # ---------------------------------------------------------------------------
+
 
 def test_weights_deterministic_per_seed_and_global_rng_untouched(tiny):
     torch.manual_seed(1234)
@@ -206,10 +220,12 @@ def test_tiny_processor_pixel_bounds():
 # Forward, backward, generate
 # ---------------------------------------------------------------------------
 
+
 def test_single_image_forward_backward(tiny):
     model, processor = tiny
     msgs = _user(1, "Reproduce the chart.") + [
-        {"role": "assistant", "content": "```python\nimport matplotlib.pyplot as plt\nplt.bar([1], [2])\n```"}]
+        {"role": "assistant", "content": "```python\nimport matplotlib.pyplot as plt\nplt.bar([1], [2])\n```"}
+    ]
     text = processor.apply_chat_template(msgs, tokenize=False)
     enc = processor(text=[text], images=[_img(64, 48, (200, 30, 30))], return_tensors="pt")
     # transformers 5 builds M-RoPE positions from mm_token_type_ids; the processor supplies it.
@@ -263,8 +279,8 @@ def test_generate_batched_left_padded(kind, tiny, tiny25):
         # stops early on EOS is padded in the batch, so compare the single run's length.
         for i, single in enumerate(singles):
             alone = model.generate(**single, max_new_tokens=5, do_sample=False)
-            new = alone[0, single["input_ids"].shape[1]:]
-            assert torch.equal(out[i, prompt_len:prompt_len + len(new)], new)
+            new = alone[0, single["input_ids"].shape[1] :]
+            assert torch.equal(out[i, prompt_len : prompt_len + len(new)], new)
         sampled = model.generate(**batch, max_new_tokens=5, do_sample=True, temperature=1.0)
         assert sampled.shape[1] <= prompt_len + 5
     # Scoring prompt + completion in one forward (what a policy-gradient step does) must
@@ -276,7 +292,7 @@ def test_generate_batched_left_padded(kind, tiny, tiny25):
     full["attention_mask"] = torch.nn.functional.pad(batch["attention_mask"], (0, n_new), value=1)
     full["mm_token_type_ids"] = torch.nn.functional.pad(batch["mm_token_type_ids"], (0, n_new))
     with torch.no_grad():
-        logits = model(**full).logits[:, prompt_len - 1:-1]
+        logits = model(**full).logits[:, prompt_len - 1 : -1]
     pad = processor.tokenizer.pad_token_id
     for i in range(2):
         gen = out[i, prompt_len:]
@@ -292,6 +308,7 @@ def test_generate_batched_left_padded(kind, tiny, tiny25):
 # ---------------------------------------------------------------------------
 # Saving and loading
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_save_and_reload_with_auto_classes(kind, saved):
@@ -319,8 +336,11 @@ def test_save_and_reload_with_auto_classes(kind, saved):
 
 def test_load_checkpoint_dir_freeze_and_checkpointing(saved):
     model, processor = load_model_and_processor(
-        str(saved["qwen2_5_vl"]), freeze_vision=True, gradient_checkpointing=True,
-        min_pixels=28 * 28, max_pixels=56 * 56,
+        str(saved["qwen2_5_vl"]),
+        freeze_vision=True,
+        gradient_checkpointing=True,
+        min_pixels=28 * 28,
+        max_pixels=56 * 56,
     )
     assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
     assert processor.image_processor.size["longest_edge"] == 56 * 56

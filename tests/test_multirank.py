@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import LENGTH_REWARD_PLUGIN as PLUGIN
 from conftest import ROOT
 
@@ -23,14 +22,21 @@ def corpus(tmp_path_factory):
 
 
 def run(args, *, ranks: int):
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m"] \
-        if ranks > 1 else [sys.executable, "-m"]
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m"]
+        if ranks > 1
+        else [sys.executable, "-m"]
+    )
     # A world set up earlier in this pytest process (test_train) left its rendezvous variables
     # in os.environ; each run here must form its own world.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    r = subprocess.run(launcher + ["vlrl.cli", "train", *args], capture_output=True, text=True, cwd=ROOT,
-                       timeout=600, env=env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
+    r = subprocess.run(
+        launcher + ["vlrl.cli", "train", *args], capture_output=True, text=True, cwd=ROOT, timeout=600, env=env
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -45,9 +51,20 @@ def weights(path):
 # advantages (the std of the global batch, gathered across ranks)
 @pytest.mark.parametrize("zero, extra", [("zero2", ["algo.beta=0.04", "algo.advantage=batch"]), ("zero3", [])])
 def test_two_ranks_match_one_process(corpus, tmp_path, zero, extra):
-    common = [f"data.train={corpus}", "rollout.n=2", "data.prompts_per_step=4", "rollout.chunk_prompts=2",
-              "rollout.max_new_tokens=12", f"reward.plugins={PLUGIN}", "reward.weights={test_length: 1.0}",
-              "trainer.steps=2", "trainer.lr=0.01", "trainer.warmup_ratio=0", "trainer.tensorboard=false", *extra]
+    common = [
+        f"data.train={corpus}",
+        "rollout.n=2",
+        "data.prompts_per_step=4",
+        "rollout.chunk_prompts=2",
+        "rollout.max_new_tokens=12",
+        f"reward.plugins={PLUGIN}",
+        "reward.weights={test_length: 1.0}",
+        "trainer.steps=2",
+        "trainer.lr=0.01",
+        "trainer.warmup_ratio=0",
+        "trainer.tensorboard=false",
+        *extra,
+    ]
     run(common + [f"out={tmp_path / 'one'}", "deepspeed=zero0"], ranks=1)
     two = run(common + [f"out={tmp_path / 'two'}", f"deepspeed={zero}"], ranks=2)
     a = weights(tmp_path / "one" / "stage1" / "final")
@@ -85,10 +102,21 @@ def test_ranks_run_the_same_rollout_rounds_and_a_rank_that_keeps_nothing_still_t
     """Dynamic sampling under ZeRO-3, where every generate call gathers the weights: rank 0's
     rewards are flat (it never fills its groups), rank 1's vary. Both ranks must run the same
     number of rounds, and rank 0 (nothing kept) must still join every forward and backward."""
-    args = [f"data.train={corpus}", "rollout.n=2", "data.prompts_per_step=4", "rollout.chunk_prompts=2",
-            "rollout.max_new_tokens=8", f"reward.plugins={RANK_PLUGIN}", "reward.weights={test_rank: 1.0}",
-            "algo.dynamic_sampling=true", "algo.max_refill_rounds=3", "trainer.steps=1", "trainer.tensorboard=false",
-            f"out={tmp_path / 'two'}", "deepspeed=zero3"]
+    args = [
+        f"data.train={corpus}",
+        "rollout.n=2",
+        "data.prompts_per_step=4",
+        "rollout.chunk_prompts=2",
+        "rollout.max_new_tokens=8",
+        f"reward.plugins={RANK_PLUGIN}",
+        "reward.weights={test_rank: 1.0}",
+        "algo.dynamic_sampling=true",
+        "algo.max_refill_rounds=3",
+        "trainer.steps=1",
+        "trainer.tensorboard=false",
+        f"out={tmp_path / 'two'}",
+        "deepspeed=zero3",
+    ]
     run(args, ranks=2)
     (row,) = [json.loads(x) for x in (tmp_path / "two" / "stage1" / "metrics.jsonl").read_text().splitlines()]
     assert row["rollout_rounds"] == 3  # rank 1 had its groups after one round, yet ran rank 0's three
@@ -105,9 +133,17 @@ def test_two_ranks_play_the_spy_game_with_one_shared_schedule(tmp_path):
 
     pairs = tmp_path / "pairs"
     assert main(["data", "pairs", "kind=scenes", "n=2", f"out={pairs}", "workers=1", "width=128", "height=96"]) == 0
-    common = ["task=spy", f"data.train={pairs}", "spy.games_per_step=2", "spy.decision_samples=2",
-              "spy.clue_max_new_tokens=8", "spy.vote_max_new_tokens=4", "trainer.steps=2",
-              "trainer.tensorboard=false", "algo.beta=0"]
+    common = [
+        "task=spy",
+        f"data.train={pairs}",
+        "spy.games_per_step=2",
+        "spy.decision_samples=2",
+        "spy.clue_max_new_tokens=8",
+        "spy.vote_max_new_tokens=4",
+        "trainer.steps=2",
+        "trainer.tensorboard=false",
+        "algo.beta=0",
+    ]
     run(common + [f"out={tmp_path / 'one'}", "deepspeed=zero0"], ranks=1)
     run(common + [f"out={tmp_path / 'two'}", "deepspeed=zero2"], ranks=2)
     one = json.loads((tmp_path / "one" / "stage1" / "checkpoints" / "latest.json").read_text())["task"]

@@ -40,7 +40,7 @@ def assert_scene_diff_matches_record(original, modified, record, margin=2):
     allowed = np.zeros_like(diff)
     for change in record["changes"]:
         x0, y0, x1, y1 = change["region"]
-        allowed[max(0, y0 - margin):y1 + margin, max(0, x0 - margin):x1 + margin] = True
+        allowed[max(0, y0 - margin) : y1 + margin, max(0, x0 - margin) : x1 + margin] = True
         assert diff[y0:y1, x0:x1].sum() > 20, f"object {change['id']} was edited but its pixels did not change"
     outside = np.argwhere(diff & ~allowed)
     assert len(outside) == 0, f"{len(outside)} pixels changed outside the edited objects, e.g. (y, x) {outside[0]}"
@@ -66,7 +66,11 @@ def test_scene_pair_differs_only_where_two_objects_changed(seed):
             if ids[i] != ids[j]:
                 assert not boxes_overlap(boxes[i], boxes[j]), (ids[i], ids[j])
     for before, after in zip(objects, edited):
-        assert (before["position"], before["size"], before["world"]) == (after["position"], after["size"], after["world"])
+        assert (before["position"], before["size"], before["world"]) == (
+            after["position"],
+            after["size"],
+            after["world"],
+        )
         if before["id"] in record["changed_ids"]:
             assert before["shape"] != after["shape"] and before["color"] != after["color"]
         else:
@@ -94,8 +98,11 @@ def test_spy_edits_are_two_exact_changes_and_never_a_chart_type_change():
         assert modified.family == spec.family and modified.to_code() != spec.to_code()
         assert all(c["text"] for c in changes)
     # a histogram often has only labels to edit: the same kind twice, on two different labels
-    hist = next(s for s in generate_specs(20, 0, ["hist"])
-                if [k for k in applicable_perturbations(s) if k in SPY_PERTURBATIONS] == ["rename_label"])
+    hist = next(
+        s
+        for s in generate_specs(20, 0, ["hist"])
+        if [k for k in applicable_perturbations(s) if k in SPY_PERTURBATIONS] == ["rename_label"]
+    )
     _, changes = spy_perturb(hist, random.Random(0))
     assert [c["kind"] for c in changes] == ["rename_label"] * 2
     assert changes[1]["before"] != changes[0]["after"]
@@ -110,16 +117,23 @@ def test_render_problem_names_why_a_chart_pair_is_unusable():
         return RenderResult(ok=True, png=buf.getvalue())
 
     broken = RenderResult.failure("runtime", "NameError: name 'x' is not defined")
-    assert render_problem(ok("red"), broken) == ("modified_render_failed", "runtime: NameError: name 'x' is not defined")
+    assert render_problem(ok("red"), broken) == (
+        "modified_render_failed",
+        "runtime: NameError: name 'x' is not defined",
+    )
     assert render_problem(broken, ok("red"))[0] == "original_render_failed"
     assert render_problem(ok("red"), ok("red")) == ("identical_renders", "the edits changed no pixel")
     assert render_problem(ok("red"), ok("blue")) is None
     # with the render after the first change: each change must show on its own
-    changes = [{"kind": "change_value", "text": "value of A changed from 3 to 3.01"},
-               {"kind": "swap_colors", "text": "colours of A and B swapped"}]
+    changes = [
+        {"kind": "change_value", "text": "value of A changed from 3 to 3.01"},
+        {"kind": "swap_colors", "text": "colours of A and B swapped"},
+    ]
     assert render_problem(ok("red"), ok("blue"), ok("green"), changes=changes) is None
-    assert render_problem(ok("red"), ok("red"), ok("green"), changes=changes) == \
-        ("invisible_edit", "change 1 (value of A changed from 3 to 3.01) changed no pixel")
+    assert render_problem(ok("red"), ok("red"), ok("green"), changes=changes) == (
+        "invisible_edit",
+        "change 1 (value of A changed from 3 to 3.01) changed no pixel",
+    )
     assert render_problem(ok("red"), ok("green"), ok("green"), changes=changes)[1].startswith("change 2 (colours")
     assert render_problem(ok("red"), broken, ok("green"))[0] == "intermediate_render_failed"
 
@@ -208,8 +222,22 @@ def test_cli_writes_scene_pairs_and_resumes_without_redoing(tmp_path, capsys):
 
     # a scene that cannot fit is skipped and counted, not fatal
     tiny = tmp_path / "tiny"
-    assert main(["data", "pairs", "kind=scenes", "n=1", f"out={tiny}", "width=64", "height=48",
-                 "min_objects=6", "workers=1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "pairs",
+                "kind=scenes",
+                "n=1",
+                f"out={tiny}",
+                "width=64",
+                "height=48",
+                "min_objects=6",
+                "workers=1",
+            ]
+        )
+        == 0
+    )
     assert "skipped 1 (scene_not_placeable 1)" in capsys.readouterr().out
     summary = json.loads((tiny / "summary.json").read_text())
     assert summary["pairs"] == 0 and summary["reasons"] == {"scene_not_placeable": 1}
@@ -219,8 +247,17 @@ def test_cli_writes_scene_pairs_and_resumes_without_redoing(tmp_path, capsys):
 
 def test_cli_writes_chart_pairs_with_two_recorded_changes_and_resumes(tmp_path, capsys):
     out = tmp_path / "charts"
-    args = ["data", "pairs", "kind=charts", "n=3", f"out={out}", "seed=2", "workers=2", "dpi=50",
-            "families=line,bar,pie"]
+    args = [
+        "data",
+        "pairs",
+        "kind=charts",
+        "n=3",
+        f"out={out}",
+        "seed=2",
+        "workers=2",
+        "dpi=50",
+        "families=line,bar,pie",
+    ]
     assert main(args) == 0
     report = load_pairs(out)
     summary = json.loads((out / "summary.json").read_text())

@@ -21,9 +21,11 @@ def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one():
 
 
 def test_every_command_has_help_without_importing_torch():
-    code = ("import sys; from vlrl.cli import main, COMMANDS\n"
-            "for name in COMMANDS: main(name.split() + ['--help'])\n"
-            "assert 'torch' not in sys.modules, 'vlrl --help imported torch'\n")
+    code = (
+        "import sys; from vlrl.cli import main, COMMANDS\n"
+        "for name in COMMANDS: main(name.split() + ['--help'])\n"
+        "assert 'torch' not in sys.modules, 'vlrl --help imported torch'\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("usage: vlrl") == len(__import__("vlrl.cli").cli.COMMANDS)

@@ -109,12 +109,14 @@ def test_response_without_code(render_pool):
 def test_no_state_leaks_between_jobs(render_pool):
     first = render_pool.render(
         "import matplotlib.pyplot as plt\nimport matplotlib\nmatplotlib.rcParams['lines.linewidth'] = 9\n"
-        "LEAK = 1\nplt.plot([1, 2])")
+        "LEAK = 1\nplt.plot([1, 2])"
+    )
     assert first.ok
     second = render_pool.render(
         "import matplotlib.pyplot as plt\nimport matplotlib\n"
         "assert matplotlib.rcParams['lines.linewidth'] == 1.5, matplotlib.rcParams['lines.linewidth']\n"
-        "assert len(plt.get_fignums()) == 0\nplt.plot([1])\nLEAK")
+        "assert len(plt.get_fignums()) == 0\nplt.plot([1])\nLEAK"
+    )
     assert second.error_kind == "runtime" and "NameError" in second.error
 
 
@@ -153,8 +155,10 @@ def test_jobs_run_as_an_unprivileged_user(render_pool):
 
     if os.geteuid() != 0 or render_pool.isolation.get("job_uid") != 65534:
         pytest.skip(f"jobs cannot change uid here: {render_pool.isolation}")
-    r = render_pool.render("import os\nprint(os.getuid(), os.getgid(), os.getgroups())\n"
-                           "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n")
+    r = render_pool.render(
+        "import os\nprint(os.getuid(), os.getgid(), os.getgroups())\n"
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n"
+    )
     assert r.ok, r.error
     assert r.stdout.strip() == "65534 65534 []"
     assert r.isolation["user"] == "uid 65534, no capabilities"

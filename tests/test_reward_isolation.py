@@ -8,8 +8,8 @@ import math
 from concurrent.futures import Future
 
 import pytest
-
 from conftest import SAMPLES
+
 from rewards import REGISTRY, CompositeReward, RewardInput, RewardOutput, register
 from rewards.base import score_isolated
 from rewards.images import MAX_PIXELS
@@ -22,11 +22,19 @@ ax.bar(["a", "b", "c"], [3, 4, 5], color="#2ca02c")
 ax.set_title("Stock")
 """
 ANSWER = f"```python\n{CODE}\n```"
-WEIGHTS = {"format": 0.1, "exec": 0.2, "msrl_text": 0.4, "chartmimic": 0.1, "ssim": 0.1, "test_explodes": 0.1,
-           "test_strict_trace": 0.0001}
+WEIGHTS = {
+    "format": 0.1,
+    "exec": 0.2,
+    "msrl_text": 0.4,
+    "chartmimic": 0.1,
+    "ssim": 0.1,
+    "test_explodes": 0.1,
+    "test_strict_trace": 0.0001,
+}
 
 
 if "test_explodes" not in REGISTRY:
+
     @register("test_explodes")
     class ExplodingReward:
         """Raises on any batch holding an answer that asks for it: a buggy plugin."""
@@ -45,9 +53,14 @@ if "test_explodes" not in REGISTRY:
         whatever the built-in rewards learn to tolerate."""
 
         def __call__(self, batch):
-            return [RewardOutput(float(len([ax["title"] for ax in item.render.trace["axes"]]) > 0)
-                                 if getattr(item.render, "ok", True) else 0.0)
-                    for item in batch]
+            return [
+                RewardOutput(
+                    float(len([ax["title"] for ax in item.render.trace["axes"]]) > 0)
+                    if getattr(item.render, "ok", True)
+                    else 0.0
+                )
+                for item in batch
+            ]
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +102,9 @@ BAD = {  # item -> errors it must carry; the built-in trace rewards may add thei
     "trace_axes_not_dicts": {"reward_error/test_strict_trace/TypeError"},
     "undecodable_png": {"reward_error/ssim/UndecodableImage"},
     "png_over_cap": {"reward_error/ssim/OversizeImage"},
-    "render_not_a_result": {f"reward_error/{r}/AttributeError"
-                            for r in ("exec", "msrl_text", "chartmimic", "ssim", "test_strict_trace")},
+    "render_not_a_result": {
+        f"reward_error/{r}/AttributeError" for r in ("exec", "msrl_text", "chartmimic", "ssim", "test_strict_trace")
+    },
     "plugin_explodes": {"reward_error/test_explodes/RuntimeError"},
 }
 TRACE_REWARDS = ("msrl_text", "chartmimic")  # today msrl_text raises on these traces; hardening it is fine
@@ -171,7 +185,9 @@ def test_oversize_and_broken_reference_images_are_refused_by_name(tmp_path):
         open_capped(truncated[: len(truncated) // 2])
     assert open_capped(_png((30, 20), "RGBA")).mode == "RGB"
     ssim = CompositeReward({"ssim": 1.0})
-    out = ssim([RewardInput("", reference_image=str(big)), RewardInput("", reference_image=Image.new("RGB", (9000, 2000)))])
+    out = ssim(
+        [RewardInput("", reference_image=str(big)), RewardInput("", reference_image=Image.new("RGB", (9000, 2000)))]
+    )
     assert [o.errors for o in out] == [["reward_error/ssim/OversizeImage"]] * 2
 
 
@@ -192,7 +208,7 @@ def test_the_task_scores_a_batch_whose_render_job_raised(render_pool):
     assert "BrokenPipeError" in scored.renders[1].error and scored.outputs[1].components["exec"] == 0.0
 
 
-BOOM_PLUGIN = '''
+BOOM_PLUGIN = """
 from rewards import register
 
 
@@ -200,7 +216,7 @@ from rewards import register
 class AlwaysRaises:
     def __call__(self, batch):
         raise KeyError("a trace key this plugin expected")
-'''
+"""
 
 
 @pytest.mark.timeout(600)
@@ -208,6 +224,7 @@ def test_a_training_step_goes_on_when_a_reward_raises_and_logs_the_count(tmp_pat
     """The real `vlrl train` step with a plugin that fails every sample: the step completes,
     the other reward still trains, and metrics.jsonl counts the failures."""
     from conftest import LENGTH_REWARD_PLUGIN
+
     from vlrl.cli import main
     from vlrl.config import load_config
     from vlrl.trainer import train
@@ -216,11 +233,21 @@ def test_a_training_step_goes_on_when_a_reward_raises_and_logs_the_count(tmp_pat
     assert main(["data", "synth", "n=2", f"out={corpus}", "seed=0", "families=bar", "workers=1"]) == 0
     plugin = tmp_path / "isolation_always_raises.py"
     plugin.write_text(BOOM_PLUGIN)
-    cfg = load_config(["model=tiny", f"data.train={corpus}", f"out={tmp_path / 'run'}", "rollout.n=2",
-                       "data.prompts_per_step=1", "rollout.max_new_tokens=8", "trainer.steps=1",
-                       "trainer.save_every=0", "trainer.save_final=false",
-                       f"reward.plugins={LENGTH_REWARD_PLUGIN},{plugin}",
-                       "reward.weights={test_length: 1.0, test_always_raises: 1.0}"])
+    cfg = load_config(
+        [
+            "model=tiny",
+            f"data.train={corpus}",
+            f"out={tmp_path / 'run'}",
+            "rollout.n=2",
+            "data.prompts_per_step=1",
+            "rollout.max_new_tokens=8",
+            "trainer.steps=1",
+            "trainer.save_every=0",
+            "trainer.save_final=false",
+            f"reward.plugins={LENGTH_REWARD_PLUGIN},{plugin}",
+            "reward.weights={test_length: 1.0, test_always_raises: 1.0}",
+        ]
+    )
     train(cfg)
     rows = [json.loads(line) for line in (tmp_path / "run" / "stage1" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1]

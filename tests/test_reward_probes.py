@@ -17,14 +17,23 @@ import pytest
 
 from renderers.validate import Rejected, check_trace
 from rewards import RewardInput, build_reward, low_level_metrics
-from rewards.chart_rewards import (MAX_TEXT_CHARS, _match_matrix, data_score, data_series, edit_similarity,
-                                   levenshtein, series_match)
+from rewards.chart_rewards import (
+    MAX_TEXT_CHARS,
+    _match_matrix,
+    data_score,
+    data_series,
+    edit_similarity,
+    levenshtein,
+    series_match,
+)
 from rewards.chartmimic import METRICS, _best_total_similarity, color_metric, filter_colors, visible_view
 from rewards.colors import color_similarity, similarity_matrix
 from rewards.critique import chart_critique
 
 HEAD = "import matplotlib.pyplot as plt\nimport numpy as np\n"
-REF = HEAD + """
+REF = (
+    HEAD
+    + """
 fig, axes = plt.subplots(1, 2, figsize=(8, 3))
 axes[0].plot([1, 2, 3, 4], [10, 20, 15, 30], color="#1f77b4", label="North")
 axes[0].plot([1, 2, 3, 4], [12, 18, 22, 25], color="#d62728", label="South")
@@ -35,24 +44,37 @@ axes[0].legend()
 axes[1].bar(["a", "b", "c"], [3, 4, 5], color="#2ca02c")
 axes[1].set_title("Stock")
 """
-PIE = HEAD + """
+)
+PIE = (
+    HEAD
+    + """
 fig, ax = plt.subplots(figsize=(4, 4))
 ax.pie([30, 50, 20], labels=["x", "y", "z"], colors=["#1f77b4", "#ff7f0e", "#2ca02c"])
 ax.set_title("Share")
 """
-ERRORBAR = HEAD + """
+)
+ERRORBAR = (
+    HEAD
+    + """
 fig, ax = plt.subplots(figsize=(4, 3))
 ax.errorbar([1, 2, 3], [4, 5, 7], yerr=[0.5, 0.4, 0.3], capsize=4, color="#1f77b4")
 ax.set_title("Error")
 """
+)
 
 # Code that hides everything the reference draws, in several ways.
-HIDE_ALL_ALPHA = REF + """
+HIDE_ALL_ALPHA = (
+    REF
+    + """
 for a in fig.findobj():
     a.set_alpha(0)
 """
-HIDE_TEXTS_AXIS_OFF = REF.replace('color="#1f77b4"', 'color="#1f77b4", alpha=0').replace(
-    'color="#d62728"', 'color="#d62728", alpha=0').replace('color="#2ca02c"', 'color="#2ca02c", alpha=0') + """
+)
+HIDE_TEXTS_AXIS_OFF = (
+    REF.replace('color="#1f77b4"', 'color="#1f77b4", alpha=0')
+    .replace('color="#d62728"', 'color="#d62728", alpha=0')
+    .replace('color="#2ca02c"', 'color="#2ca02c", alpha=0')
+    + """
 for ax in axes:
     ax.title.set_visible(False)
     ax.xaxis.label.set_visible(False)
@@ -60,15 +82,20 @@ for ax in axes:
     ax.get_legend() and ax.get_legend().set_visible(False)
     ax.axis("off")
 """
+)
 HIDE_AXES = REF + "\nfor ax in axes:\n    ax.set_visible(False)\n"
-TRANSPARENT_COLOURS = REF.replace("#1f77b4", "#1f77b400").replace("#d62728", "#d6272800").replace(
-    "#2ca02c", "#2ca02c00") + """
+TRANSPARENT_COLOURS = (
+    REF.replace("#1f77b4", "#1f77b400").replace("#d62728", "#d6272800").replace("#2ca02c", "#2ca02c00")
+    + """
 for t in fig.findobj(lambda a: hasattr(a, 'set_color') and type(a).__name__ == 'Text'):
     t.set_color((0, 0, 0, 0))
 for ax in axes:
     ax.axis("off")
 """
-ZERO_SIZE = HEAD + """
+)
+ZERO_SIZE = (
+    HEAD
+    + """
 fig, axes = plt.subplots(1, 2, figsize=(8, 3))
 axes[0].plot([1, 2, 3, 4], [10, 20, 15, 30], color="#1f77b4", label="North", linewidth=0)
 axes[0].scatter([1, 2, 3, 4], [12, 18, 22, 25], s=0, color="#d62728")
@@ -80,7 +107,10 @@ axes[1].bar(["a", "b", "c"], [3, 4, 5], width=0, color="#2ca02c")
 axes[1].set_title("Stock", fontsize=0)
 axes[1].axis("off")
 """
-OFF_CANVAS = HEAD + """
+)
+OFF_CANVAS = (
+    HEAD
+    + """
 fig, axes = plt.subplots(1, 2, figsize=(8, 3))
 for ax in axes:
     ax.axis("off")
@@ -92,20 +122,29 @@ axes[0].set_xlim(100, 200)  # the data sits far off the figure
 axes[1].bar(["a", "b", "c"], [3, 4, 5], color="#2ca02c")
 axes[1].set_ylim(1000, 2000)  # clipped away inside its axes
 """
-TINY_PIE = HEAD + """
+)
+TINY_PIE = (
+    HEAD
+    + """
 fig, ax = plt.subplots(figsize=(4, 4))
 ax.pie([30, 50, 20], colors=["#1f77b4", "#ff7f0e", "#2ca02c"], radius=1e-4, labels=["", " ", "   "])
 ax.set_xlim(-1, 1)
 ax.set_ylim(-1, 1)
 ax.axis("off")
 """
+)
 # A visible but wrong chart, with hidden copies of everything the reference has.
-WRONG = HEAD + """
+WRONG = (
+    HEAD
+    + """
 fig, axes = plt.subplots(1, 2, figsize=(8, 3))
 axes[0].scatter([1, 2], [5, 5], color="#000000")
 axes[1].scatter([1, 2], [5, 5], color="#000000")
 """
-WRONG_WITH_HIDDEN_COPY = WRONG + """
+)
+WRONG_WITH_HIDDEN_COPY = (
+    WRONG
+    + """
 axes[0].plot([1, 2, 3, 4], [10, 20, 15, 30], color="#1f77b4", label="North", visible=False)
 axes[0].plot([1, 2, 3, 4], [12, 18, 22, 25], color="#d62728", label="South", alpha=0)
 axes[0].set_title("Sales 2023", alpha=0)
@@ -121,32 +160,54 @@ axes[1].text(0.5, 0.5, "   ")
 fig.text(0.3, 0.5, "Sales 2023", color="white")  # white on white changes no pixel
 fig.text(0.7, 0.5, "Units", color="white", alpha=0.5)
 """
-DUPLICATED = REF + """
+)
+DUPLICATED = (
+    REF
+    + """
 for _ in range(4):
     axes[0].plot([1, 2, 3, 4], [10, 20, 15, 30], color="#1f77b4")
     axes[0].text(2, 20, "Sales 2023")
 """
-FLAT_ZERO = REF.replace("[10, 20, 15, 30]", "[0, 0, 0, 0]").replace("[12, 18, 22, 25]", "[0, 0, 0, 0]").replace(
-    ', label="North"', "").replace(', label="South"', "")
+)
+FLAT_ZERO = (
+    REF.replace("[10, 20, 15, 30]", "[0, 0, 0, 0]")
+    .replace("[12, 18, 22, 25]", "[0, 0, 0, 0]")
+    .replace(', label="North"', "")
+    .replace(', label="South"', "")
+)
 DEGENERATE = {
     "nan": REF.replace("[10, 20, 15, 30]", "[np.nan] * 4").replace("[12, 18, 22, 25]", "[np.nan] * 4"),
     "inf": REF.replace("[10, 20, 15, 30]", "[np.inf, -np.inf, np.inf, 1]"),
     "huge": REF.replace("[10, 20, 15, 30]", "[1e300, -1e300, 1e300, 1e-300]").replace(
-        "[3, 4, 5]", "[1e300, 1e300, 1e300]"),
-    "constant": REF.replace("[10, 20, 15, 30]", "[20, 20, 20, 20]").replace(
-        "[12, 18, 22, 25]", "[20, 20, 20, 20]"),
+        "[3, 4, 5]", "[1e300, 1e300, 1e300]"
+    ),
+    "constant": REF.replace("[10, 20, 15, 30]", "[20, 20, 20, 20]").replace("[12, 18, 22, 25]", "[20, 20, 20, 20]"),
     "empty": REF.replace("[1, 2, 3, 4], [10, 20, 15, 30]", "[], []").replace(
-        "[1, 2, 3, 4], [12, 18, 22, 25]", "[], []"),
+        "[1, 2, 3, 4], [12, 18, 22, 25]", "[], []"
+    ),
     "empty figure": HEAD + "fig = plt.figure()\n",
 }
 PROBES = {
-    "hide all (alpha 0)": HIDE_ALL_ALPHA, "hidden texts, axis off": HIDE_TEXTS_AXIS_OFF, "hidden axes": HIDE_AXES,
-    "transparent colours": TRANSPARENT_COLOURS, "zero size": ZERO_SIZE, "off canvas": OFF_CANVAS,
-    "wrong": WRONG, "wrong + hidden copy": WRONG_WITH_HIDDEN_COPY, "duplicated": DUPLICATED,
-    "flat zero": FLAT_ZERO, **{f"degenerate {k}": v for k, v in DEGENERATE.items()},
+    "hide all (alpha 0)": HIDE_ALL_ALPHA,
+    "hidden texts, axis off": HIDE_TEXTS_AXIS_OFF,
+    "hidden axes": HIDE_AXES,
+    "transparent colours": TRANSPARENT_COLOURS,
+    "zero size": ZERO_SIZE,
+    "off canvas": OFF_CANVAS,
+    "wrong": WRONG,
+    "wrong + hidden copy": WRONG_WITH_HIDDEN_COPY,
+    "duplicated": DUPLICATED,
+    "flat zero": FLAT_ZERO,
+    **{f"degenerate {k}": v for k, v in DEGENERATE.items()},
 }
-INVISIBLE = ["hide all (alpha 0)", "hidden texts, axis off", "hidden axes", "transparent colours", "zero size",
-             "off canvas"]
+INVISIBLE = [
+    "hide all (alpha 0)",
+    "hidden texts, axis off",
+    "hidden axes",
+    "transparent colours",
+    "zero size",
+    "off canvas",
+]
 
 
 @pytest.fixture(scope="module")
@@ -197,8 +258,9 @@ def test_invisible_copy_scores_below_the_visible_chart_but_official_metric_uncha
     # Evaluation keeps ChartMimic's semantics: what the script calls counts, shown or not.
     official = low_level_metrics(hidden.trace, ref.trace)
     assert all(official[m].f1 == pytest.approx(1.0) for m in ("text", "type", "layout")), official
-    assert build_reward("chartmimic", visible_only=False)([RewardInput(
-        "", render=hidden, reference_render=ref)])[0].components["text"] == pytest.approx(1.0)
+    assert build_reward("chartmimic", visible_only=False)([RewardInput("", render=hidden, reference_render=ref)])[
+        0
+    ].components["text"] == pytest.approx(1.0)
 
 
 def test_hidden_copies_add_nothing_to_a_wrong_chart(renders):
@@ -324,7 +386,7 @@ def _best_total_brute(gen, ref):
 
 def test_vectorised_colour_maths_matches_the_pairwise_definitions():
     rng = random.Random(2)
-    pool = [f"#{rng.randrange(16 ** 6):06X}" for _ in range(40)] + ["viridis", "plasma", "Blues"]
+    pool = [f"#{rng.randrange(16**6):06X}" for _ in range(40)] + ["viridis", "plasma", "Blues"]
     for _ in range(40):
         colors = [[rng.choice(["bar", "line"]), rng.choice(pool)] for _ in range(rng.randint(0, 25))]
         assert filter_colors(colors) == _filter_colors_pairwise(colors)
@@ -333,8 +395,11 @@ def test_vectorised_colour_maths_matches_the_pairwise_definitions():
         assert _best_total_similarity(gen, ref) == pytest.approx(_best_total_brute(gen, ref), abs=1e-12)
         m = similarity_matrix(gen, ref)
         assert m.shape == (len(gen), len(ref))
-        assert all(m[i, j] == pytest.approx(color_similarity(g, r), abs=1e-12)
-                   for i, g in enumerate(gen) for j, r in enumerate(ref))
+        assert all(
+            m[i, j] == pytest.approx(color_similarity(g, r), abs=1e-12)
+            for i, g in enumerate(gen)
+            for j, r in enumerate(ref)
+        )
     # hand-computed: identical colours pair fully, a colormap name only with itself
     assert _best_total_similarity(["#FF0000", "viridis"], ["viridis", "#FF0000"]) == pytest.approx(2.0)
     assert _best_total_similarity(["viridis"], ["#FF0000"]) == 0.0
@@ -342,19 +407,50 @@ def test_vectorised_colour_maths_matches_the_pairwise_definitions():
 
 def test_visible_view_of_a_hand_built_trace():
     trace = {
-        "types": {"plot": 2, "bar": 1}, "colors": [["line", "#000000"], ["bar", "#FF0000"]],
-        "texts": ["T", "hidden"], "tick_labels": [], "layout": [[1, 1, 0, 0, 0, 0]], "suptitle": "S",
+        "types": {"plot": 2, "bar": 1},
+        "colors": [["line", "#000000"], ["bar", "#FF0000"]],
+        "texts": ["T", "hidden"],
+        "tick_labels": [],
+        "layout": [[1, 1, 0, 0, 0, 0]],
+        "suptitle": "S",
         "figure": {"n_axes": 1},
-        "axes": [{"title": "T", "xlabel": "x", "ylabel": "y", "legend": ["a", "b"],
-                  "lines": [{"label": "a", "y": [1, 2]}, {"label": "b", "y": [3, 4]}],
-                  "bars": [{"values": [0, 4, 5], "x": [0, 1, 2], "y": [0, 2, 2.5], "colors": ["#FF0000"] * 3},
-                           {"values": [0, 0], "x": [0, 1], "y": [0, 0], "colors": ["#FF0000"] * 2}],
-                  "wedges": [], "collections": [], "images": []}],
-        "visible": {"texts": ["T"], "types": {"plot": 1}, "colors": [["line", "#000000"]], "layout": [],
-                    "n_axes": 0, "suptitle": False,
-                    "axes": [{"title": True, "xlabel": False, "ylabel": True, "legend": [True, False],
-                              "lines": [False, True], "bars": [[1, 2, 0], [1, 1]], "wedges": [], "collections": [],
-                              "images": []}]},
+        "axes": [
+            {
+                "title": "T",
+                "xlabel": "x",
+                "ylabel": "y",
+                "legend": ["a", "b"],
+                "lines": [{"label": "a", "y": [1, 2]}, {"label": "b", "y": [3, 4]}],
+                "bars": [
+                    {"values": [0, 4, 5], "x": [0, 1, 2], "y": [0, 2, 2.5], "colors": ["#FF0000"] * 3},
+                    {"values": [0, 0], "x": [0, 1], "y": [0, 0], "colors": ["#FF0000"] * 2},
+                ],
+                "wedges": [],
+                "collections": [],
+                "images": [],
+            }
+        ],
+        "visible": {
+            "texts": ["T"],
+            "types": {"plot": 1},
+            "colors": [["line", "#000000"]],
+            "layout": [],
+            "n_axes": 0,
+            "suptitle": False,
+            "axes": [
+                {
+                    "title": True,
+                    "xlabel": False,
+                    "ylabel": True,
+                    "legend": [True, False],
+                    "lines": [False, True],
+                    "bars": [[1, 2, 0], [1, 1]],
+                    "wedges": [],
+                    "collections": [],
+                    "images": [],
+                }
+            ],
+        },
     }
     view = visible_view(trace)
     ax = view["axes"][0]
@@ -370,15 +466,35 @@ def test_visible_view_of_a_hand_built_trace():
 
 def _worst_trace(n_chars=200_000, n_texts=20_000, n_colors=3_000, n_series=400, n_points=2_000):
     rng = np.random.default_rng(0)
-    series = [{"label": f"s{i}", "y": rng.normal(size=n_points).round(3).tolist(), "helper": False}
-              for i in range(n_series)]
+    series = [
+        {"label": f"s{i}", "y": rng.normal(size=n_points).round(3).tolist(), "helper": False} for i in range(n_series)
+    ]
     colors = [["imshow", f"cmap_{i}"] for i in range(n_colors)] + [
-        ["bar", f"#{i * 2654435761 % 16 ** 6:06X}"] for i in range(n_colors)]
-    axes = [{"title": "T" * n_chars, "xlabel": "x" * n_chars, "ylabel": "", "legend": ["L" * 1000] * 50,
-             "lines": series, "bars": [], "wedges": [], "collections": [], "images": []}]
-    return {"types": {"plot": n_series}, "colors": colors, "texts": [f"t{i}" for i in range(n_texts)],
-            "tick_labels": [], "layout": [[1, 1, 0, 0, 0, 0]], "axes": axes, "suptitle": "S" * n_chars,
-            "figure": {"n_axes": 1}}
+        ["bar", f"#{i * 2654435761 % 16**6:06X}"] for i in range(n_colors)
+    ]
+    axes = [
+        {
+            "title": "T" * n_chars,
+            "xlabel": "x" * n_chars,
+            "ylabel": "",
+            "legend": ["L" * 1000] * 50,
+            "lines": series,
+            "bars": [],
+            "wedges": [],
+            "collections": [],
+            "images": [],
+        }
+    ]
+    return {
+        "types": {"plot": n_series},
+        "colors": colors,
+        "texts": [f"t{i}" for i in range(n_texts)],
+        "tick_labels": [],
+        "layout": [[1, 1, 0, 0, 0, 0]],
+        "axes": axes,
+        "suptitle": "S" * n_chars,
+        "figure": {"n_axes": 1},
+    }
 
 
 class _Render:
@@ -406,6 +522,7 @@ def test_worst_case_traces_complete_and_normal_ones_score_as_before(renders):
 
     rows, cols = linear_sum_assignment(want, maximize=True)
     assert data_score(renders["duplicated"].trace, ref) == pytest.approx(
-        want[rows, cols].sum() / max(len(gen_series), len(ref_series)), abs=1e-12)
+        want[rows, cols].sum() / max(len(gen_series), len(ref_series)), abs=1e-12
+    )
     assert color_metric(ref, ref).f1 == pytest.approx(1.0)
     assert set(low_level_metrics(ref, ref)) == set(METRICS)

@@ -19,8 +19,10 @@ axes[1].set_title("Stock")
 
 PERTURBED = {
     "colour": (BASE.replace('color="#d62728"', 'color="#9467bd"'), {"color"}),
-    "dropped series": (BASE.replace('axes[0].plot([1, 2, 3, 4], [12, 18, 22, 25], color="#d62728", label="South")\n', ""),
-                       {"text", "type", "color"}),
+    "dropped series": (
+        BASE.replace('axes[0].plot([1, 2, 3, 4], [12, 18, 22, 25], color="#d62728", label="South")\n', ""),
+        {"text", "type", "color"},
+    ),
     "renamed title": (BASE.replace("Sales 2023", "Revenue 2023"), {"text"}),
     "chart type": (BASE.replace('axes[1].bar(["a", "b", "c"]', 'axes[1].plot(["a", "b", "c"]'), {"type", "color"}),
     "grid 2x1": (BASE.replace("plt.subplots(1, 2", "plt.subplots(2, 1"), {"layout"}),
@@ -83,8 +85,9 @@ def test_edit_similarity():
 
 def test_format_and_exec_rewards(renders, render_pool):
     fmt = build_reward("format")
-    good, bad, none = fmt([RewardInput("```python\nx = 1\n```"), RewardInput("```python\nx = (\n```"),
-                           RewardInput("no code")])
+    good, bad, none = fmt(
+        [RewardInput("```python\nx = 1\n```"), RewardInput("```python\nx = (\n```"), RewardInput("no code")]
+    )
     assert (good.score, bad.score, none.score) == (1.0, 0.0, 0.0)
     assert "does not parse" in bad.critique and "no ```python" in none.critique
     failed = render_pool.render("1/0")
@@ -132,8 +135,12 @@ def test_judge_reward_with_a_scripted_backend(renders, render_pool):
         return ["Looks close. Score: 80"]
 
     reward = build_reward("judge", backend=backend)
-    good, bad = reward([RewardInput("", render=renders["base"], reference_render=renders["base"]),
-                        RewardInput("", render=failed, reference_render=renders["base"])])
+    good, bad = reward(
+        [
+            RewardInput("", render=renders["base"], reference_render=renders["base"]),
+            RewardInput("", render=failed, reference_render=renders["base"]),
+        ]
+    )
     assert good.score == pytest.approx(0.8) and bad.score == 0.0
     assert len(asked) == 1  # the failed render never reaches the judge
 
@@ -142,9 +149,11 @@ def test_clip_reward_with_a_tiny_random_model(renders, tmp_path):
     open_clip = pytest.importorskip("open_clip")
     import json
 
-    cfg = {"embed_dim": 16,
-           "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
-           "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 1, "layers": 1}}
+    cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+        "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 1, "layers": 1},
+    }
     (tmp_path / "vlrl-tiny-clip.json").write_text(json.dumps(cfg))
     open_clip.add_model_config(tmp_path)
     with pytest.warns(UserWarning, match="RANDOM weights"):
@@ -175,8 +184,9 @@ def test_images_reach_models_as_rgb_on_white_whatever_their_encoding(tmp_path):
     grey16 = Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16))
     grey16.save(tmp_path / "grey16.png")
     assert load(tmp_path / "grey16.png")[0, :, 0].tolist() == [0, 128, 255]
-    assert np.asarray(to_rgb_on_white(Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))))[0, :, 0].tolist() \
-        == [0, 128, 255]
+    assert np.asarray(to_rgb_on_white(Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))))[
+        0, :, 0
+    ].tolist() == [0, 128, 255]
     # a phone photo stored sideways with an EXIF orientation tag is turned upright
     photo = Image.new("RGB", (60, 30), (255, 255, 255))
     photo.paste((0, 0, 255), (0, 0, 10, 10))

@@ -17,8 +17,12 @@ def engine():
 
 
 def ask(text, *images):
-    return [{"role": "user", "content": [*({"type": "image", "image": im} for im in images),
-                                         {"type": "text", "text": text}]}]
+    return [
+        {
+            "role": "user",
+            "content": [*({"type": "image", "image": im} for im in images), {"type": "text", "text": text}],
+        }
+    ]
 
 
 RED = Image.new("RGB", (64, 48), "red")
@@ -32,12 +36,15 @@ def forward_logprobs(engine, request, completion, temperature):
     ids = torch.tensor([completion.prompt_ids + completion.token_ids])
     kwargs = {}
     if "pixel_values" in batch:
-        kwargs = dict(pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"],
-                      mm_token_type_ids=(ids == model.config.image_token_id).long())
+        kwargs = dict(
+            pixel_values=batch["pixel_values"],
+            image_grid_thw=batch["image_grid_thw"],
+            mm_token_type_ids=(ids == model.config.image_token_id).long(),
+        )
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs).logits
     start = len(completion.prompt_ids) - 1
-    steps = logits[0, start:start + len(completion.token_ids)].float() / temperature
+    steps = logits[0, start : start + len(completion.token_ids)].float() / temperature
     steps[:, engine.suppress_ids] = float("-inf")  # the engine never samples image placeholders
     return torch.log_softmax(steps, -1).gather(1, torch.tensor(completion.token_ids)[:, None]).squeeze(1)
 
@@ -58,7 +65,9 @@ def test_batched_requests_with_different_image_counts(engine):
 @pytest.mark.parametrize("temperature, top_p", [(1.0, 1.0), (0.7, 1.0)])
 def test_logprobs_are_the_sampling_distribution(engine, temperature, top_p):
     req = ask("Draw this chart.", RED)
-    c = engine.generate([req], SamplingParams(n=1, temperature=temperature, top_p=top_p, max_new_tokens=6, seed=3))[0][0]
+    c = engine.generate([req], SamplingParams(n=1, temperature=temperature, top_p=top_p, max_new_tokens=6, seed=3))[0][
+        0
+    ]
     expected = forward_logprobs(engine, req, c, temperature)
     assert torch.allclose(torch.tensor(c.logprobs), expected, atol=1e-4)
 
@@ -89,7 +98,9 @@ def test_seed_makes_sampling_reproducible_and_greedy_is_deterministic(engine):
 def test_eos_ends_a_completion_and_training_mode_is_restored(engine):
     model = engine.model
     eos = engine.eos_ids[0]
-    bias = torch.zeros(model.config.vocab_size if hasattr(model.config, "vocab_size") else model.config.text_config.vocab_size)
+    bias = torch.zeros(
+        model.config.vocab_size if hasattr(model.config, "vocab_size") else model.config.text_config.vocab_size
+    )
     bias[eos] = 1e4  # force EOS as the first token
     head = model.get_output_embeddings()
     model.train()
@@ -122,8 +133,9 @@ def test_progress_reports_every_decoding_step_across_batches(engine):
     try:
         reqs = [ask(f"request {i}", RED) for i in range(3)]  # two batches of up to 5 steps
         plain = engine.generate(reqs, SamplingParams(n=2, max_new_tokens=5, seed=1))
-        out = engine.generate(reqs, SamplingParams(n=2, max_new_tokens=5, seed=1),
-                              progress=lambda done, total: seen.append((done, total)))
+        out = engine.generate(
+            reqs, SamplingParams(n=2, max_new_tokens=5, seed=1), progress=lambda done, total: seen.append((done, total))
+        )
     finally:
         engine.max_batch_requests = 16
     assert seen == [(k, 10) for k in range(1, 11)]
@@ -165,12 +177,20 @@ def test_images_are_preprocessed_once_per_request_and_shared_with_training(engin
             assert torch.equal(group[0].vision.image_grid_thw, want.image_grid_thw)
 
     flat = [c for g in out for c in g]
-    samples = StepSamples(completions=flat, requests=reqs, request_of=[i // 2 for i in range(6)],
-                          advantages=torch.zeros(6), keep=torch.ones(6, dtype=torch.bool))
+    samples = StepSamples(
+        completions=flat,
+        requests=reqs,
+        request_of=[i // 2 for i in range(6)],
+        advantages=torch.zeros(6),
+        keep=torch.ones(6, dtype=torch.bool),
+    )
     calls = []
     real = engine.processor.__class__.__call__
-    monkeypatch.setattr(engine.processor.__class__, "__call__",
-                        lambda self, *a, **k: calls.append(len(k.get("text", []))) or real(self, *a, **k))
+    monkeypatch.setattr(
+        engine.processor.__class__,
+        "__call__",
+        lambda self, *a, **k: calls.append(len(k.get("text", []))) or real(self, *a, **k),
+    )
     assert [v is c.vision for v, c in zip(prompt_visions(samples, engine.processor), flat)] == [True] * 6
     assert calls == []
     # an engine that hands on nothing (vLLM): each request is encoded once, not once per sample

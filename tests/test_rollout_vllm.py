@@ -30,18 +30,27 @@ class FakeLLM:
         self.calls, self.loaded, self.events = [], [], []
         model = SimpleNamespace(load_weights=lambda w: self.loaded.extend(w))
         runner = SimpleNamespace(model=model)
-        self.llm_engine = SimpleNamespace(model_executor=SimpleNamespace(
-            driver_worker=SimpleNamespace(worker=SimpleNamespace(model_runner=runner))))
+        self.llm_engine = SimpleNamespace(
+            model_executor=SimpleNamespace(driver_worker=SimpleNamespace(worker=SimpleNamespace(model_runner=runner)))
+        )
 
     def generate(self, prompts, sampling_params, use_tqdm=False):
         self.calls.append((prompts, sampling_params))
         outs = []
         for i, _ in enumerate(prompts):
-            completions = [SimpleNamespace(text=f"answer {i}.{k}", token_ids=[5, 6, 7],
-                                           logprobs=[{5: SimpleNamespace(logprob=-0.5)}, {6: SimpleNamespace(logprob=-1.0)},
-                                                     {7: SimpleNamespace(logprob=-2.0)}],
-                                           finish_reason="stop" if k == 0 else "length")
-                           for k in range(sampling_params.n)]
+            completions = [
+                SimpleNamespace(
+                    text=f"answer {i}.{k}",
+                    token_ids=[5, 6, 7],
+                    logprobs=[
+                        {5: SimpleNamespace(logprob=-0.5)},
+                        {6: SimpleNamespace(logprob=-1.0)},
+                        {7: SimpleNamespace(logprob=-2.0)},
+                    ],
+                    finish_reason="stop" if k == 0 else "length",
+                )
+                for k in range(sampling_params.n)
+            ]
             outs.append(SimpleNamespace(prompt_token_ids=[1, 2, 3], outputs=completions))
         return outs
 
@@ -66,18 +75,36 @@ def test_requests_images_sampling_and_completions(processor):
     llm = FakeLLM()
     engine = VLLMEngine(llm, processor, sleep_mode=True, sampling_cls=FakeSampling)
     img = Image.new("RGB", (40, 30))
-    reqs = [[{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "draw"}]}],
-            [{"role": "user", "content": [{"type": "text", "text": "no image"}]}]]
-    out = engine.generate(reqs, SamplingParams(n=2, temperature=0.9, top_p=0.8, max_new_tokens=7, stop=["```\n"], seed=3))
+    reqs = [
+        [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "draw"}]}],
+        [{"role": "user", "content": [{"type": "text", "text": "no image"}]}],
+    ]
+    out = engine.generate(
+        reqs, SamplingParams(n=2, temperature=0.9, top_p=0.8, max_new_tokens=7, stop=["```\n"], seed=3)
+    )
     prompts, sp = llm.calls[0]
     assert prompts[0]["multi_modal_data"] == {"image": [img]} and "<|image_pad|>" in prompts[0]["prompt"]
     assert "multi_modal_data" not in prompts[1]
-    assert (sp.n, sp.temperature, sp.top_p, sp.max_tokens, sp.stop, sp.logprobs, sp.seed) == (2, 0.9, 0.8, 7, ["```\n"], 0, 3)
+    assert (sp.n, sp.temperature, sp.top_p, sp.max_tokens, sp.stop, sp.logprobs, sp.seed) == (
+        2,
+        0.9,
+        0.8,
+        7,
+        ["```\n"],
+        0,
+        3,
+    )
     pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert sp.logit_bias[pad] == -100.0  # image placeholders are never sampled
     assert [len(g) for g in out] == [2, 2]
     c = out[1][1]
-    assert (c.text, c.token_ids, c.logprobs, c.finish_reason, c.prompt_ids) == ("answer 1.1", [5, 6, 7], [-0.5, -1.0, -2.0], "length", [1, 2, 3])
+    assert (c.text, c.token_ids, c.logprobs, c.finish_reason, c.prompt_ids) == (
+        "answer 1.1",
+        [5, 6, 7],
+        [-0.5, -1.0, -2.0],
+        "length",
+        [1, 2, 3],
+    )
     assert out[0][0].finish_reason == "stop"
     seen = []  # one batched call: progress is reported once, when it is done
     engine.generate(reqs[1:], SamplingParams(max_new_tokens=7), progress=lambda done, total: seen.append((done, total)))
@@ -104,6 +131,7 @@ def test_real_vllm_when_installed(tmp_path):
 
     path = save_tiny_model(tmp_path / "tiny")
     engine = VLLMEngine.create(str(path), tiny_processor(), gpu_memory_utilization=0.2, max_model_len=512)
-    out = engine.generate([[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]],
-                          SamplingParams(n=2, max_new_tokens=4, seed=0))
+    out = engine.generate(
+        [[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]], SamplingParams(n=2, max_new_tokens=4, seed=0)
+    )
     assert len(out[0]) == 2 and all(len(c.token_ids) <= 4 for c in out[0])

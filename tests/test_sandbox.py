@@ -75,8 +75,14 @@ def pool():
     # server) exists: nothing a job can see may carry it.
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VLRL_TEST_SECRET", SECRET)
-        p = RenderPool(workers=2, timeout=JOB_TIMEOUT, memory_mb=MEMORY_MB, dpi=100,
-                       max_pixels=MAX_PIXELS, stdout_limit=STDOUT_LIMIT)
+        p = RenderPool(
+            workers=2,
+            timeout=JOB_TIMEOUT,
+            memory_mb=MEMORY_MB,
+            dpi=100,
+            max_pixels=MAX_PIXELS,
+            stdout_limit=STDOUT_LIMIT,
+        )
         try:
             yield p
         finally:
@@ -145,11 +151,18 @@ class Sentinels:
 
     def fill(self, code: str, pool: RenderPool, listener: Listener) -> str:
         for token, value in {
-            "@OUTDIR@": self.outdir, "@OUT@": self.out, "@VICTIM@": self.victim,
-            "@SECRET_FILE@": self.secret_file, "@HOME_SENTINEL@": self.home,
-            "@HOME_NAME@": os.path.basename(self.home), "@CACHE_DIR@": MPL_CACHE,
-            "@CACHE_NAME@": os.path.basename(self.cache), "@ROOT@": pool._root,
-            "@PORT@": str(listener.port), "@TEST_PID@": str(TEST_PID), "@REAL_HOME@": REAL_HOME,
+            "@OUTDIR@": self.outdir,
+            "@OUT@": self.out,
+            "@VICTIM@": self.victim,
+            "@SECRET_FILE@": self.secret_file,
+            "@HOME_SENTINEL@": self.home,
+            "@HOME_NAME@": os.path.basename(self.home),
+            "@CACHE_DIR@": MPL_CACHE,
+            "@CACHE_NAME@": os.path.basename(self.cache),
+            "@ROOT@": pool._root,
+            "@PORT@": str(listener.port),
+            "@TEST_PID@": str(TEST_PID),
+            "@REAL_HOME@": REAL_HOME,
         }.items():
             code = code.replace(token, value)
         leftover = re.findall(r"@[A-Z_]+@", code)
@@ -205,8 +218,11 @@ def leftover_processes(pool: RenderPool, wait: float = 2.0) -> list[str]:
     while True:
         left = []
         try:
-            left += [f"{p.pid} (child of server)" for p in psutil.Process(server_pid).children(recursive=True)
-                     if p.pid not in pool.service_pids]
+            left += [
+                f"{p.pid} (child of server)"
+                for p in psutil.Process(server_pid).children(recursive=True)
+                if p.pid not in pool.service_pids
+            ]
         except psutil.NoSuchProcess:
             pass
         for p in psutil.process_iter(["pid", "cwd"]):
@@ -219,14 +235,20 @@ def leftover_processes(pool: RenderPool, wait: float = 2.0) -> list[str]:
 
 
 def secret_leaks(r: RenderResult) -> list[str]:
-    where = {"stdout": r.stdout, "error": r.error or "", "trace": json.dumps(r.trace, default=str),
-             "violations": json.dumps(r.violations)}
+    where = {
+        "stdout": r.stdout,
+        "error": r.error or "",
+        "trace": json.dumps(r.trace, default=str),
+        "violations": json.dumps(r.violations),
+    }
     return [f"the test secret leaked into r.{k}" for k, v in where.items() if SECRET in v]
 
 
 def describe(r: RenderResult) -> str:
-    return (f"ok={r.ok} kind={r.error_kind} error={r.error!r} seconds={r.seconds:.2f} "
-            f"violations={r.violations[:3]} stdout={r.stdout[:200]!r}")
+    return (
+        f"ok={r.ok} kind={r.error_kind} error={r.error!r} seconds={r.seconds:.2f} "
+        f"violations={r.violations[:3]} stdout={r.stdout[:200]!r}"
+    )
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -246,6 +268,7 @@ class Hostile:
 def _error_has(*needles: str) -> Callable[[RenderResult], list[str]]:
     def check(r: RenderResult) -> list[str]:
         return [f"{n!r} not in error {r.error!r}" for n in needles if n not in (r.error or "")]
+
     return check
 
 
@@ -276,138 +299,196 @@ HOSTILE: list[Hostile] = [
     # plain infinite loop (CPU-bound)
     Hostile("loop_forever", "while True:\n    pass\n", ("timeout",), HANG_TIMEOUT),
     # SIGTERM/SIGINT ignored: the server must use SIGKILL, not a polite signal
-    Hostile("loop_sigterm_ignored", "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n", ("timeout",), HANG_TIMEOUT),
+    Hostile(
+        "loop_sigterm_ignored",
+        "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n",
+        ("timeout",),
+        HANG_TIMEOUT,
+    ),
     # SIGXCPU ignored: the CPU rlimit's soft signal is not the only backstop
-    Hostile("loop_sigxcpu_ignored", "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\n"
-            "while True:\n    pass\n", ("timeout",), HANG_TIMEOUT),
+    Hostile(
+        "loop_sigxcpu_ignored",
+        "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass\n",
+        ("timeout",),
+        HANG_TIMEOUT,
+    ),
     # sleeping uses no CPU, so the CPU rlimit never fires: only the wall clock stops it
     Hostile("sleep_forever", "import time\ntime.sleep(10**6)\n", ("timeout",), HANG_TIMEOUT),
     # the hang happens inside OUR savefig (a tick formatter), after the user code returned
-    Hostile("busy_plot_callback", "import matplotlib.pyplot as plt\nfrom matplotlib.ticker import FuncFormatter\n"
-            "fig, ax = plt.subplots()\nax.plot([1, 2])\ndef fmt(x, pos):\n    while True:\n        pass\n"
-            "ax.xaxis.set_major_formatter(FuncFormatter(fmt))\n", ("timeout",), HANG_TIMEOUT),
-
+    Hostile(
+        "busy_plot_callback",
+        "import matplotlib.pyplot as plt\nfrom matplotlib.ticker import FuncFormatter\n"
+        "fig, ax = plt.subplots()\nax.plot([1, 2])\ndef fmt(x, pos):\n    while True:\n        pass\n"
+        "ax.xaxis.set_major_formatter(FuncFormatter(fmt))\n",
+        ("timeout",),
+        HANG_TIMEOUT,
+    ),
     # ---- process creation: every route must be refused (audit hook and seccomp)
     Hostile("fork_bomb", "import os\nwhile True:\n    os.fork()\n", ("forbidden",)),
-    Hostile("multiprocessing_process", "import multiprocessing as mp\n"
-            "p = mp.Process(target=print, args=('hi',))\np.start()\np.join()\n", ("forbidden",)),
+    Hostile(
+        "multiprocessing_process",
+        "import multiprocessing as mp\np = mp.Process(target=print, args=('hi',))\np.start()\np.join()\n",
+        ("forbidden",),
+    ),
     Hostile("subprocess_run", "import subprocess\nsubprocess.run(['touch', '@OUT@'])\n", ("forbidden",)),
-    Hostile("subprocess_popen_shell", "import subprocess\nsubprocess.Popen('touch @OUT@', shell=True).wait()\n",
-            ("forbidden",)),
+    Hostile(
+        "subprocess_popen_shell",
+        "import subprocess\nsubprocess.Popen('touch @OUT@', shell=True).wait()\n",
+        ("forbidden",),
+    ),
     Hostile("os_system", "import os\nos.system('touch @OUT@')\n", ("forbidden",)),
     Hostile("os_popen", "import os\nos.popen('touch @OUT@').read()\n", ("forbidden",)),
     Hostile("os_execv", "import os\nos.execv('/usr/bin/touch', ['touch', '@OUT@'])\n", ("forbidden",)),
-    Hostile("os_posix_spawn", "import os\nos.posix_spawn('/usr/bin/touch', ['touch', '@OUT@'], {})\n",
-            ("forbidden",)),
+    Hostile("os_posix_spawn", "import os\nos.posix_spawn('/usr/bin/touch', ['touch', '@OUT@'], {})\n", ("forbidden",)),
     Hostile("pty_spawn", "import pty\npty.spawn(['touch', '@OUT@'])\n", ("forbidden",)),
     # indirect imports must not dodge anything (the hook is on the action, not the name)
     Hostile("dunder_import_system", "__import__('os').system('touch @OUT@')\n", ("forbidden",)),
-    Hostile("getattr_builtins_import", "getattr(__builtins__, '__import__')('subprocess')"
-            ".check_output(['touch', '@OUT@'])\n", ("forbidden",)),
-    Hostile("importlib_subprocess", "import importlib\nimportlib.import_module('subprocess')"
-            ".call(['touch', '@OUT@'])\n", ("forbidden",)),
+    Hostile(
+        "getattr_builtins_import",
+        "getattr(__builtins__, '__import__')('subprocess').check_output(['touch', '@OUT@'])\n",
+        ("forbidden",),
+    ),
+    Hostile(
+        "importlib_subprocess",
+        "import importlib\nimportlib.import_module('subprocess').call(['touch', '@OUT@'])\n",
+        ("forbidden",),
+    ),
     # native code: dlopen is refused, so libc's system() is out of reach
-    Hostile("ctypes_libc_system", "import ctypes\nctypes.CDLL('libc.so.6').system(b'touch @OUT@')\n",
-            ("forbidden",)),
+    Hostile("ctypes_libc_system", "import ctypes\nctypes.CDLL('libc.so.6').system(b'touch @OUT@')\n", ("forbidden",)),
     # _posixsubprocess raises no audit event: only seccomp (no vfork/clone/execve) stops it,
     # so the kind is runtime (PermissionError: EPERM) rather than forbidden.
-    Hostile("raw_posixsubprocess", "import _posixsubprocess, os\nr, w = os.pipe()\n"
-            "_posixsubprocess.fork_exec([b'/usr/bin/touch', b'@OUT@'], [b'/usr/bin/touch'], True, (), None, None,"
-            " -1, -1, -1, -1, -1, -1, r, w, True, False, 0, None, None, None, -1, None, False)\n",
-            ("forbidden",), seccomp_only=True),
-
+    Hostile(
+        "raw_posixsubprocess",
+        "import _posixsubprocess, os\nr, w = os.pipe()\n"
+        "_posixsubprocess.fork_exec([b'/usr/bin/touch', b'@OUT@'], [b'/usr/bin/touch'], True, (), None, None,"
+        " -1, -1, -1, -1, -1, -1, r, w, True, False, 0, None, None, None, -1, None, False)\n",
+        ("forbidden",),
+        seccomp_only=True,
+    ),
     # ---- memory: the address-space limit turns bombs into MemoryError -> "memory"
     Hostile("memory_bytearray", "x = bytearray(10**11)\n", ("memory",)),
     Hostile("memory_growing_list", "x = []\nwhile True:\n    x.append([0] * 10**6)\n", ("memory",)),
     Hostile("memory_numpy", "import numpy as np\nx = np.ones((10**6, 10**6))\n", ("memory",)),
     Hostile("memory_list_multiply", "x = [0] * 10**10\n", ("memory",)),
-
     # ---- output and figure size: bounded, still rendered
     # a 500x500 inch figure would be 2.5e9 pixels at dpi 100: it must be drawn smaller
-    Hostile("huge_figure", "import matplotlib.pyplot as plt\nplt.figure(figsize=(500, 500))\nplt.plot([1, 2], [3, 4])\n",
-            (None,), check=_image_capped),
+    Hostile(
+        "huge_figure",
+        "import matplotlib.pyplot as plt\nplt.figure(figsize=(500, 500))\nplt.plot([1, 2], [3, 4])\n",
+        (None,),
+        check=_image_capped,
+    ),
     # a million prints must not blow up the result: stdout is truncated with a note
-    Hostile("stdout_flood", "for i in range(10**6):\n    print(i)\n" + PLOT, (None,), timeout=8.0,
-            check=_stdout_truncated),
-
+    Hostile(
+        "stdout_flood", "for i in range(10**6):\n    print(i)\n" + PLOT, (None,), timeout=8.0, check=_stdout_truncated
+    ),
     # ---- recursion
-    Hostile("recursion_plain", "def f(n):\n    return f(n + 1)\nf(0)\n", ("runtime",),
-            check=_error_has("RecursionError")),
+    Hostile(
+        "recursion_plain", "def f(n):\n    return f(n + 1)\nf(0)\n", ("runtime",), check=_error_has("RecursionError")
+    ),
     # a raised limit with recursion through C (map) overflows the C stack: SIGSEGV or a
     # RecursionError are both fine, as long as it is contained. (Pure-Python recursion to
     # 10**6 does not touch the C stack on 3.11+ and takes >2 s to unwind, i.e. a timeout.)
-    Hostile("recursion_deep_c_stack", "import sys\nsys.setrecursionlimit(10**6)\n"
-            "f = lambda n: list(map(f, [n]))\nf(0)\n", ("crashed", "runtime")),
-
+    Hostile(
+        "recursion_deep_c_stack",
+        "import sys\nsys.setrecursionlimit(10**6)\nf = lambda n: list(map(f, [n]))\nf(0)\n",
+        ("crashed", "runtime"),
+    ),
     # ---- writes outside the job directory
     Hostile("write_real_home", "open('@HOME_SENTINEL@', 'w').write('x')\n", ("forbidden",)),
     # ~ is the job dir inside the sandbox: allowed, and must not land in the real home
-    Hostile("write_expanduser_home", "import os\nopen(os.path.join(os.path.expanduser('~'), '@HOME_NAME@'), 'w')"
-            ".write('x')\nassert os.path.expanduser('~') != '@REAL_HOME@'\n" + PLOT, (None,)),
+    Hostile(
+        "write_expanduser_home",
+        "import os\nopen(os.path.join(os.path.expanduser('~'), '@HOME_NAME@'), 'w')"
+        ".write('x')\nassert os.path.expanduser('~') != '@REAL_HOME@'\n" + PLOT,
+        (None,),
+    ),
     Hostile("write_tmp", "open('@OUT@', 'w').write('x')\n", ("forbidden",)),
     Hostile("write_pathlib", "import pathlib\npathlib.Path('@OUT@').write_text('x')\n", ("forbidden",)),
-    Hostile("write_os_open", "import os\nos.write(os.open('@OUT@', os.O_WRONLY | os.O_CREAT, 0o644), b'x')\n",
-            ("forbidden",)),
-    Hostile("write_tmp_relative_after_chdir", "import os\nos.chdir('/tmp')\n"
-            "open('@OUT@'.rsplit('/', 1)[1], 'w').write('x')\n", ("forbidden",)),
+    Hostile(
+        "write_os_open",
+        "import os\nos.write(os.open('@OUT@', os.O_WRONLY | os.O_CREAT, 0o644), b'x')\n",
+        ("forbidden",),
+    ),
+    Hostile(
+        "write_tmp_relative_after_chdir",
+        "import os\nos.chdir('/tmp')\nopen('@OUT@'.rsplit('/', 1)[1], 'w').write('x')\n",
+        ("forbidden",),
+    ),
     Hostile("rename_outside_in", "import os\nos.rename('@VICTIM@', 'stolen')\n", ("forbidden",)),
-    Hostile("replace_inside_out", "import os\nopen('mine', 'w').write('x')\nos.replace('mine', '@OUT@')\n",
-            ("forbidden",)),
+    Hostile(
+        "replace_inside_out", "import os\nopen('mine', 'w').write('x')\nos.replace('mine', '@OUT@')\n", ("forbidden",)
+    ),
     Hostile("remove_outside", "import os\nos.remove('@VICTIM@')\n", ("forbidden",)),
     Hostile("truncate_outside", "import os\nos.truncate('@VICTIM@', 0)\n", ("forbidden",)),
     Hostile("mkdir_outside", "import os\nos.mkdir('@OUT@')\n", ("forbidden",)),
     Hostile("mkstemp_outside", "import tempfile\ntempfile.mkstemp(dir='@OUTDIR@')\n", ("forbidden",)),
-    Hostile("shutil_copy_out", "import shutil\nopen('mine', 'w').write('x')\nshutil.copy('mine', '@OUT@')\n",
-            ("forbidden",)),
+    Hostile(
+        "shutil_copy_out", "import shutil\nopen('mine', 'w').write('x')\nshutil.copy('mine', '@OUT@')\n", ("forbidden",)
+    ),
     # a symlink made inside the job dir must not be a door to the outside
-    Hostile("symlink_file_trick", "import os\nos.symlink('@OUT@', 'link')\nopen('link', 'w').write('x')\n",
-            ("forbidden",)),
-    Hostile("symlink_dir_trick", "import os\nos.symlink('@OUTDIR@', 'd')\nopen('d/pwned', 'w').write('x')\n",
-            ("forbidden",)),
-    Hostile("hardlink_outside_in", "import os\nos.link('@VICTIM@', 'h')\nopen('h', 'w').write('x')\n",
-            ("forbidden",)),
+    Hostile(
+        "symlink_file_trick", "import os\nos.symlink('@OUT@', 'link')\nopen('link', 'w').write('x')\n", ("forbidden",)
+    ),
+    Hostile(
+        "symlink_dir_trick", "import os\nos.symlink('@OUTDIR@', 'd')\nopen('d/pwned', 'w').write('x')\n", ("forbidden",)
+    ),
+    Hostile("hardlink_outside_in", "import os\nos.link('@VICTIM@', 'h')\nopen('h', 'w').write('x')\n", ("forbidden",)),
     # the hook resolves paths with primitives captured at install time: patching the
     # Python-level helpers (and builtins.open) must not steer it
-    Hostile("patched_path_helpers", "import builtins, io, os, posixpath\nreal_open = io.open\n"
-            "builtins.open = lambda *a, **k: None\nos.path.realpath = lambda p, **k: os.getcwd() + '/x'\n"
-            "posixpath.abspath = lambda p: os.getcwd() + '/x'\nos.path.abspath = posixpath.abspath\n"
-            "os.fspath = lambda p: os.getcwd() + '/x'\nreal_open('@OUT@', 'w').write('x')\n", ("forbidden",)),
-
+    Hostile(
+        "patched_path_helpers",
+        "import builtins, io, os, posixpath\nreal_open = io.open\n"
+        "builtins.open = lambda *a, **k: None\nos.path.realpath = lambda p, **k: os.getcwd() + '/x'\n"
+        "posixpath.abspath = lambda p: os.getcwd() + '/x'\nos.path.abspath = posixpath.abspath\n"
+        "os.fspath = lambda p: os.getcwd() + '/x'\nreal_open('@OUT@', 'w').write('x')\n",
+        ("forbidden",),
+    ),
     # ---- reads outside the allowlist (and the secret in the test process's environment)
     Hostile("read_etc_passwd", "print(open('/etc/passwd').read())\n", ("forbidden",)),
     Hostile("read_secret_file", "print(open('@SECRET_FILE@').read())\n", ("forbidden",)),
-    Hostile("chdir_root_relative_read", "import os\nos.chdir('/')\nprint(open('etc/passwd').read())\n",
-            ("forbidden",)),
+    Hostile("chdir_root_relative_read", "import os\nos.chdir('/')\nprint(open('etc/passwd').read())\n", ("forbidden",)),
     Hostile("io_open_code", "import io\nprint(io.open_code('/etc/passwd').read())\n", ("forbidden",)),
     Hostile("read_proc_self_environ", "print(open('/proc/self/environ').read())\n", ("forbidden",)),
-    Hostile("read_proc_parent_environ", "import os\nprint(open(f'/proc/{os.getppid()}/environ').read())\n",
-            ("forbidden",)),
+    Hostile(
+        "read_proc_parent_environ", "import os\nprint(open(f'/proc/{os.getppid()}/environ').read())\n", ("forbidden",)
+    ),
     Hostile("read_proc_testproc_environ", "print(open('/proc/@TEST_PID@/environ').read())\n", ("forbidden",)),
-    Hostile("read_proc_testproc_mem", "print(open('/proc/@TEST_PID@/maps').read())\n"
-            "print(open('/proc/@TEST_PID@/mem', 'rb').read(16))\n", ("forbidden",)),
+    Hostile(
+        "read_proc_testproc_mem",
+        "print(open('/proc/@TEST_PID@/maps').read())\nprint(open('/proc/@TEST_PID@/mem', 'rb').read(16))\n",
+        ("forbidden",),
+    ),
     # the job's environment is scrubbed: printing it is allowed and shows no secret
     Hostile("print_environ", "import os\nprint(dict(os.environ))\n" + PLOT, (None,), check=_env_clean),
     # other jobs' directories and result files live in the pool root
     Hostile("list_pool_root", "import os\nprint(os.listdir('@ROOT@'))\n", ("forbidden",)),
     Hostile("list_parent_dir", "import os\nprint(os.listdir('..'))\n", ("forbidden",)),
     Hostile("glob_root_dir", "import glob\nprint(glob.glob('*', root_dir='/etc'))\n", ("forbidden",)),
-
     # ---- network: the loopback listener must see nothing
-    Hostile("socket_create_connection", "import socket\nsocket.create_connection(('127.0.0.1', @PORT@)).send(b'x')\n",
-            ("forbidden",)),
-    Hostile("raw_socket_connect", "import _socket\ns = _socket.socket()\ns.connect(('127.0.0.1', @PORT@))\n",
-            ("forbidden",)),
-    Hostile("urllib_urlopen", "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:@PORT@/', timeout=1)\n",
-            ("forbidden",)),
-    Hostile("http_client", "import http.client\nc = http.client.HTTPConnection('127.0.0.1', @PORT@, timeout=1)\n"
-            "c.request('GET', '/')\n", ("forbidden",)),
-
+    Hostile(
+        "socket_create_connection",
+        "import socket\nsocket.create_connection(('127.0.0.1', @PORT@)).send(b'x')\n",
+        ("forbidden",),
+    ),
+    Hostile(
+        "raw_socket_connect", "import _socket\ns = _socket.socket()\ns.connect(('127.0.0.1', @PORT@))\n", ("forbidden",)
+    ),
+    Hostile(
+        "urllib_urlopen",
+        "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:@PORT@/', timeout=1)\n",
+        ("forbidden",),
+    ),
+    Hostile(
+        "http_client",
+        "import http.client\nc = http.client.HTTPConnection('127.0.0.1', @PORT@, timeout=1)\nc.request('GET', '/')\n",
+        ("forbidden",),
+    ),
     # ---- signals: the server and the test process are out of reach
     Hostile("kill_parent", "import os\nos.kill(os.getppid(), 9)\n", ("forbidden",)),
     Hostile("killpg_parent", "import os\nos.killpg(os.getpgid(os.getppid()), 9)\n", ("forbidden",)),
     Hostile("kill_test_process", "import os, signal\nos.kill(@TEST_PID@, signal.SIGUSR1)\n", ("forbidden",)),
-
     # ---- exits and crashes: reported, not mistaken for success
     Hostile("sys_exit", "import sys\nsys.exit(3)\n", ("runtime",), check=_error_has("SystemExit: 3")),
     Hostile("raise_systemexit", "raise SystemExit\n", ("runtime",), check=_error_has("SystemExit")),
@@ -417,35 +498,43 @@ HOSTILE: list[Hostile] = [
     # ...so a segfault is staged another way: the job dies alone and is reported
     Hostile("segfault", "import faulthandler\nfaulthandler._sigsegv()\n", ("crashed",)),
     Hostile("os_abort", "import os\nos.abort()\n", ("crashed",)),
-
     # ---- threads left running must not keep the job (or a process) alive
-    Hostile("thread_sleeping", "import threading, time\nthreading.Thread(target=time.sleep, args=(100,)).start()\n"
-            + PLOT, (None,)),
+    Hostile(
+        "thread_sleeping",
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(100,)).start()\n" + PLOT,
+        (None,),
+    ),
     # A spinning thread competes for the GIL with OUR savefig afterwards (savefig is ~4x
     # slower, 1.3-5.7 s observed for a trivial plot), so on a loaded machine the job may
     # legitimately run out of time: either outcome is fine, the hygiene checks are the point.
-    Hostile("thread_spinning", "import threading\ndef spin():\n    while True:\n        pass\n"
-            "threading.Thread(target=spin).start()\n" + PLOT, (None, "timeout")),
-
+    Hostile(
+        "thread_spinning",
+        "import threading\ndef spin():\n    while True:\n        pass\nthreading.Thread(target=spin).start()\n" + PLOT,
+        (None, "timeout"),
+    ),
     # ---- tampering with the sandbox itself
-    Hostile("setrlimit", "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (10**6, 10**6))\n",
-            ("forbidden",)),
+    Hostile("setrlimit", "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (10**6, 10**6))\n", ("forbidden",)),
     Hostile("prlimit", "import resource\nresource.prlimit(0, resource.RLIMIT_AS, (-1, -1))\n", ("forbidden",)),
     Hostile("add_audit_hook", "import sys\nsys.addaudithook(lambda event, args: None)\n", ("forbidden",)),
     # a refusal caught by the script still marks the job forbidden
-    Hostile("caught_violation", "try:\n    open('/etc/passwd')\nexcept Exception:\n    pass\n" + PLOT,
-            ("forbidden",)),
+    Hostile("caught_violation", "try:\n    open('/etc/passwd')\nexcept Exception:\n    pass\n" + PLOT, ("forbidden",)),
     # junk "result frames" on every descriptor, then a silent exit: never a success
-    Hostile("fake_result_frame", "import os, json, struct\n"
-            "p = json.dumps({'ok': True, 'nonce': '0' * 32, 'error_kind': None}).encode()\n"
-            "frame = b'VLRLRES1' + struct.pack('<QQ', len(p), 0) + p\n"
-            "for fd in range(3, 256):\n    try:\n        os.write(fd, frame + b'junk' * 8)\n"
-            "    except OSError:\n        pass\nos._exit(0)\n", ("crashed",)),
-
+    Hostile(
+        "fake_result_frame",
+        "import os, json, struct\n"
+        "p = json.dumps({'ok': True, 'nonce': '0' * 32, 'error_kind': None}).encode()\n"
+        "frame = b'VLRLRES1' + struct.pack('<QQ', len(p), 0) + p\n"
+        "for fd in range(3, 256):\n    try:\n        os.write(fd, frame + b'junk' * 8)\n"
+        "    except OSError:\n        pass\nos._exit(0)\n",
+        ("crashed",),
+    ),
     # ---- escapes through interpreter introspection and fd tricks (closed by the static
     # introspection check, frame-access refusal, and Landlock file confinement)
     Hostile("audit_hook_tamper_write", TAMPER + "open('@OUT@', 'w').write('pwned')\n" + PLOT, ("forbidden",)),
-    Hostile("audit_hook_tamper_steal_secret", TAMPER + """
+    Hostile(
+        "audit_hook_tamper_steal_secret",
+        TAMPER
+        + """
 import re
 found = set()
 with open('/proc/@TEST_PID@/maps') as maps, open('/proc/@TEST_PID@/mem', 'rb', 0) as mem:
@@ -460,15 +549,27 @@ with open('/proc/@TEST_PID@/maps') as maps, open('/proc/@TEST_PID@/mem', 'rb', 0
         except OSError:
             pass
 print(sorted(found))
-""" + PLOT, ("forbidden",)),
-    Hostile("dir_fd_write", "import os\nd = os.open('@CACHE_DIR@', os.O_RDONLY)\n"
-            "os.write(os.open('@CACHE_NAME@', os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=d), b'x')\n" + PLOT,
-            ("forbidden",)),
-    Hostile("dir_fd_read", "import os\nd = os.open('/usr/share/zoneinfo', os.O_RDONLY)\n"
-            "os.makedirs('a/b/c')\nos.chdir('a/b/c')\n"
-            "print(os.read(os.open('../../../etc/passwd', os.O_RDONLY, dir_fd=d), 64))\n" + PLOT,
-            ("forbidden",), check=lambda r: ["/etc/passwd was read"] if "root:" in r.stdout else []),
-    Hostile("symlink_swap_race", """
+"""
+        + PLOT,
+        ("forbidden",),
+    ),
+    Hostile(
+        "dir_fd_write",
+        "import os\nd = os.open('@CACHE_DIR@', os.O_RDONLY)\n"
+        "os.write(os.open('@CACHE_NAME@', os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=d), b'x')\n" + PLOT,
+        ("forbidden",),
+    ),
+    Hostile(
+        "dir_fd_read",
+        "import os\nd = os.open('/usr/share/zoneinfo', os.O_RDONLY)\n"
+        "os.makedirs('a/b/c')\nos.chdir('a/b/c')\n"
+        "print(os.read(os.open('../../../etc/passwd', os.O_RDONLY, dir_fd=d), 64))\n" + PLOT,
+        ("forbidden",),
+        check=lambda r: ["/etc/passwd was read"] if "root:" in r.stdout else [],
+    ),
+    Hostile(
+        "symlink_swap_race",
+        """
 import os, threading, time
 os.makedirs('A'); os.makedirs('B')
 open('A/inside', 'w').close()
@@ -490,8 +591,13 @@ while time.time() < t0 + 2.0 and not os.path.exists('@OUTDIR@/pwned'):
         pass
 stop.append(1)
 t.join()
-""" + PLOT, ("forbidden", None)),
-    Hostile("forged_result_with_stolen_nonce", """
+"""
+        + PLOT,
+        ("forbidden", None),
+    ),
+    Hostile(
+        "forged_result_with_stolen_nonce",
+        """
 import sys, os, json, struct
 f = sys._getframe()
 while f is not None and 'nonce' not in f.f_locals:
@@ -499,8 +605,12 @@ while f is not None and 'nonce' not in f.f_locals:
 payload = json.dumps({'ok': True, 'nonce': f.f_locals['nonce'], 'trace': {'forged': True}}).encode()
 os.write(f.f_locals['result_fd'], b'VLRLRES1' + struct.pack('<QQ', len(payload), 0) + payload)
 os._exit(0)
-""", ("forbidden",)),
-    Hostile("clear_violations", """
+""",
+        ("forbidden",),
+    ),
+    Hostile(
+        "clear_violations",
+        """
 import sys
 try:
     open('/etc/passwd')
@@ -510,7 +620,10 @@ for cell in sys._getframe().f_back.f_locals['is_violation'].__closure__:
     for inner in getattr(cell.cell_contents, '__closure__', None) or ():
         if isinstance(inner.cell_contents, list):
             inner.cell_contents.clear()
-""" + PLOT, ("forbidden",)),
+"""
+        + PLOT,
+        ("forbidden",),
+    ),
 ]
 
 

@@ -145,8 +145,18 @@ def _libc_offsets() -> dict[str, int]:
     libc = ctypes.CDLL(None)
     base = ctypes._memmove_addr
     out = {}
-    for name in ("syscall", "getpid", "prctl", "shmget", "shmat", "shmctl", "msgget", "semget", "write",
-                 "__errno_location"):
+    for name in (
+        "syscall",
+        "getpid",
+        "prctl",
+        "shmget",
+        "shmat",
+        "shmctl",
+        "msgget",
+        "semget",
+        "write",
+        "__errno_location",
+    ):
         try:
             out[name] = ctypes.cast(getattr(libc, name), ctypes.c_void_p).value - base
         except AttributeError:
@@ -181,11 +191,34 @@ def must(what, res_err):
 """
 
 # x86_64 syscall numbers used by the attacks
-NR = dict(shmget=29, shmat=30, shmctl=31, semget=64, msgget=68, memfd_create=319, setpriority=141,
-          sched_setaffinity=203, sched_setscheduler=144, sched_setattr=314, ioprio_set=251,
-          fanotify_init=300, inotify_init1=294, inotify_add_watch=254, fsopen=430, open_tree=428,
-          fspick=433, perf_event_open=298, userfaultfd=323, keyctl=250, add_key=248, adjtimex=159,
-          prctl=157, setpgid=109, setsid=112, unshare=272)
+NR = dict(
+    shmget=29,
+    shmat=30,
+    shmctl=31,
+    semget=64,
+    msgget=68,
+    memfd_create=319,
+    setpriority=141,
+    sched_setaffinity=203,
+    sched_setscheduler=144,
+    sched_setattr=314,
+    ioprio_set=251,
+    fanotify_init=300,
+    inotify_init1=294,
+    inotify_add_watch=254,
+    fsopen=430,
+    open_tree=428,
+    fspick=433,
+    perf_event_open=298,
+    userfaultfd=323,
+    keyctl=250,
+    add_key=248,
+    adjtimex=159,
+    prctl=157,
+    setpgid=109,
+    setsid=112,
+    unshare=272,
+)
 
 # A scanner over the job's own address space that never faults: each chunk is handed to
 # write(2) on a pipe, which answers EFAULT for unmapped memory instead of crashing. The
@@ -331,23 +364,44 @@ def _params(cases):
 
 THEFT = [
     # event-free raw reads: a ctypes Union of an address and a pointer (no audit event fires)
-    Case("heap_scan_ctypes_union", HEAP_SCAN.replace("@VIEW@", VIEW_UNION) + PLOT,
-         (None, "forbidden", "runtime", "crashed"), THEFT_TIMEOUT),
-    Case("heap_scan_from_address", HEAP_SCAN.replace("@VIEW@", VIEW_FROM_ADDRESS) + PLOT,
-         (None, "forbidden", "runtime", "crashed"), THEFT_TIMEOUT),
+    Case(
+        "heap_scan_ctypes_union",
+        HEAP_SCAN.replace("@VIEW@", VIEW_UNION) + PLOT,
+        (None, "forbidden", "runtime", "crashed"),
+        THEFT_TIMEOUT,
+    ),
+    Case(
+        "heap_scan_from_address",
+        HEAP_SCAN.replace("@VIEW@", VIEW_FROM_ADDRESS) + PLOT,
+        (None, "forbidden", "runtime", "crashed"),
+        THEFT_TIMEOUT,
+    ),
     # numpy's __array_interface__ takes any address: raw reads without ctypes at all
-    Case("heap_scan_numpy_array_interface", HEAP_SCAN.replace("@VIEW@", VIEW_NUMPY) + PLOT,
-         (None, "forbidden", "runtime", "crashed"), THEFT_TIMEOUT),
+    Case(
+        "heap_scan_numpy_array_interface",
+        HEAP_SCAN.replace("@VIEW@", VIEW_NUMPY) + PLOT,
+        (None, "forbidden", "runtime", "crashed"),
+        THEFT_TIMEOUT,
+    ),
     # string_at only over chunks the write(2) probe showed readable
-    Case("heap_scan_string_at", HEAP_SCAN.replace("@VIEW@", VIEW_FROM_ADDRESS).replace(
-        "found.update(pat.findall(os.read(r, n)))",
-        "os.read(r, n)\n            found.update(pat.findall(ctypes.string_at(a, n)))") + PLOT,
-         (None, "forbidden", "runtime", "crashed"), THEFT_TIMEOUT),
+    Case(
+        "heap_scan_string_at",
+        HEAP_SCAN.replace("@VIEW@", VIEW_FROM_ADDRESS).replace(
+            "found.update(pat.findall(os.read(r, n)))",
+            "os.read(r, n)\n            found.update(pat.findall(ctypes.string_at(a, n)))",
+        )
+        + PLOT,
+        (None, "forbidden", "runtime", "crashed"),
+        THEFT_TIMEOUT,
+    ),
     # the scan runs inside a tick formatter: wherever the figure is drawn, the stolen
     # marker would come back as a tick label (trace) and in the image
-    Case("heap_scan_in_tick_formatter", HEAP_SCAN.replace("@VIEW@", VIEW_UNION).replace(
-        "print('FOUND', sorted(f.decode() for f in found))", "").replace("for lo, hi in spans:\n    scan(lo, hi)\n", "")
-         + """
+    Case(
+        "heap_scan_in_tick_formatter",
+        HEAP_SCAN.replace("@VIEW@", VIEW_UNION)
+        .replace("print('FOUND', sorted(f.decode() for f in found))", "")
+        .replace("for lo, hi in spans:\n    scan(lo, hi)\n", "")
+        + """
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
 def fmt(v, pos):
@@ -357,14 +411,24 @@ def fmt(v, pos):
 fig, ax = plt.subplots()
 ax.plot([1, 2, 3])
 ax.xaxis.set_major_formatter(FuncFormatter(fmt))
-""", (None, "forbidden", "runtime", "crashed", "timeout"), THEFT_TIMEOUT),
+""",
+        (None, "forbidden", "runtime", "crashed", "timeout"),
+        THEFT_TIMEOUT,
+    ),
     # live objects: gc (named at run time), then everything reachable from sys.modules
-    Case("gc_get_objects_runtime_name", """
+    Case(
+        "gc_get_objects_runtime_name",
+        """
 import gc, re
 objs = getattr(gc, 'get_' + 'objects')()
 print('FOUND', sorted({m for o in objs if isinstance(o, str) for m in re.findall('REFMARK[0-9a-f]{32}', o)}))
-""" + PLOT, (None, "forbidden", "runtime")),
-    Case("walk_reachable_from_sys_modules", """
+"""
+        + PLOT,
+        (None, "forbidden", "runtime"),
+    ),
+    Case(
+        "walk_reachable_from_sys_modules",
+        """
 import sys, re, time
 pat = re.compile('REFMARK[0-9a-f]{32}')
 seen, found, stack = set(), set(), list(sys.modules.values())
@@ -387,17 +451,29 @@ while stack and len(seen) < 400000 and time.monotonic() < t_end:
         if isinstance(d, dict):
             stack.append(d)
 print('FOUND', sorted(found))
-""" + PLOT, (None, "forbidden", "runtime"), THEFT_TIMEOUT),
+"""
+        + PLOT,
+        (None, "forbidden", "runtime"),
+        THEFT_TIMEOUT,
+    ),
     # every local of every frame above the script (the server loop's job dicts...)
-    Case("frame_locals_of_the_server", FRAMES_VIA_EXEC + """
+    Case(
+        "frame_locals_of_the_server",
+        FRAMES_VIA_EXEC
+        + """
 import re
 found = set()
 for fr in _frames:
     for v in list(getattr(fr, 'f_' + 'locals').values()) + list(getattr(fr, 'f_' + 'globals').values()):
         found.update(re.findall('REFMARK[0-9a-f]{32}', repr(v)[:200000]))
 print('FOUND', sorted(found))
-""" + PLOT, (None, "forbidden", "runtime")),
-    Case("proc_self_mem", """
+"""
+        + PLOT,
+        (None, "forbidden", "runtime"),
+    ),
+    Case(
+        "proc_self_mem",
+        """
 import re
 found = set()
 with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as mem:
@@ -411,8 +487,13 @@ with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as mem:
         except OSError:
             pass
 print('FOUND', sorted(found))
-""" + PLOT, ("forbidden", "runtime")),
-    Case("proc_parent_mem", """
+"""
+        + PLOT,
+        ("forbidden", "runtime"),
+    ),
+    Case(
+        "proc_parent_mem",
+        """
 import os, re
 found = set()
 for pid in {os.getppid(), @SERVER_PID@}:
@@ -427,16 +508,26 @@ for pid in {os.getppid(), @SERVER_PID@}:
             except OSError:
                 pass
 print('FOUND', sorted(found))
-""" + PLOT, ("forbidden", "runtime")),
-    Case("pool_root_result_files", """
+"""
+        + PLOT,
+        ("forbidden", "runtime"),
+    ),
+    Case(
+        "pool_root_result_files",
+        """
 import os, glob
 for name in os.listdir('@ROOT@'):
     p = os.path.join('@ROOT@', name)
     for q in ([p] if os.path.isfile(p) else glob.glob(p + '/**', recursive=True)):
         if os.path.isfile(q):
             print(q, open(q, 'rb').read()[:4000])
-""" + PLOT, ("forbidden", "runtime")),
-    Case("pool_root_via_parent_dir_fd", """
+"""
+        + PLOT,
+        ("forbidden", "runtime"),
+    ),
+    Case(
+        "pool_root_via_parent_dir_fd",
+        """
 import os
 d = os.open('..', os.O_RDONLY | os.O_DIRECTORY)
 for name in os.listdir(d):
@@ -446,9 +537,14 @@ for name in os.listdir(d):
         print(os.read(fd, 1 << 20))
     except OSError as e:
         print('skip', name, e)
-""" + PLOT, ("forbidden", "runtime")),
+"""
+        + PLOT,
+        ("forbidden", "runtime"),
+    ),
     # leftovers the reference wrote: a reused job dir, a shared TMPDIR or HOME, /tmp
-    Case("leftover_job_files", """
+    Case(
+        "leftover_job_files",
+        """
 import os, re, tempfile
 found = set()
 for top in {os.getcwd(), tempfile.gettempdir(), os.path.expanduser('~'), os.environ.get('TMPDIR', '.')}:
@@ -459,8 +555,13 @@ for top in {os.getcwd(), tempfile.gettempdir(), os.path.expanduser('~'), os.envi
             except OSError:
                 pass
 print('FOUND', sorted(found), os.listdir('.'))
-""" + PLOT, (None, "forbidden", "runtime")),
-    Case("tmp_and_dev_shm", """
+"""
+        + PLOT,
+        (None, "forbidden", "runtime"),
+    ),
+    Case(
+        "tmp_and_dev_shm",
+        """
 import os, re
 found = set()
 for top in ('/dev/shm', '/tmp', '/var/tmp', '/run/shm'):
@@ -471,8 +572,13 @@ for top in ('/dev/shm', '/tmp', '/var/tmp', '/run/shm'):
             except OSError:
                 pass
 print('FOUND', sorted(found))
-""" + PLOT, (None, "forbidden", "runtime")),
-    Case("posix_shm_open_guesses", """
+"""
+        + PLOT,
+        (None, "forbidden", "runtime"),
+    ),
+    Case(
+        "posix_shm_open_guesses",
+        """
 import _posixshmem, mmap, os, re
 found = set()
 for name in ('/vlrl', '/vlrl-render', '/render', '/figure', '/handover', '/result', '/psm_0', '/mp-0'):
@@ -482,9 +588,15 @@ for name in ('/vlrl', '/vlrl-render', '/render', '/figure', '/handover', '/resul
         continue
     found.update(re.findall(rb'REFMARK[0-9a-f]{32}', os.read(fd, 1 << 24)))
 print('FOUND', sorted(found))
-""" + PLOT, (None, "forbidden", "runtime")),
+"""
+        + PLOT,
+        (None, "forbidden", "runtime"),
+    ),
     # every SysV segment on the machine: SHM_INFO / SHM_STAT enumerate them
-    Case("sysv_shm_enumerate", LIBC + """
+    Case(
+        "sysv_shm_enumerate",
+        LIBC
+        + """
 import re
 found = set()
 buf = (ctypes.c_char * 256)()
@@ -499,11 +611,16 @@ for idx in range(min(max(top, 0), 4096) + 1):
         continue
     found.update(re.findall(rb'REFMARK[0-9a-f]{32}', ctypes.string_at(addr, min(size, 1 << 24))))
 print('FOUND', sorted(found), 'top', top)
-""" + PLOT, (None, "forbidden", "runtime"), needs=("libc",)),
+"""
+        + PLOT,
+        (None, "forbidden", "runtime"),
+        needs=("libc",),
+    ),
 ]
 
 
 # ---- 2. forged results ----------------------------------------------------------------
+
 
 def _forge_with_frames(frames_src: str, then_exit: bool) -> str:
     """Find nonce-like strings, descriptors and connection objects in the frames above the
@@ -529,10 +646,12 @@ def _take(name, v, depth=0):
     if "_summary" in frames_src:
         walk = "for _k, _v in _locals.items():\n    _take(_k, _v)\n"
     else:  # attribute names built at run time: the static check only sees literals
-        walk = ("_FL = 'f_' + 'locals'\nfor _fr in _frames:\n    _loc = dict(getattr(_fr, _FL))\n"
-                "    for _k, _v in _loc.items():\n        _take(_k, _v)\n"
-                "    _s = _loc.get('self')\n    if _s is not None and isinstance(getattr(_s, '__dict__', None), dict):\n"
-                "        for _k, _v in vars(_s).items():\n            _take(_k, _v)\n")
+        walk = (
+            "_FL = 'f_' + 'locals'\nfor _fr in _frames:\n    _loc = dict(getattr(_fr, _FL))\n"
+            "    for _k, _v in _loc.items():\n        _take(_k, _v)\n"
+            "    _s = _loc.get('self')\n    if _s is not None and isinstance(getattr(_s, '__dict__', None), dict):\n"
+            "        for _k, _v in vars(_s).items():\n            _take(_k, _v)\n"
+        )
     send = """
 _frames_out = []
 for _n in sorted(_nonces) or ['0' * 32]:
@@ -568,17 +687,28 @@ FORGE = [
     Case("inspect_stack_inside_exec_then_exit", _forge_with_frames(FRAMES_VIA_INSPECT_IN_EXEC, True), (FAIL,)),
     Case("gi_frame_via_eval_lambda_then_exit", _forge_with_frames(FRAMES_VIA_EVAL_LAMBDA, True), (FAIL,)),
     # ... or the forger keeps going and draws the honest chart: ok only if honest
-    Case("walk_stack_capture_locals_then_draw", _forge_with_frames(FRAMES_VIA_WALK_STACK, False),
-         (FAIL,), honest=HONEST),
+    Case(
+        "walk_stack_capture_locals_then_draw", _forge_with_frames(FRAMES_VIA_WALK_STACK, False), (FAIL,), honest=HONEST
+    ),
     Case("exec_getframe_then_draw", _forge_with_frames(FRAMES_VIA_EXEC, False), (FAIL,), honest=HONEST),
     # no frames at all: blind spraying of every descriptor, nonce guessed
-    Case("spray_all_fds_then_exit", PNG_HELPER + FORGE_PAYLOADS + HONEST + "spray(frames_for('0' * 32))\nos._exit(0)\n",
-         (FAIL,)),
-    Case("spray_all_fds_then_return", PNG_HELPER + FORGE_PAYLOADS + "spray(frames_for('0' * 32))\n" + HONEST,
-         (FAIL,), honest=HONEST),
+    Case(
+        "spray_all_fds_then_exit",
+        PNG_HELPER + FORGE_PAYLOADS + HONEST + "spray(frames_for('0' * 32))\nos._exit(0)\n",
+        (FAIL,),
+    ),
+    Case(
+        "spray_all_fds_then_return",
+        PNG_HELPER + FORGE_PAYLOADS + "spray(frames_for('0' * 32))\n" + HONEST,
+        (FAIL,),
+        honest=HONEST,
+    ),
     # a pickle that runs code in whoever unpickles it, on every descriptor (length-prefixed
     # like multiprocessing, and raw), then the honest chart
-    Case("spray_rce_pickle_then_return", RCE_PICKLE + """
+    Case(
+        "spray_rce_pickle_then_return",
+        RCE_PICKLE
+        + """
 import os, struct
 for fd in range(0, 1024):
     for fr in (struct.pack('!i', len(_rce)) + _rce, struct.pack('<Q', len(_rce)) + _rce, _rce):
@@ -586,8 +716,16 @@ for fd in range(0, 1024):
             os.write(fd, fr)
         except OSError:
             pass
-""" + HONEST, (FAIL,), honest=HONEST),
-    Case("spray_rce_pickle_then_exit", RCE_PICKLE + HONEST + """
+"""
+        + HONEST,
+        (FAIL,),
+        honest=HONEST,
+    ),
+    Case(
+        "spray_rce_pickle_then_exit",
+        RCE_PICKLE
+        + HONEST
+        + """
 import os, struct
 for fd in range(0, 1024):
     for fr in (struct.pack('!i', len(_rce)) + _rce, _rce):
@@ -596,9 +734,14 @@ for fd in range(0, 1024):
         except OSError:
             pass
 os._exit(0)
-""", (FAIL,)),
+""",
+        (FAIL,),
+    ),
     # the figure itself carries the payload: only its unpickler would run it
-    Case("figure_attribute_reduce_payload", HONEST + """
+    Case(
+        "figure_attribute_reduce_payload",
+        HONEST
+        + """
 class _Evil:
     def __reduce__(self):
         return (exec, ("import matplotlib.axes, matplotlib.colors\\n"
@@ -606,9 +749,15 @@ class _Evil:
                        "matplotlib.colors.to_hex = lambda c, keep_alpha=False: '#ff0000'\\n",))
 fig._vlrl_payload = _Evil()
 ax.title._vlrl_payload = [_Evil()]
-""", (FAIL,), honest=HONEST),
+""",
+        (FAIL,),
+        honest=HONEST,
+    ),
     # a forged figure class: the trace asks get_text(), drawing asks _get_wrapped_text()
-    Case("forged_text_class", HONEST + """
+    Case(
+        "forged_text_class",
+        HONEST
+        + """
 from matplotlib.text import Text
 class _T(Text):
     def get_text(self):
@@ -616,15 +765,26 @@ class _T(Text):
     def _get_wrapped_text(self):
         return Text.get_text(self)
 setattr(ax.title, '__cla' + 'ss__', _T)
-""", (FAIL,), honest=HONEST),
+""",
+        (FAIL,),
+        honest=HONEST,
+    ),
     # stdout/stderr are not a side channel for results
-    Case("forged_frames_on_stdout", PNG_HELPER + FORGE_PAYLOADS + """
+    Case(
+        "forged_frames_on_stdout",
+        PNG_HELPER
+        + FORGE_PAYLOADS
+        + """
 import sys
 for fr in frames_for('0' * 32):
     sys.stdout.write(fr.decode('latin-1'))
     os.write(1, fr)
     os.write(2, fr)
-""" + HONEST, (FAIL,), honest=HONEST),
+"""
+        + HONEST,
+        (FAIL,),
+        honest=HONEST,
+    ),
 ]
 
 
@@ -656,44 +816,72 @@ def _tamper(id_: str, pre: str = "", post: str = "", honest: str = HONEST, base:
 
 TAMPER = [
     # ---- monkeypatched matplotlib (before the chart is made)
-    _tamper("patch_axes_get_title",
-            "import matplotlib.axes\nmatplotlib.axes.Axes.get_title = lambda self, loc='center': 'FORGED'\n"),
+    _tamper(
+        "patch_axes_get_title",
+        "import matplotlib.axes\nmatplotlib.axes.Axes.get_title = lambda self, loc='center': 'FORGED'\n",
+    ),
     _tamper("patch_text_get_text", "import matplotlib.text\nmatplotlib.text.Text.get_text = lambda self: 'FORGED'\n"),
-    _tamper("patch_line_get_ydata", "import numpy as np\nfrom matplotlib.lines import Line2D\n"
-            "Line2D.get_ydata = lambda self, orig=True: np.array([9.0, 9.0, 9.0])\n"),
+    _tamper(
+        "patch_line_get_ydata",
+        "import numpy as np\nfrom matplotlib.lines import Line2D\n"
+        "Line2D.get_ydata = lambda self, orig=True: np.array([9.0, 9.0, 9.0])\n",
+    ),
     _tamper("patch_line_get_color", "from matplotlib.lines import Line2D\nLine2D.get_color = lambda self: '#ff0000'\n"),
-    _tamper("patch_colors_to_hex", "import matplotlib.colors\n"
-            "matplotlib.colors.to_hex = lambda c, keep_alpha=False: '#ff0000'\n"),
-    _tamper("patch_renderer_draw_text", """
+    _tamper(
+        "patch_colors_to_hex",
+        "import matplotlib.colors\nmatplotlib.colors.to_hex = lambda c, keep_alpha=False: '#ff0000'\n",
+    ),
+    _tamper(
+        "patch_renderer_draw_text",
+        """
 from matplotlib.backends.backend_agg import RendererAgg
 _orig_dt = RendererAgg.draw_text
 def _dt(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
     return _orig_dt(self, gc, x, y, 'FORGED', prop, angle, ismath=False, mtext=mtext)
 RendererAgg.draw_text = _dt
-"""),
-    _tamper("patch_figure_savefig_red_png", PNG_HELPER + """
+""",
+    ),
+    _tamper(
+        "patch_figure_savefig_red_png",
+        PNG_HELPER
+        + """
 from matplotlib.figure import Figure
 Figure.savefig = lambda self, fname, *a, **k: fname.write(red_png())
-"""),
-    _tamper("patch_print_png_red_png", PNG_HELPER + """
+""",
+    ),
+    _tamper(
+        "patch_print_png_red_png",
+        PNG_HELPER
+        + """
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 FigureCanvasAgg.print_png = lambda self, f, *a, **k: f.write(red_png())
-"""),
-    _tamper("patch_print_png_12000x12000", PNG_HELPER + """
+""",
+    ),
+    _tamper(
+        "patch_print_png_12000x12000",
+        PNG_HELPER
+        + """
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 FigureCanvasAgg.print_png = lambda self, f, *a, **k: f.write(huge_png())
-"""),
-    _tamper("patch_savefig_dpi_1200", """
+""",
+    ),
+    _tamper(
+        "patch_savefig_dpi_1200",
+        """
 from matplotlib.figure import Figure
 _orig_sf = Figure.savefig
 def _sf(self, fname, **kw):
     kw['dpi'] = 1200
     return _orig_sf(self, fname, **kw)
 Figure.savefig = _sf
-"""),
+""",
+    ),
     _tamper("patch_plt_get_fignums", post="plt.get_fignums = lambda: list(range(1, 51))\n"),
     # ---- the recorder's state, reached without a literal introspection name
-    _tamper("recorder_via_func_globals", post=GLOBALS_TAMPER + """
+    _tamper(
+        "recorder_via_func_globals",
+        post=GLOBALS_TAMPER
+        + """
 from matplotlib.axes import Axes
 for _f in (Axes.bar, Axes.plot, Axes.scatter):
     try:
@@ -701,8 +889,12 @@ for _f in (Axes.bar, Axes.plot, Axes.scatter):
         break
     except Exception:
         pass
-"""),
-    _tamper("recorder_via_subclasses_walk", post=GLOBALS_TAMPER + """
+""",
+    ),
+    _tamper(
+        "recorder_via_subclasses_walk",
+        post=GLOBALS_TAMPER
+        + """
 _sub = getattr(type, '__sub' + 'classes__')
 _stack, _seen = [object], set()
 while _stack:
@@ -719,32 +911,55 @@ while _stack:
         _stack.extend(_sub(_c))
     except TypeError:
         pass
-"""),
-    _tamper("recorder_via_pickle_getattr_payload", post=GLOBALS_TAMPER + """
+""",
+    ),
+    _tamper(
+        "recorder_via_pickle_getattr_payload",
+        post=GLOBALS_TAMPER
+        + """
 import pickle
 _p = (b'\\x80\\x04cbuiltins\\ngetattr\\n(cmatplotlib.axes\\nAxes.bar\\nV' + bytes.fromhex('5f5f676c6f62616c735f5f')
       + b'\\ntR.')
 _tamper(pickle.loads(_p)['RECORDS'])
-"""),
-    _tamper("recorder_via_base64_names", post=GLOBALS_TAMPER + """
+""",
+    ),
+    _tamper(
+        "recorder_via_base64_names",
+        post=GLOBALS_TAMPER
+        + """
 import base64, matplotlib.axes
 _name = base64.b64decode(b'X19nbG9iYWxzX18=').decode()
 _tamper(getattr(getattr(matplotlib.axes.Axes, 'bar'), _name)['RECORDS'])
-"""),
+""",
+    ),
     # the instrumentation itself unwrapped: bars drawn, no bar call recorded
-    _tamper("unwrap_instrumented_bar", "from matplotlib.axes import Axes\n_n = '__wra' + 'pped__'\n"
-            "while hasattr(Axes.bar, _n):\n    Axes.bar = getattr(Axes.bar, _n)\n", hides_calls=True),
+    _tamper(
+        "unwrap_instrumented_bar",
+        "from matplotlib.axes import Axes\n_n = '__wra' + 'pped__'\n"
+        "while hasattr(Axes.bar, _n):\n    Axes.bar = getattr(Axes.bar, _n)\n",
+        hides_calls=True,
+    ),
     # ---- instances that answer for their class
     _tamper("instance_get_title_lambda", post="setattr(ax, 'get_title', lambda loc='center': 'FORGED')\n"),
-    _tamper("instance_get_title_picklable", post="import functools\nax.get_title = functools.partial(str.format, 'FORGED')\n"),
-    _tamper("instance_get_ydata_lambda", post="import numpy as np\n"
-            "line.get_ydata = lambda orig=True: np.array([9.0, 9.0, 9.0])\n"),
+    _tamper(
+        "instance_get_title_picklable",
+        post="import functools\nax.get_title = functools.partial(str.format, 'FORGED')\n",
+    ),
+    _tamper(
+        "instance_get_ydata_lambda",
+        post="import numpy as np\nline.get_ydata = lambda orig=True: np.array([9.0, 9.0, 9.0])\n",
+    ),
     # ---- artists whose recorded data says one thing and whose geometry draws another
     _tamper("bar_datavalues_desync", post="import numpy as np\nbars.datavalues = np.array([9.0, 9.0, 9.0])\n"),
-    _tamper("line_cached_ydata_desync", post="import numpy as np\nfig.canvas.draw()\nline._y = np.array([9.0, 9.0, 9.0])\n",
-            honest=HONEST + "fig.canvas.draw()\n"),
+    _tamper(
+        "line_cached_ydata_desync",
+        post="import numpy as np\nfig.canvas.draw()\nline._y = np.array([9.0, 9.0, 9.0])\n",
+        honest=HONEST + "fig.canvas.draw()\n",
+    ),
     # ---- a tick formatter runs wherever the figure is drawn, and patches that process
-    _tamper("formatter_patches_the_drawing_process", post="""
+    _tamper(
+        "formatter_patches_the_drawing_process",
+        post="""
 from matplotlib.ticker import FuncFormatter
 def _fmt(v, pos):
     import matplotlib.axes, matplotlib.colors, numpy as np
@@ -754,14 +969,21 @@ def _fmt(v, pos):
     Line2D.get_ydata = lambda self, orig=True: np.array([9.0, 9.0, 9.0])
     return f'{v:g}'
 ax.yaxis.set_major_formatter(FuncFormatter(_fmt))
-""", honest=HONEST + "from matplotlib.ticker import FuncFormatter\nax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: f'{v:g}'))\n"),
+""",
+        honest=HONEST
+        + "from matplotlib.ticker import FuncFormatter\nax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: f'{v:g}'))\n",
+    ),
     # the old single-process renderer's own helpers, reached through frames
-    _tamper("patch_capped_dpi_via_frames", post=FRAMES_VIA_EXEC + """
+    _tamper(
+        "patch_capped_dpi_via_frames",
+        post=FRAMES_VIA_EXEC
+        + """
 for _fr in _frames:
     _g = getattr(_fr, 'f_' + 'globals')
     if '_capped_dpi' in _g:
         _g['_capped_dpi'] = lambda *a, **k: 1200.0
-"""),
+""",
+    ),
 ]
 
 
@@ -770,23 +992,47 @@ for _fr in _frames:
 SLEEP_FOREVER = "\nimport time\nwhile True:\n    time.sleep(1000)\n"
 
 HANGS = [
-    Case("setpgid_own_group", "import os\ntry:\n    os.setpgid(0, 0)\nexcept OSError:\n    pass\n" + SLEEP_FOREVER,
-         ("timeout", "forbidden"), HANG_TIMEOUT),
+    Case(
+        "setpgid_own_group",
+        "import os\ntry:\n    os.setpgid(0, 0)\nexcept OSError:\n    pass\n" + SLEEP_FOREVER,
+        ("timeout", "forbidden"),
+        HANG_TIMEOUT,
+    ),
     # joining the server's group: a killpg(job) at the deadline finds no such group
-    Case("setpgid_join_parent_group", "import os\ntry:\n    os.setpgid(0, os.getpgid(os.getppid()))\nexcept OSError:\n"
-         "    pass\n" + SLEEP_FOREVER, ("timeout", "forbidden"), HANG_TIMEOUT),
-    Case("setsid_new_session", "import os\ntry:\n    os.setsid()\nexcept OSError:\n    pass\n" + SLEEP_FOREVER,
-         ("timeout", "forbidden"), HANG_TIMEOUT),
-    Case("raw_setpgid_setsid", LIBC + "for nr, args in ((109, (0, 0)), (112, ()), (109, (0, os.getpgid(os.getppid())))):\n"
-         "    try:\n        sys_call(nr, *args)\n    except Exception:\n        pass\n" + SLEEP_FOREVER,
-         ("timeout", "forbidden"), HANG_TIMEOUT, needs=("libc",)),
-    Case("prctl_clear_pdeathsig", LIBC + "try:\n    call('prctl', 1, 0, 0, 0, 0)\nexcept Exception:\n    pass\n"
-         "try:\n    os.setpgid(0, os.getpgid(os.getppid()))\nexcept OSError:\n    pass\n" + SLEEP_FOREVER,
-         ("timeout", "forbidden"), HANG_TIMEOUT, needs=("libc",)),
+    Case(
+        "setpgid_join_parent_group",
+        "import os\ntry:\n    os.setpgid(0, os.getpgid(os.getppid()))\nexcept OSError:\n    pass\n" + SLEEP_FOREVER,
+        ("timeout", "forbidden"),
+        HANG_TIMEOUT,
+    ),
+    Case(
+        "setsid_new_session",
+        "import os\ntry:\n    os.setsid()\nexcept OSError:\n    pass\n" + SLEEP_FOREVER,
+        ("timeout", "forbidden"),
+        HANG_TIMEOUT,
+    ),
+    Case(
+        "raw_setpgid_setsid",
+        LIBC + "for nr, args in ((109, (0, 0)), (112, ()), (109, (0, os.getpgid(os.getppid())))):\n"
+        "    try:\n        sys_call(nr, *args)\n    except Exception:\n        pass\n" + SLEEP_FOREVER,
+        ("timeout", "forbidden"),
+        HANG_TIMEOUT,
+        needs=("libc",),
+    ),
+    Case(
+        "prctl_clear_pdeathsig",
+        LIBC + "try:\n    call('prctl', 1, 0, 0, 0, 0)\nexcept Exception:\n    pass\n"
+        "try:\n    os.setpgid(0, os.getpgid(os.getppid()))\nexcept OSError:\n    pass\n" + SLEEP_FOREVER,
+        ("timeout", "forbidden"),
+        HANG_TIMEOUT,
+        needs=("libc",),
+    ),
     Case("sleep_in_c", "import time\ntime.sleep(10 ** 6)\n", ("timeout",), HANG_TIMEOUT),
     Case("select_forever", "import select\nselect.select([], [], [], 10 ** 6)\n", ("timeout",), HANG_TIMEOUT),
     Case("blocking_pipe_read", "import os\nr, w = os.pipe()\nos.read(r, 1)\n", ("timeout",), HANG_TIMEOUT),
-    Case("all_signals_ignored_and_blocked", """
+    Case(
+        "all_signals_ignored_and_blocked",
+        """
 import signal
 for s in signal.valid_signals():
     try:
@@ -795,11 +1041,18 @@ for s in signal.valid_signals():
         pass
 signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
 signal.pause()
-""", ("timeout",), HANG_TIMEOUT),
-    Case("self_sigstop", "import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)\n" + PLOT, ("timeout",), HANG_TIMEOUT),
+""",
+        ("timeout",),
+        HANG_TIMEOUT,
+    ),
+    Case(
+        "self_sigstop", "import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)\n" + PLOT, ("timeout",), HANG_TIMEOUT
+    ),
     # catastrophic backtracking: one C call that never returns to the interpreter
     Case("regex_backtracking_in_c", "import re\nre.match('(a+)+$', 'a' * 64 + 'b')\n", ("timeout",), HANG_TIMEOUT),
-    Case("threads_blocked_and_writing", """
+    Case(
+        "threads_blocked_and_writing",
+        """
 import os, threading, time
 def writer():
     i = 0
@@ -810,16 +1063,24 @@ def writer():
 for _ in range(3):
     threading.Thread(target=writer, daemon=False).start()
 threading.Event().wait()
-""", ("timeout",), HANG_TIMEOUT),
+""",
+        ("timeout",),
+        HANG_TIMEOUT,
+    ),
     # an honest figure, built in 0.1 s, that takes ~10 s to draw (2 s limit): whoever draws
     # it must be bound by the job's deadline too
-    Case("figure_slow_to_draw", """
+    Case(
+        "figure_slow_to_draw",
+        """
 import numpy as np, matplotlib.pyplot as plt
 fig, ax = plt.subplots(figsize=(20, 15))
 x = np.linspace(0, 1, 600_000)
 ax.plot(x, np.sin(x * 7919.0), marker='o', markersize=60, linewidth=6)
 ax.set_title('slow')
-""", ("timeout", "memory"), HANG_TIMEOUT),
+""",
+        ("timeout", "memory"),
+        HANG_TIMEOUT,
+    ),
 ]
 
 
@@ -837,32 +1098,68 @@ def _k(id_, code, absent=(), needs=("libc",), kinds=KERNEL_KINDS, **kw) -> Case:
 
 KERNEL = [
     # ---- SysV IPC: objects that outlive the job (and cross into other jobs)
-    _k("sysv_shmget_libc", LIBC + f"must('SHMGET', call('shmget', {SYSV_KEY_BASE + 1}, {LEAK}, 0o1000 | 0o600))\n",
-       ("SHMGET_OK",)),
-    _k("sysv_shmget_raw_syscall", LIBC + f"must('SHMGET', sys_call({NR['shmget']}, {SYSV_KEY_BASE + 2}, {LEAK}, 0o1000 | 0o600))\n",
-       ("SHMGET_OK",)),
-    _k("sysv_shm_private_attached", LIBC + f"""
+    _k(
+        "sysv_shmget_libc",
+        LIBC + f"must('SHMGET', call('shmget', {SYSV_KEY_BASE + 1}, {LEAK}, 0o1000 | 0o600))\n",
+        ("SHMGET_OK",),
+    ),
+    _k(
+        "sysv_shmget_raw_syscall",
+        LIBC + f"must('SHMGET', sys_call({NR['shmget']}, {SYSV_KEY_BASE + 2}, {LEAK}, 0o1000 | 0o600))\n",
+        ("SHMGET_OK",),
+    ),
+    _k(
+        "sysv_shm_private_attached",
+        LIBC
+        + f"""
 shmid = must('SHMGET', call('shmget', 0, {LEAK}, 0o1000 | 0o600))
 addr = must('SHMAT', call('shmat', shmid, None, 0))
 ctypes.memset(addr, 0x41, {LEAK})
-""", ("SHMGET_OK", "SHMAT_OK")),
+""",
+        ("SHMGET_OK", "SHMAT_OK"),
+    ),
     _k("sysv_msgget", LIBC + f"must('MSGGET', call('msgget', {SYSV_KEY_BASE + 3}, 0o1000 | 0o600))\n", ("MSGGET_OK",)),
-    _k("sysv_semget_raw_syscall", LIBC + f"must('SEMGET', sys_call({NR['semget']}, {SYSV_KEY_BASE + 4}, 4, 0o1000 | 0o600))\n",
-       ("SEMGET_OK",)),
-    _k("sysv_via_cdll_none", f"import ctypes\nprint('SHMGET_OK', ctypes.CDLL(None).syscall({NR['shmget']}, "
-       f"{SYSV_KEY_BASE + 5}, {LEAK}, 0o1000 | 0o600))\n", ("SHMGET_OK",), needs=()),
+    _k(
+        "sysv_semget_raw_syscall",
+        LIBC + f"must('SEMGET', sys_call({NR['semget']}, {SYSV_KEY_BASE + 4}, 4, 0o1000 | 0o600))\n",
+        ("SEMGET_OK",),
+    ),
+    _k(
+        "sysv_via_cdll_none",
+        f"import ctypes\nprint('SHMGET_OK', ctypes.CDLL(None).syscall({NR['shmget']}, "
+        f"{SYSV_KEY_BASE + 5}, {LEAK}, 0o1000 | 0o600))\n",
+        ("SHMGET_OK",),
+        needs=(),
+    ),
     # ---- memory and files outside the limits
-    _k("memfd_create_and_fill", f"import os\nfd = os.memfd_create('x')\nos.write(fd, b'x' * {LEAK})\nprint('MEMFD_OK')\n",
-       ("MEMFD_OK",), needs=()),
-    _k("memfd_create_raw_syscall", LIBC + f"fd = must('MEMFD', sys_call({NR['memfd_create']}, b'x', 0))\n"
-       f"os.write(fd, b'x' * {LEAK})\n", ("MEMFD_OK",)),
-    _k("dev_shm_file", f"open('/dev/shm/vlrl-attack-{uuid.uuid4().hex[:8]}', 'wb').write(b'x' * {LEAK})\nprint('DEVSHM_OK')\n",
-       ("DEVSHM_OK",), needs=()),
-    _k("multiprocessing_shared_memory", f"from multiprocessing import shared_memory\n"
-       f"m = shared_memory.SharedMemory(create=True, size={LEAK})\nm.buf[:4] = b'leak'\nprint('POSIXSHM_OK', m.name)\n",
-       ("POSIXSHM_OK",), needs=()),
+    _k(
+        "memfd_create_and_fill",
+        f"import os\nfd = os.memfd_create('x')\nos.write(fd, b'x' * {LEAK})\nprint('MEMFD_OK')\n",
+        ("MEMFD_OK",),
+        needs=(),
+    ),
+    _k(
+        "memfd_create_raw_syscall",
+        LIBC + f"fd = must('MEMFD', sys_call({NR['memfd_create']}, b'x', 0))\nos.write(fd, b'x' * {LEAK})\n",
+        ("MEMFD_OK",),
+    ),
+    _k(
+        "dev_shm_file",
+        f"open('/dev/shm/vlrl-attack-{uuid.uuid4().hex[:8]}', 'wb').write(b'x' * {LEAK})\nprint('DEVSHM_OK')\n",
+        ("DEVSHM_OK",),
+        needs=(),
+    ),
+    _k(
+        "multiprocessing_shared_memory",
+        f"from multiprocessing import shared_memory\n"
+        f"m = shared_memory.SharedMemory(create=True, size={LEAK})\nm.buf[:4] = b'leak'\nprint('POSIXSHM_OK', m.name)\n",
+        ("POSIXSHM_OK",),
+        needs=(),
+    ),
     # many files, each under the per-file limit, together far over the disk cap
-    Case("disk_fill_many_files", f"""
+    Case(
+        "disk_fill_many_files",
+        f"""
 import os
 total = 0
 try:
@@ -874,93 +1171,198 @@ try:
 except OSError as exc:
     print('STOPPED', type(exc).__name__)
 print('WROTE_MB', total >> 20)
-""" + PLOT, (None, "forbidden", "runtime", "memory"), timeout=8.0,
-         check=lambda r: _wrote_at_most(r, DISK_MB + LEAK_MB)),
+"""
+        + PLOT,
+        (None, "forbidden", "runtime", "memory"),
+        timeout=8.0,
+        check=lambda r: _wrote_at_most(r, DISK_MB + LEAK_MB),
+    ),
     # ---- scheduling and priority: of the server, and of the job itself
-    _k("setpriority_server", "import os\nos.setpriority(os.PRIO_PROCESS, os.getppid(), 15)\nprint('NICE_OK')\n",
-       ("NICE_OK",), needs=()),
-    _k("setpriority_server_pid", "import os\nos.setpriority(os.PRIO_PROCESS, @SERVER_PID@, 15)\nprint('NICE_OK')\n",
-       ("NICE_OK",), needs=()),
-    _k("setpriority_server_pgrp", "import os\nos.setpriority(os.PRIO_PGRP, os.getpgid(os.getppid()), 12)\n"
-       "print('NICE_OK')\n", ("NICE_OK",), needs=()),
-    _k("setpriority_test_process", "import os\nos.setpriority(os.PRIO_PROCESS, @TEST_PID@, 11)\nprint('NICE_OK')\n",
-       ("NICE_OK",), needs=()),
-    _k("setpriority_self_raise", "import os\nos.setpriority(os.PRIO_PROCESS, 0, -15)\nprint('NICE_OK')\n",
-       ("NICE_OK",), needs=()),
-    _k("setpriority_raw_syscall_server", LIBC + f"must('NICE', sys_call({NR['setpriority']}, 0, os.getppid(), 15))\n",
-       ("NICE_OK",)),
-    _k("sched_setaffinity_server", "import os\nos.sched_setaffinity(os.getppid(), {0})\nprint('AFFINITY_OK')\n",
-       ("AFFINITY_OK",), needs=()),
-    _k("sched_setaffinity_self", "import os\nos.sched_setaffinity(0, {0})\nprint('AFFINITY_OK')\n",
-       ("AFFINITY_OK",), needs=()),
+    _k(
+        "setpriority_server",
+        "import os\nos.setpriority(os.PRIO_PROCESS, os.getppid(), 15)\nprint('NICE_OK')\n",
+        ("NICE_OK",),
+        needs=(),
+    ),
+    _k(
+        "setpriority_server_pid",
+        "import os\nos.setpriority(os.PRIO_PROCESS, @SERVER_PID@, 15)\nprint('NICE_OK')\n",
+        ("NICE_OK",),
+        needs=(),
+    ),
+    _k(
+        "setpriority_server_pgrp",
+        "import os\nos.setpriority(os.PRIO_PGRP, os.getpgid(os.getppid()), 12)\nprint('NICE_OK')\n",
+        ("NICE_OK",),
+        needs=(),
+    ),
+    _k(
+        "setpriority_test_process",
+        "import os\nos.setpriority(os.PRIO_PROCESS, @TEST_PID@, 11)\nprint('NICE_OK')\n",
+        ("NICE_OK",),
+        needs=(),
+    ),
+    _k(
+        "setpriority_self_raise",
+        "import os\nos.setpriority(os.PRIO_PROCESS, 0, -15)\nprint('NICE_OK')\n",
+        ("NICE_OK",),
+        needs=(),
+    ),
+    _k(
+        "setpriority_raw_syscall_server",
+        LIBC + f"must('NICE', sys_call({NR['setpriority']}, 0, os.getppid(), 15))\n",
+        ("NICE_OK",),
+    ),
+    _k(
+        "sched_setaffinity_server",
+        "import os\nos.sched_setaffinity(os.getppid(), {0})\nprint('AFFINITY_OK')\n",
+        ("AFFINITY_OK",),
+        needs=(),
+    ),
+    _k(
+        "sched_setaffinity_self",
+        "import os\nos.sched_setaffinity(0, {0})\nprint('AFFINITY_OK')\n",
+        ("AFFINITY_OK",),
+        needs=(),
+    ),
     # only the policy is set (and reverted at once): nothing ever spins at real-time priority
-    _k("sched_fifo_self", "import os\nos.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))\n"
-       "os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))\nprint('FIFO_OK')\n", ("FIFO_OK",), needs=()),
-    _k("sched_fifo_server", "import os\nos.sched_setscheduler(os.getppid(), os.SCHED_FIFO, os.sched_param(1))\n"
-       "print('FIFO_OK')\n", ("FIFO_OK",), needs=()),
-    _k("sched_setattr_raw_server", LIBC + """
+    _k(
+        "sched_fifo_self",
+        "import os\nos.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))\n"
+        "os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))\nprint('FIFO_OK')\n",
+        ("FIFO_OK",),
+        needs=(),
+    ),
+    _k(
+        "sched_fifo_server",
+        "import os\nos.sched_setscheduler(os.getppid(), os.SCHED_FIFO, os.sched_param(1))\nprint('FIFO_OK')\n",
+        ("FIFO_OK",),
+        needs=(),
+    ),
+    _k(
+        "sched_setattr_raw_server",
+        LIBC
+        + """
 attr = (ctypes.c_uint32 * 14)(56, 1, 0, 0, 0, 1)  # size, SCHED_FIFO, flags (u64), nice, rt priority 1
 must('SETATTR', sys_call(%d, os.getppid(), attr, 0))
-""" % NR["sched_setattr"], ("SETATTR_OK",)),
-    _k("ioprio_idle_server", LIBC + f"must('IOPRIO', sys_call({NR['ioprio_set']}, 1, os.getppid(), 3 << 13))\n",
-       ("IOPRIO_OK",)),
+"""
+        % NR["sched_setattr"],
+        ("SETATTR_OK",),
+    ),
+    _k(
+        "ioprio_idle_server",
+        LIBC + f"must('IOPRIO', sys_call({NR['ioprio_set']}, 1, os.getppid(), 3 << 13))\n",
+        ("IOPRIO_OK",),
+    ),
     # ---- watching the host's files
-    _k("fanotify_init", LIBC + f"fd = must('FANOTIFY', sys_call({NR['fanotify_init']}, 0, 0))\nos.close(fd)\n",
-       ("FANOTIFY_OK",)),
-    _k("inotify_watch_root", LIBC + f"fd = must('INOTIFY', sys_call({NR['inotify_init1']}, 0))\n"
-       f"must('WATCH', sys_call({NR['inotify_add_watch']}, fd, b'/', 0xfff))\nos.close(fd)\n", ("INOTIFY_OK", "WATCH_OK")),
+    _k(
+        "fanotify_init",
+        LIBC + f"fd = must('FANOTIFY', sys_call({NR['fanotify_init']}, 0, 0))\nos.close(fd)\n",
+        ("FANOTIFY_OK",),
+    ),
+    _k(
+        "inotify_watch_root",
+        LIBC + f"fd = must('INOTIFY', sys_call({NR['inotify_init1']}, 0))\n"
+        f"must('WATCH', sys_call({NR['inotify_add_watch']}, fd, b'/', 0xfff))\nos.close(fd)\n",
+        ("INOTIFY_OK", "WATCH_OK"),
+    ),
     # ---- the new mount API
-    _k("fsopen_tmpfs", LIBC + f"fd = must('FSOPEN', sys_call({NR['fsopen']}, b'tmpfs', 0))\nos.close(fd)\n", ("FSOPEN_OK",)),
-    _k("open_tree_clone_root", LIBC + f"fd = must('OPENTREE', sys_call({NR['open_tree']}, -100, b'/', 1))\n"
-       "print(os.listdir(fd))\nos.close(fd)\n", ("OPENTREE_OK",)),
-    _k("fspick_root", LIBC + f"fd = must('FSPICK', sys_call({NR['fspick']}, -100, b'/', 0))\nos.close(fd)\n", ("FSPICK_OK",)),
+    _k(
+        "fsopen_tmpfs",
+        LIBC + f"fd = must('FSOPEN', sys_call({NR['fsopen']}, b'tmpfs', 0))\nos.close(fd)\n",
+        ("FSOPEN_OK",),
+    ),
+    _k(
+        "open_tree_clone_root",
+        LIBC + f"fd = must('OPENTREE', sys_call({NR['open_tree']}, -100, b'/', 1))\n"
+        "print(os.listdir(fd))\nos.close(fd)\n",
+        ("OPENTREE_OK",),
+    ),
+    _k(
+        "fspick_root",
+        LIBC + f"fd = must('FSPICK', sys_call({NR['fspick']}, -100, b'/', 0))\nos.close(fd)\n",
+        ("FSPICK_OK",),
+    ),
     # ---- refused before this rebuild too (regression guards)
-    _k("perf_event_open", LIBC + """
+    _k(
+        "perf_event_open",
+        LIBC
+        + """
 attr = (ctypes.c_uint32 * 32)(1, 128)  # PERF_TYPE_SOFTWARE, size; config 0 = CPU clock
 must('PERF', sys_call(%d, attr, 0, -1, -1, 0))
-""" % NR["perf_event_open"], ("PERF_OK",)),
+"""
+        % NR["perf_event_open"],
+        ("PERF_OK",),
+    ),
     _k("userfaultfd", LIBC + f"must('UFFD', sys_call({NR['userfaultfd']}, 0o2000000))\n", ("UFFD_OK",)),
     _k("keyctl_session_keyring", LIBC + f"must('KEYCTL', sys_call({NR['keyctl']}, 0, -3, 1))\n", ("KEYCTL_OK",)),
-    _k("add_key_user", LIBC + f"must('ADDKEY', sys_call({NR['add_key']}, b'user', b'vlrl-attack', b'x', 1, -3))\n",
-       ("ADDKEY_OK",)),
+    _k(
+        "add_key_user",
+        LIBC + f"must('ADDKEY', sys_call({NR['add_key']}, b'user', b'vlrl-attack', b'x', 1, -3))\n",
+        ("ADDKEY_OK",),
+    ),
     _k("unshare_user_namespace", LIBC + f"must('UNSHARE', sys_call({NR['unshare']}, 0x10000000))\n", ("UNSHARE_OK",)),
     _k("prctl_pdeathsig_libc", LIBC + "must('PDEATHSIG', call('prctl', 1, 0, 0, 0, 0))\n", ("PDEATHSIG_OK",)),
     _k("prctl_dumpable_raw", LIBC + f"must('DUMPABLE', sys_call({NR['prctl']}, 4, 1, 0, 0, 0))\n", ("DUMPABLE_OK",)),
     # capabilities: a write to the clock discipline needs CAP_SYS_TIME (the value written
     # is the one just read, so even an open hole changes nothing)
-    _k("adjtimex_write_needs_capability", LIBC + """
+    _k(
+        "adjtimex_write_needs_capability",
+        LIBC
+        + """
 buf = (ctypes.c_uint8 * 208)()
 must('ADJTIMEX_READ', sys_call(%d, buf))
 raw = bytearray(bytes(buf))
 raw[0:4] = (0x0004).to_bytes(4, 'little')  # ADJ_MAXERROR, same value
 buf2 = (ctypes.c_uint8 * 208)(*raw)
 must('ADJTIMEX_WRITE', sys_call(%d, buf2))
-""" % (NR["adjtimex"], NR["adjtimex"]), ("ADJTIMEX_WRITE_OK",)),
+"""
+        % (NR["adjtimex"], NR["adjtimex"]),
+        ("ADJTIMEX_WRITE_OK",),
+    ),
     # ---- signals to other processes without kill(): the kernel's SIGIO on async I/O
-    _k("sigio_f_setown_test_process", """
+    _k(
+        "sigio_f_setown_test_process",
+        """
 import os, fcntl, signal
 r, w = os.pipe()
 fcntl.fcntl(r, fcntl.F_SETOWN, @TEST_PID@)
 fcntl.fcntl(r, fcntl.F_SETSIG, signal.SIGUSR1)
 fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)
 os.write(w, b'x')
-""", (), needs=(), kinds=(None,) + KERNEL_KINDS),
+""",
+        (),
+        needs=(),
+        kinds=(None,) + KERNEL_KINDS,
+    ),
     # SIGUSR2's default action ends the server: hygiene sees a dead/restarted server
-    _k("sigio_f_setown_server", """
+    _k(
+        "sigio_f_setown_server",
+        """
 import os, fcntl, signal
 r, w = os.pipe()
 fcntl.fcntl(r, fcntl.F_SETOWN, os.getppid())
 fcntl.fcntl(r, fcntl.F_SETSIG, signal.SIGUSR2)
 fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)
 os.write(w, b'x')
-""", (), needs=(), kinds=(None,) + KERNEL_KINDS),
-    _k("sigio_default_signal_test_process", """
+""",
+        (),
+        needs=(),
+        kinds=(None,) + KERNEL_KINDS,
+    ),
+    _k(
+        "sigio_default_signal_test_process",
+        """
 import os, fcntl
 r, w = os.pipe()
 fcntl.fcntl(r, fcntl.F_SETOWN, @TEST_PID@)
 fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)
 os.write(w, b'x')
-""", (), needs=(), kinds=(None,) + KERNEL_KINDS),
+""",
+        (),
+        needs=(),
+        kinds=(None,) + KERNEL_KINDS,
+    ),
 ]
 
 
@@ -978,58 +1380,137 @@ def _wrote_at_most(r: RenderResult, limit_mb: int) -> list[str]:
 CTYPES_KINDS = ("forbidden",)
 
 CTYPES = [
-    Case("from_address_read", "import ctypes\nx = b'CTYPESREAD' + b'-OK'\n"
-         "print((ctypes.c_char * 13).from_address(id(x) + bytes.__basicsize__ - 1).raw)\n" + PLOT,
-         CTYPES_KINDS, absent=("CTYPESREAD-OK",)),
-    Case("string_at_read", "import ctypes\nx = b'CTYPESREAD' + b'-OK'\nprint(ctypes.string_at(id(x) + bytes.__basicsize__ - 1, 13))\n"
-         + PLOT, CTYPES_KINDS, absent=("CTYPESREAD-OK",)),
-    Case("wstring_at_read", "import ctypes\nb = (ctypes.c_wchar * 16)(*('WSTRING' + '-OK'))\n"
-         "print(ctypes.wstring_at(b))\n" + PLOT, CTYPES_KINDS, absent=("WSTRING-OK",)),
-    Case("memmove_into_immutable_bytes", "import ctypes\nx = b'immutable-bytes'\n"
-         "ctypes.memmove(id(x) + bytes.__basicsize__ - 1, b'CTYPESWRITE' + b'-OK!', 15)\nprint(x)\n" + PLOT,
-         CTYPES_KINDS, absent=("CTYPESWRITE-OK",)),
-    Case("memset_buffer", "import ctypes\nb = (ctypes.c_char * 8)()\nctypes.memset(b, 0x5a, 7)\n"
-         "print('MEMSET', b.value)\n" + PLOT, CTYPES_KINDS, absent=("MEMSET b'ZZZZZZZ'",)),
-    Case("cast_and_deref", "import ctypes\nx = b'CTYPESREAD' + b'-OK'\n"
-         "p = ctypes.cast(id(x) + bytes.__basicsize__ - 1, ctypes.POINTER(ctypes.c_char * 13))\nprint(p.contents.raw)\n"
-         + PLOT, CTYPES_KINDS, absent=("CTYPESREAD-OK",)),
-    Case("py_object_from_address", "import ctypes\nx = ['PYOBJ', 'OK']\ncell = ctypes.c_void_p(id(x))\n"
-         "print('_'.join(ctypes.py_object.from_address(ctypes.addressof(cell)).value))\n" + PLOT, CTYPES_KINDS,
-         absent=("PYOBJ_OK",)),
-    Case("from_buffer_pointer_overwrite", "import ctypes\nx = b'CTYPESREAD' + b'-OK'\n"
-         "p = ctypes.pointer(ctypes.c_char(b'a'))\nctypes.c_void_p.from_buffer(p).value = id(x) + bytes.__basicsize__ - 1\n"
-         "print(b''.join(p[i] for i in range(13)))\n" + PLOT, CTYPES_KINDS, absent=("CTYPESREAD-OK",)),
+    Case(
+        "from_address_read",
+        "import ctypes\nx = b'CTYPESREAD' + b'-OK'\n"
+        "print((ctypes.c_char * 13).from_address(id(x) + bytes.__basicsize__ - 1).raw)\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("CTYPESREAD-OK",),
+    ),
+    Case(
+        "string_at_read",
+        "import ctypes\nx = b'CTYPESREAD' + b'-OK'\nprint(ctypes.string_at(id(x) + bytes.__basicsize__ - 1, 13))\n"
+        + PLOT,
+        CTYPES_KINDS,
+        absent=("CTYPESREAD-OK",),
+    ),
+    Case(
+        "wstring_at_read",
+        "import ctypes\nb = (ctypes.c_wchar * 16)(*('WSTRING' + '-OK'))\nprint(ctypes.wstring_at(b))\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("WSTRING-OK",),
+    ),
+    Case(
+        "memmove_into_immutable_bytes",
+        "import ctypes\nx = b'immutable-bytes'\n"
+        "ctypes.memmove(id(x) + bytes.__basicsize__ - 1, b'CTYPESWRITE' + b'-OK!', 15)\nprint(x)\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("CTYPESWRITE-OK",),
+    ),
+    Case(
+        "memset_buffer",
+        "import ctypes\nb = (ctypes.c_char * 8)()\nctypes.memset(b, 0x5a, 7)\nprint('MEMSET', b.value)\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("MEMSET b'ZZZZZZZ'",),
+    ),
+    Case(
+        "cast_and_deref",
+        "import ctypes\nx = b'CTYPESREAD' + b'-OK'\n"
+        "p = ctypes.cast(id(x) + bytes.__basicsize__ - 1, ctypes.POINTER(ctypes.c_char * 13))\nprint(p.contents.raw)\n"
+        + PLOT,
+        CTYPES_KINDS,
+        absent=("CTYPESREAD-OK",),
+    ),
+    Case(
+        "py_object_from_address",
+        "import ctypes\nx = ['PYOBJ', 'OK']\ncell = ctypes.c_void_p(id(x))\n"
+        "print('_'.join(ctypes.py_object.from_address(ctypes.addressof(cell)).value))\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("PYOBJ_OK",),
+    ),
+    Case(
+        "from_buffer_pointer_overwrite",
+        "import ctypes\nx = b'CTYPESREAD' + b'-OK'\n"
+        "p = ctypes.pointer(ctypes.c_char(b'a'))\nctypes.c_void_p.from_buffer(p).value = id(x) + bytes.__basicsize__ - 1\n"
+        "print(b''.join(p[i] for i in range(13)))\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("CTYPESREAD-OK",),
+    ),
     # no audit event fires for a Union field read: refused some other way, or not at all
-    Case("union_pointer_read_no_event", "import ctypes\nclass U(ctypes.Union):\n"
-         "    _fields_ = [('a', ctypes.c_void_p), ('p', ctypes.POINTER(ctypes.c_char))]\nx = b'CTYPESREAD' + b'-OK'\nu = U()\n"
-         "u.a = id(x) + bytes.__basicsize__ - 1\nprint(u.p[0:13])\n" + PLOT,
-         ("forbidden", "runtime", "crashed"), absent=("CTYPESREAD-OK",)),
-    Case("cfunctype_call_libc_address", LIBC + "print('CALL' + '_OK', libc('getpid')())\n" + PLOT, CTYPES_KINDS,
-         absent=("CALL_OK",), needs=("libc",)),
-    Case("cfunctype_call_memmove_addr", "import ctypes\nf = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, "
-         "ctypes.c_void_p, ctypes.c_size_t)(ctypes._memmove_addr)\nb = (ctypes.c_char * 16)()\n"
-         "f(b, b'CALL' + b'_OK', 7)\nprint(b.value)\n" + PLOT, CTYPES_KINDS, absent=("CALL_OK",)),
-    Case("pythonapi_function", "import ctypes\nf = ctypes.pythonapi.Py_GetVersion\nf.restype = ctypes.c_char_p\n"
-         "print('PYAPI' + '_OK', f())\n" + PLOT, CTYPES_KINDS, absent=("PYAPI_OK",)),
-    Case("_ctypes_dlopen", "import _ctypes\nh = _ctypes.dlopen(None)\nprint('DLOPEN' + '_OK', _ctypes.dlsym(h, 'getpid'))\n"
-         + PLOT, CTYPES_KINDS, absent=("DLOPEN_OK",)),
-    Case("_ctypes_call_function", "import _ctypes, ctypes\n"  # memmove(NULL, NULL, 0): harmless if it runs
-         "print('CALL' + '_OK', _ctypes.call_function(ctypes._memmove_addr, (0, 0, 0)))\n" + PLOT, CTYPES_KINDS,
-         absent=("CALL_OK",)),
-    Case("_ctypes_pyobj_from_ptr", "import _ctypes\nx = ['PYOBJ', 'OK']\nprint('_'.join(_ctypes.PyObj_FromPtr(id(x))))\n"
-         + PLOT, CTYPES_KINDS, absent=("PYOBJ_OK",)),
-    Case("cdll_libc_by_name", "import ctypes\nprint('DLOPEN' + '_OK', ctypes.CDLL('libc.so.6').getpid())\n" + PLOT,
-         CTYPES_KINDS, absent=("DLOPEN_OK",)),
+    Case(
+        "union_pointer_read_no_event",
+        "import ctypes\nclass U(ctypes.Union):\n"
+        "    _fields_ = [('a', ctypes.c_void_p), ('p', ctypes.POINTER(ctypes.c_char))]\nx = b'CTYPESREAD' + b'-OK'\nu = U()\n"
+        "u.a = id(x) + bytes.__basicsize__ - 1\nprint(u.p[0:13])\n" + PLOT,
+        ("forbidden", "runtime", "crashed"),
+        absent=("CTYPESREAD-OK",),
+    ),
+    Case(
+        "cfunctype_call_libc_address",
+        LIBC + "print('CALL' + '_OK', libc('getpid')())\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("CALL_OK",),
+        needs=("libc",),
+    ),
+    Case(
+        "cfunctype_call_memmove_addr",
+        "import ctypes\nf = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, "
+        "ctypes.c_void_p, ctypes.c_size_t)(ctypes._memmove_addr)\nb = (ctypes.c_char * 16)()\n"
+        "f(b, b'CALL' + b'_OK', 7)\nprint(b.value)\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("CALL_OK",),
+    ),
+    Case(
+        "pythonapi_function",
+        "import ctypes\nf = ctypes.pythonapi.Py_GetVersion\nf.restype = ctypes.c_char_p\n"
+        "print('PYAPI' + '_OK', f())\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("PYAPI_OK",),
+    ),
+    Case(
+        "_ctypes_dlopen",
+        "import _ctypes\nh = _ctypes.dlopen(None)\nprint('DLOPEN' + '_OK', _ctypes.dlsym(h, 'getpid'))\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("DLOPEN_OK",),
+    ),
+    Case(
+        "_ctypes_call_function",
+        "import _ctypes, ctypes\n"  # memmove(NULL, NULL, 0): harmless if it runs
+        "print('CALL' + '_OK', _ctypes.call_function(ctypes._memmove_addr, (0, 0, 0)))\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("CALL_OK",),
+    ),
+    Case(
+        "_ctypes_pyobj_from_ptr",
+        "import _ctypes\nx = ['PYOBJ', 'OK']\nprint('_'.join(_ctypes.PyObj_FromPtr(id(x))))\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("PYOBJ_OK",),
+    ),
+    Case(
+        "cdll_libc_by_name",
+        "import ctypes\nprint('DLOPEN' + '_OK', ctypes.CDLL('libc.so.6').getpid())\n" + PLOT,
+        CTYPES_KINDS,
+        absent=("DLOPEN_OK",),
+    ),
     # a shared object the job writes itself (its constructor leaves a file behind if it runs)
-    Case("cdll_so_written_to_job_dir", """
+    Case(
+        "cdll_so_written_to_job_dir",
+        """
 import ctypes, os
 open('evil.so', 'wb').write(bytes.fromhex('@SO_HEX@'))
 lib = ctypes.CDLL(os.path.abspath('evil.so'))
 print('ANS' + 'WER', lib.evil_answer())
-""" + "print('NATIVE' + ' RAN' if os.path.exists('native_ran') else 'native did not run')\n" + PLOT,
-         CTYPES_KINDS + ("runtime",), absent=("NATIVE RAN", "ANSWER 42"), needs=("gcc",)),
+"""
+        + "print('NATIVE' + ' RAN' if os.path.exists('native_ran') else 'native did not run')\n"
+        + PLOT,
+        CTYPES_KINDS + ("runtime",),
+        absent=("NATIVE RAN", "ANSWER 42"),
+        needs=("gcc",),
+    ),
     # the same bytes as an extension module on sys.path: no ctypes event is involved
-    Case("extension_module_from_job_dir", """
+    Case(
+        "extension_module_from_job_dir",
+        """
 import importlib.machinery, os, sys
 open('evil' + importlib.machinery.EXTENSION_SUFFIXES[0], 'wb').write(bytes.fromhex('@SO_HEX@'))
 sys.path.insert(0, os.getcwd())
@@ -1038,7 +1519,12 @@ try:
 except Exception as exc:
     print('import failed:', type(exc).__name__)
 print('NATIVE' + ' RAN' if os.path.exists('native_ran') else 'native did not run')
-""" + PLOT, ("forbidden", "runtime"), absent=("NATIVE RAN",), needs=("gcc",)),
+"""
+        + PLOT,
+        ("forbidden", "runtime"),
+        absent=("NATIVE RAN",),
+        needs=("gcc",),
+    ),
 ]
 
 # CPython 3.11 raises no audit event for calls through ctypes function pointers (memmove,
@@ -1046,13 +1532,24 @@ print('NATIVE' + ' RAN' if os.path.exists('native_ran') else 'native did not run
 # script can reach native code in its own runner process. What must hold is that it gains
 # nothing by it: the runner's memory holds only its own job, every syscall is still filtered,
 # and the reward reads only what the drawer draws. So: a failure, or exactly the honest chart.
-_NO_AUDIT_EVENT = {"memmove_into_immutable_bytes", "memset_buffer", "cast_and_deref", "union_pointer_read_no_event",
-                   "cfunctype_call_libc_address", "cfunctype_call_memmove_addr"}
-CTYPES = [dataclasses.replace(c, kinds=(None, "forbidden", "runtime", "crashed"), absent=(), honest=PLOT)
-          if c.id in _NO_AUDIT_EVENT else c for c in CTYPES]
+_NO_AUDIT_EVENT = {
+    "memmove_into_immutable_bytes",
+    "memset_buffer",
+    "cast_and_deref",
+    "union_pointer_read_no_event",
+    "cfunctype_call_libc_address",
+    "cfunctype_call_memmove_addr",
+}
+CTYPES = [
+    dataclasses.replace(c, kinds=(None, "forbidden", "runtime", "crashed"), absent=(), honest=PLOT)
+    if c.id in _NO_AUDIT_EVENT
+    else c
+    for c in CTYPES
+]
 
 
 # ---- 7. legit charts: must keep rendering ----------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Legit:
@@ -1065,7 +1562,9 @@ class Legit:
 
 
 LEGIT = [
-    Legit("tempfile_and_csv_roundtrip", """
+    Legit(
+        "tempfile_and_csv_roundtrip",
+        """
 import tempfile, os
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -1079,8 +1578,14 @@ os.remove(path)
 fig, ax = plt.subplots()
 ax.bar(df['city'], df['sales'])
 ax.set_title('csv roundtrip')
-""", "csv roundtrip", ("bar",), ("Oslo", "Rome")),
-    Legit("tempfile_and_csv_module", """
+""",
+        "csv roundtrip",
+        ("bar",),
+        ("Oslo", "Rome"),
+    ),
+    Legit(
+        "tempfile_and_csv_module",
+        """
 import csv, tempfile
 import matplotlib.pyplot as plt
 with tempfile.NamedTemporaryFile('w', suffix='.csv', delete=False, newline='') as fh:
@@ -1089,81 +1594,147 @@ with open(fh.name, newline='') as f:
     rows = list(csv.DictReader(f))
 plt.bar([r['city'] for r in rows], [float(r['sales']) for r in rows])
 plt.title('csv module')
-""", "csv module", ("bar",), ("Oslo",)),
-    Legit("pandas_read_csv_stringio", """
+""",
+        "csv module",
+        ("bar",),
+        ("Oslo",),
+    ),
+    Legit(
+        "pandas_read_csv_stringio",
+        """
 import io
 import pandas as pd
 import matplotlib.pyplot as plt
 df = pd.read_csv(io.StringIO("a,b\\n1,2\\n3,4\\n"))
 ax = df.plot(kind='line', x='a', y='b')
 ax.set_title('stringio')
-""", "stringio", ("plot",)),
-    Legit("seaborn_barplot", """
+""",
+        "stringio",
+        ("plot",),
+    ),
+    Legit(
+        "seaborn_barplot",
+        """
 import pandas as pd, seaborn as sns, matplotlib.pyplot as plt
 df = pd.DataFrame({'x': ['a', 'b', 'c', 'a'], 'y': [1, 2, 3, 4]})
 ax = sns.barplot(data=df, x='x', y='y')
 ax.set_title('seaborn bars')
-""", "seaborn bars", ("bar",)),
-    Legit("seaborn_heatmap", """
+""",
+        "seaborn bars",
+        ("bar",),
+    ),
+    Legit(
+        "seaborn_heatmap",
+        """
 import numpy as np, seaborn as sns, matplotlib.pyplot as plt
 ax = sns.heatmap(np.arange(12).reshape(3, 4), annot=True, cmap='viridis')
 ax.set_title('heat')
-""", "heat", (), ("11",)),
-    Legit("bar3d", """
+""",
+        "heat",
+        (),
+        ("11",),
+    ),
+    Legit(
+        "bar3d",
+        """
 import numpy as np, matplotlib.pyplot as plt
 fig = plt.figure()
 ax = fig.add_subplot(projection='3d')
 ax.bar3d([0, 1, 2], [0, 1, 2], [0, 0, 0], 0.5, 0.5, [1, 2, 3], color='orange')
 ax.set_title('bars in 3d')
-""", "bars in 3d", ("3d.bar3d",)),
-    Legit("plot_surface", """
+""",
+        "bars in 3d",
+        ("3d.bar3d",),
+    ),
+    Legit(
+        "plot_surface",
+        """
 import numpy as np, matplotlib.pyplot as plt
 X, Y = np.meshgrid(np.linspace(-2, 2, 20), np.linspace(-2, 2, 20))
 fig = plt.figure()
 ax = fig.add_subplot(projection='3d')
 ax.plot_surface(X, Y, np.exp(-X ** 2 - Y ** 2), cmap='coolwarm')
 ax.set_title('surface')
-""", "surface", ("3d.plot_surface",)),
-    Legit("polar", """
+""",
+        "surface",
+        ("3d.plot_surface",),
+    ),
+    Legit(
+        "polar",
+        """
 import numpy as np, matplotlib.pyplot as plt
 ax = plt.subplot(projection='polar')
 t = np.linspace(0, 2 * np.pi, 50)
 ax.plot(t, 1 + np.sin(3 * t))
 ax.set_title('polar rose')
-""", "polar rose", ("plot_polar",)),
-    Legit("squarify_treemap", """
+""",
+        "polar rose",
+        ("plot_polar",),
+    ),
+    Legit(
+        "squarify_treemap",
+        """
 import squarify, matplotlib.pyplot as plt
 squarify.plot(sizes=[5, 3, 2], label=['big', 'mid', 'small'], color=['red', 'green', 'blue'])
 plt.title('treemap')
-""", "treemap", ("squarify.plot",), ("big",)),
-    Legit("networkx_digraph_arrows", """
+""",
+        "treemap",
+        ("squarify.plot",),
+        ("big",),
+    ),
+    Legit(
+        "networkx_digraph_arrows",
+        """
 import networkx as nx, matplotlib.pyplot as plt
 G = nx.DiGraph([('a', 'b'), ('b', 'c'), ('c', 'a')])
 pos = nx.circular_layout(G)
 nx.draw(G, pos, with_labels=True, arrows=True, arrowstyle='-|>', node_color='lightblue')
 plt.title('digraph')
-""", "digraph", ("draw_networkx_nodes", "draw_networkx_edges"), ("a", "b")),
-    Legit("venn2", """
+""",
+        "digraph",
+        ("draw_networkx_nodes", "draw_networkx_edges"),
+        ("a", "b"),
+    ),
+    Legit(
+        "venn2",
+        """
 from matplotlib_venn import venn2
 import matplotlib.pyplot as plt
 venn2(subsets=(3, 2, 1), set_labels=('Left', 'Right'))
 plt.title('venn two')
-""", "venn two", ("VennDiagram",), ("Left",)),
-    Legit("venn3", """
+""",
+        "venn two",
+        ("VennDiagram",),
+        ("Left",),
+    ),
+    Legit(
+        "venn3",
+        """
 from matplotlib_venn import venn3
 import matplotlib.pyplot as plt
 venn3(subsets=(1, 1, 1, 1, 1, 1, 1), set_labels=('A', 'B', 'C'))
 plt.title('venn three')
-""", "venn three", ("VennDiagram",)),
-    Legit("funcformatter_lambda", """
+""",
+        "venn three",
+        ("VennDiagram",),
+    ),
+    Legit(
+        "funcformatter_lambda",
+        """
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
 fig, ax = plt.subplots()
 ax.bar(['q1', 'q2'], [1000, 2500])
 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: f'${v / 1000:.1f}k'))
 ax.set_title('money')
-""", "money", ("bar",), ("$2.5k",)),
-    Legit("local_class_formatter", """
+""",
+        "money",
+        ("bar",),
+        ("$2.5k",),
+    ),
+    Legit(
+        "local_class_formatter",
+        """
 import matplotlib.pyplot as plt
 from matplotlib.ticker import Formatter
 def make():
@@ -1175,18 +1746,35 @@ fig, ax = plt.subplots()
 ax.plot([0, 50, 100])
 ax.yaxis.set_major_formatter(make())
 ax.set_title('percent')
-""", "percent", ("plot",), ("100%",)),
-    Legit("plt_show_in_model_response", "Here you go:\n```python\nimport matplotlib.pyplot as plt\n"
-          "plt.pie([1, 2, 3], labels=['x', 'y', 'z'])\nplt.title('pie shown')\nplt.savefig('out.png')\nplt.show()\n```\n",
-          "pie shown", ("pie",), ("x",), response=True),
-    Legit("plt_show_and_savefig_kept", """
+""",
+        "percent",
+        ("plot",),
+        ("100%",),
+    ),
+    Legit(
+        "plt_show_in_model_response",
+        "Here you go:\n```python\nimport matplotlib.pyplot as plt\n"
+        "plt.pie([1, 2, 3], labels=['x', 'y', 'z'])\nplt.title('pie shown')\nplt.savefig('out.png')\nplt.show()\n```\n",
+        "pie shown",
+        ("pie",),
+        ("x",),
+        response=True,
+    ),
+    Legit(
+        "plt_show_and_savefig_kept",
+        """
 import matplotlib.pyplot as plt
 plt.scatter([1, 2, 3], [3, 1, 2], c=['r', 'g', 'b'])
 plt.title('scatter saved')
 plt.savefig('scatter.png', dpi=50)
 plt.show()
-""", "scatter saved", ("scatter",)),
-    Legit("dates_and_tight_layout", """
+""",
+        "scatter saved",
+        ("scatter",),
+    ),
+    Legit(
+        "dates_and_tight_layout",
+        """
 import datetime as dt, matplotlib.pyplot as plt, matplotlib.dates as mdates
 days = [dt.date(2024, 1, d) for d in range(1, 8)]
 fig, ax = plt.subplots()
@@ -1195,8 +1783,13 @@ ax.xaxis.set_major_formatter(mdates.DateFormatter('%b %d'))
 ax.set_title('week')
 fig.autofmt_xdate()
 plt.tight_layout()
-""", "week", ("plot",)),
-    Legit("style_and_subplots", """
+""",
+        "week",
+        ("plot",),
+    ),
+    Legit(
+        "style_and_subplots",
+        """
 import numpy as np, matplotlib.pyplot as plt
 plt.style.use('ggplot')
 fig, axes = plt.subplots(2, 2, figsize=(6, 5))
@@ -1206,8 +1799,13 @@ axes[1, 0].fill_between([0, 1, 2], [0, 1, 0], [1, 2, 1], alpha=0.4)
 axes[1, 1].imshow(np.arange(9).reshape(3, 3))
 fig.suptitle('grid')
 axes[0, 0].set_title('hist')
-""", "hist", ("hist", "errorbar", "fill_between", "imshow")),
-    Legit("annotations_and_mathtext", """
+""",
+        "hist",
+        ("hist", "errorbar", "fill_between", "imshow"),
+    ),
+    Legit(
+        "annotations_and_mathtext",
+        """
 import matplotlib.pyplot as plt
 from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 fig, ax = plt.subplots()
@@ -1217,7 +1815,11 @@ ax.text(0.1, 0.5, r'$\\alpha^2$')
 ax.yaxis.set_major_formatter(PercentFormatter(1.0))
 ax.xaxis.set_major_formatter(StrMethodFormatter('{x:.2f}'))
 ax.set_title('annotated')
-""", "annotated", ("plot",), ("peak",)),
+""",
+        "annotated",
+        ("plot",),
+        ("peak",),
+    ),
 ]
 
 
@@ -1229,8 +1831,10 @@ def kind_of(r: RenderResult) -> str | None:
 
 
 def describe(r: RenderResult) -> str:
-    return (f"ok={r.ok} kind={r.error_kind} error={(r.error or '')[:300]!r} seconds={r.seconds:.2f} "
-            f"violations={r.violations[:3]} stdout={r.stdout[:300]!r}")
+    return (
+        f"ok={r.ok} kind={r.error_kind} error={(r.error or '')[:300]!r} seconds={r.seconds:.2f} "
+        f"violations={r.violations[:3]} stdout={r.stdout[:300]!r}"
+    )
 
 
 def result_text(r: RenderResult) -> str:
@@ -1239,8 +1843,12 @@ def result_text(r: RenderResult) -> str:
 
 def marker_leaks(r: RenderResult) -> list[str]:
     problems = []
-    for where, value in (("stdout", r.stdout or ""), ("error", r.error or ""),
-                         ("trace", json.dumps(r.trace, default=str)), ("violations", json.dumps(r.violations))):
+    for where, value in (
+        ("stdout", r.stdout or ""),
+        ("error", r.error or ""),
+        ("trace", json.dumps(r.trace, default=str)),
+        ("violations", json.dumps(r.violations)),
+    ):
         if MARKER in value:
             problems.append(f"the reference marker came back in r.{where}")
     if r.png and MARKER.encode() in r.png:
@@ -1271,8 +1879,10 @@ def trace_differences(got: dict, want: dict, hides_calls: bool = False) -> list[
                 out.append(f"trace['colors'] gained {gained} over the honest chart")
             continue
         if got.get(key) != want.get(key):
-            out.append(f"trace[{key!r}]: {json.dumps(got.get(key), default=str)[:300]} "
-                       f"!= honest {json.dumps(want.get(key), default=str)[:300]}")
+            out.append(
+                f"trace[{key!r}]: {json.dumps(got.get(key), default=str)[:300]} "
+                f"!= honest {json.dumps(want.get(key), default=str)[:300]}"
+            )
     return out
 
 
@@ -1360,6 +1970,7 @@ def dir_bytes(root: str) -> int:
 
 # ---- SysV objects
 
+
 def sysv_ids() -> dict[str, set[tuple[int, int]]]:
     """kind -> {(key, id)} of every SysV object on the machine (host IPC namespace)."""
     out = {}
@@ -1396,11 +2007,16 @@ def remove_our_sysv() -> None:
 
 # ---- scheduling state of the server and of this process
 
+
 def sched_state(pid: int) -> dict | None:
     try:
         p = psutil.Process(pid)
-        return {"nice": os.getpriority(os.PRIO_PROCESS, pid), "affinity": sorted(os.sched_getaffinity(pid)),
-                "policy": os.sched_getscheduler(pid), "ionice": tuple(p.ionice())}
+        return {
+            "nice": os.getpriority(os.PRIO_PROCESS, pid),
+            "affinity": sorted(os.sched_getaffinity(pid)),
+            "policy": os.sched_getscheduler(pid),
+            "ionice": tuple(p.ionice()),
+        }
     except (psutil.NoSuchProcess, ProcessLookupError, OSError):
         return None
 
@@ -1442,8 +2058,11 @@ def so_hex(tmp_path_factory):
         return None
     d = tmp_path_factory.mktemp("evil")
     (d / "evil.c").write_text(EVIL_C)
-    done = subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-s", "-o", str(d / "evil.so"), str(d / "evil.c")],
-                          capture_output=True, timeout=60)
+    done = subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O1", "-s", "-o", str(d / "evil.so"), str(d / "evil.c")],
+        capture_output=True,
+        timeout=60,
+    )
     if done.returncode != 0:
         return None
     return (d / "evil.so").read_bytes().hex()
@@ -1484,7 +2103,7 @@ class Watched:
                 return []
             if time.monotonic() >= deadline:
                 # beyond the idle count: the newest processes are the job's
-                newest = sorted(kids, key=lambda p: p.create_time())[self.idle:]
+                newest = sorted(kids, key=lambda p: p.create_time())[self.idle :]
                 return list({p.pid: p for p in stray + newest}.values())
             time.sleep(0.05)
 
@@ -1538,8 +2157,12 @@ def honest_render(w: Watched, cache: dict, code: str) -> RenderResult:
 
 
 def fill(code: str, w: Watched, so_hex: str | None = None) -> str:
-    code = (code.replace("@LIBC_OFFSETS@", repr(LIBC_OFFSETS)).replace("@ROOT@", w.pool._root)
-            .replace("@SERVER_PID@", str(w.server_pid)).replace("@TEST_PID@", str(TEST_PID)))
+    code = (
+        code.replace("@LIBC_OFFSETS@", repr(LIBC_OFFSETS))
+        .replace("@ROOT@", w.pool._root)
+        .replace("@SERVER_PID@", str(w.server_pid))
+        .replace("@TEST_PID@", str(TEST_PID))
+    )
     if "@SO_HEX@" in code:
         code = code.replace("@SO_HEX@", so_hex or "")
     leftover = re.findall(r"@[A-Z_]+@", code)
@@ -1584,8 +2207,9 @@ def submit_and_wait(w: Watched, code: str, timeout: float, grace: float = 20.0):
     return r, time.monotonic() - t0, list(seen.values()), note
 
 
-def hygiene(w: Watched, r: RenderResult, signal_log: list, sysv_before: dict, sched_before: dict,
-            check_next: bool = True) -> list[str]:
+def hygiene(
+    w: Watched, r: RenderResult, signal_log: list, sysv_before: dict, sched_before: dict, check_next: bool = True
+) -> list[str]:
     """Everything a hostile job must not have done, whatever its outcome."""
     problems = marker_leaks(r)
     left = w.extras()
@@ -1650,8 +2274,14 @@ def outcome(case: Case, r: RenderResult, honest: RenderResult | None) -> list[st
     return problems
 
 
-def run_case(w: Watched, case: Case, signal_log: list, honest_cache: dict, so_hex: str | None,
-             before_job: Callable[[], None] | None = None) -> None:
+def run_case(
+    w: Watched,
+    case: Case,
+    signal_log: list,
+    honest_cache: dict,
+    so_hex: str | None,
+    before_job: Callable[[], None] | None = None,
+) -> None:
     skip_unless_supported(case, so_hex)
     honest = honest_render(w, honest_cache, case.honest) if case.honest is not None else None
     code = fill(case.code, w, so_hex)
@@ -1682,9 +2312,11 @@ def reference(pool):
 @pytest.mark.parametrize("case", _params(THEFT))
 def test_reference_theft(pool, reference, signal_log, honest_cache, so_hex, case):
     """The reference job ran on this pool just before: nothing of it may reach this job."""
+
     def again():  # the reference runs right before each theft: its traces are freshest
         r = pool.pool.render(REFERENCE)
         assert r.ok, describe(r)
+
     run_case(pool, case, signal_log, honest_cache, so_hex, before_job=again)
 
 
@@ -1751,13 +2383,17 @@ def test_deadline_holds(hang_pool, signal_log, honest_cache, so_hex, case):
     assert not problems, f"{case.id}: {problems}\nresult: {describe(r)}"
 
 
-ESCAPE = """
+ESCAPE = (
+    """
 import os, time
 try:
     os.setpgid(0, os.getpgid(os.getppid()))
 except OSError:
     pass
-""" + (LIBC + "try:\n    call('prctl', 1, 0, 0, 0, 0)\nexcept Exception:\n    pass\n" if X86_64_GLIBC else "") + SLEEP_FOREVER
+"""
+    + (LIBC + "try:\n    call('prctl', 1, 0, 0, 0, 0)\nexcept Exception:\n    pass\n" if X86_64_GLIBC else "")
+    + SLEEP_FOREVER
+)
 
 
 def _pool_processes(p: RenderPool) -> list[psutil.Process]:
@@ -1805,8 +2441,10 @@ def test_nothing_outlives_a_closed_pool():
     root = p._root
     futures, seen = [], {}
     try:
-        futures = [p.submit(ESCAPE.replace("@LIBC_OFFSETS@", repr(LIBC_OFFSETS)), timeout=30.0),
-                   p.submit("import time\ntime.sleep(30)\n", timeout=30.0)]
+        futures = [
+            p.submit(ESCAPE.replace("@LIBC_OFFSETS@", repr(LIBC_OFFSETS)), timeout=30.0),
+            p.submit("import time\ntime.sleep(30)\n", timeout=30.0),
+        ]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             for q in _pool_processes(p):
@@ -1885,7 +2523,9 @@ def _run_disk_fill(w: Watched, case: Case, signal_log, honest_cache, so_hex) -> 
     finally:
         stop.set()
         t.join(5)
-    assert peak[0] <= (DISK_MB + LEAK_MB) << 20, f"the pool root held {peak[0] >> 20} MiB during the job (cap {DISK_MB})"
+    assert peak[0] <= (DISK_MB + LEAK_MB) << 20, (
+        f"the pool root held {peak[0] >> 20} MiB during the job (cap {DISK_MB})"
+    )
 
 
 # --------------------------------------------------------------------------- 6. ctypes
@@ -1928,15 +2568,38 @@ def _batch() -> list[tuple[str, str, object]]:
     order = [
         ("reference", REFERENCE, "reference"),
         ("honest", HONEST, "honest"),
-        *[(i, legit[i].code, legit[i]) for i in ("seaborn_barplot", "polar", "squarify_treemap", "venn2",
-                                                 "networkx_digraph_arrows", "funcformatter_lambda",
-                                                 "pandas_read_csv_stringio", "bar3d")],
-        *[(i, by_id[i].code, by_id[i]) for i in (
-            "heap_scan_ctypes_union", "walk_stack_capture_locals_then_exit", "exec_getframe_then_draw",
-            "patch_axes_get_title", "recorder_via_func_globals", "patch_print_png_red_png",
-            "spray_rce_pickle_then_return", "instance_get_title_picklable", "setpgid_join_parent_group",
-            "sleep_in_c", "sysv_shmget_raw_syscall", "memfd_create_and_fill", "string_at_read",
-            "sched_setaffinity_server")],
+        *[
+            (i, legit[i].code, legit[i])
+            for i in (
+                "seaborn_barplot",
+                "polar",
+                "squarify_treemap",
+                "venn2",
+                "networkx_digraph_arrows",
+                "funcformatter_lambda",
+                "pandas_read_csv_stringio",
+                "bar3d",
+            )
+        ],
+        *[
+            (i, by_id[i].code, by_id[i])
+            for i in (
+                "heap_scan_ctypes_union",
+                "walk_stack_capture_locals_then_exit",
+                "exec_getframe_then_draw",
+                "patch_axes_get_title",
+                "recorder_via_func_globals",
+                "patch_print_png_red_png",
+                "spray_rce_pickle_then_return",
+                "instance_get_title_picklable",
+                "setpgid_join_parent_group",
+                "sleep_in_c",
+                "sysv_shmget_raw_syscall",
+                "memfd_create_and_fill",
+                "string_at_read",
+                "sched_setaffinity_server",
+            )
+        ],
         ("legit_after_hostiles", NEXT, "next"),
     ]
     return order
@@ -1997,8 +2660,9 @@ def test_policy_batch(signal_log, so_hex):
                     problems.append(f"{cid}: legit chart failed: {describe(r)} titles={titles}")
             else:
                 hon = honest if exp.honest is not None else None
-                problems += [f"{cid}: {x}" for x in outcome(exp, r, hon)
-                             if not x.startswith("expected kind")]  # kinds may differ under load
+                problems += [
+                    f"{cid}: {x}" for x in outcome(exp, r, hon) if not x.startswith("expected kind")
+                ]  # kinds may differ under load
                 if r.ok and hon is None and None not in exp.kinds:
                     problems.append(f"{cid}: a hostile job came back ok: {describe(r)}")
         problems += hygiene(w, RenderResult(ok=False), signal_log, sysv_before, sched_before)

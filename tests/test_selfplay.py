@@ -33,8 +33,17 @@ def pairs_dir(tmp_path):
 
 
 def options(pairs_dir, out, **kw):
-    args = {"pairs": str(pairs_dir), "out": str(out), "games": 10, "civilians": 3, "rounds": 2,
-            "decision_samples": 2, "batch_games": 3, "seed": 4, **kw}
+    args = {
+        "pairs": str(pairs_dir),
+        "out": str(out),
+        "games": 10,
+        "civilians": 3,
+        "rounds": 2,
+        "decision_samples": 2,
+        "batch_games": 3,
+        "seed": 4,
+        **kw,
+    }
     return SelfPlayOptions(**args)
 
 
@@ -68,7 +77,9 @@ def test_shards_are_disjoint_and_complete(pairs_dir, tmp_path):
     run(options(pairs_dir, whole), engine=ScriptedEngine(copying_spy_clue, random_vote))
     sharded = tmp_path / "sharded"
     for shard in range(3):
-        run(options(pairs_dir, sharded, shard=shard, num_shards=3), engine=ScriptedEngine(copying_spy_clue, random_vote))
+        run(
+            options(pairs_dir, sharded, shard=shard, num_shards=3), engine=ScriptedEngine(copying_spy_clue, random_vote)
+        )
     parts = [ids_in(sharded / f"games-{i}-of-3.jsonl") for i in range(3)]
     assert parts == [shard_ids(10, i, 3) for i in range(3)]
     assert sorted(g for part in parts for g in part) == ids_in(whole / "games.jsonl") == list(range(10))
@@ -180,9 +191,22 @@ def test_options_are_checked(pairs_dir, tmp_path):
 
 def test_cli_plays_with_the_tiny_model(pairs_dir, tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main(["selfplay", "model=tiny", f"pairs={pairs_dir}", "games=2", f"out={out}", "civilians=2",
-                 "rounds=1", "decision_samples=2", "clue_max_new_tokens=6", "vote_max_new_tokens=6",
-                 "max_pixels=12544", "device=cpu"])
+    code = main(
+        [
+            "selfplay",
+            "model=tiny",
+            f"pairs={pairs_dir}",
+            "games=2",
+            f"out={out}",
+            "civilians=2",
+            "rounds=1",
+            "decision_samples=2",
+            "clue_max_new_tokens=6",
+            "vote_max_new_tokens=6",
+            "max_pixels=12544",
+            "device=cpu",
+        ]
+    )
     assert code == 0
     assert ids_in(out / "games.jsonl") == [0, 1]
     summary = json.loads((out / "summary.json").read_text())

@@ -54,8 +54,12 @@ class LocalPair:
 
 def local_pairs(n=3):
     rgb = list(COLOURS)
-    return [LocalPair(f"p{i}", Path(f"p{i}_original.png"), Path(f"p{i}_modified.png"),
-                      colours=(rgb[i % 4], rgb[(i + 1) % 4])) for i in range(n)]
+    return [
+        LocalPair(
+            f"p{i}", Path(f"p{i}_original.png"), Path(f"p{i}_modified.png"), colours=(rgb[i % 4], rgb[(i + 1) % 4])
+        )
+        for i in range(n)
+    ]
 
 
 def colour_of(image) -> str:
@@ -151,6 +155,12 @@ class ScriptedEngine:
     def sync_weights(self, model):
         pass
 
+    def sleep(self) -> None:
+        pass
+
+    def wake_up(self) -> None:
+        pass
+
 
 def settings(**kw) -> SpySettings:
     base = {"civilians": 3, "rounds": 2, "decision_samples": 4, "clue_max_new_tokens": 32, "vote_max_new_tokens": 16}
@@ -170,21 +180,24 @@ def play(engine, s, n_games=4, seed=0):
 # ---------------------------------------------------------------- parsing
 
 
-@pytest.mark.parametrize("text, clue, valid", [
-    ("reasoning \\boxed{The cube is red.}", "The cube is red.", True),
-    ("\\boxed{The {red} cube is {left {of}} the ball}", "The {red} cube is {left {of}} the ball", True),
-    ("draft \\boxed{first} then \\boxed{second}", "second", True),
-    ("\\\\boxed{double backslash}", "double backslash", True),
-    ("\\boxed {spaced}", "spaced", True),
-    ("\\boxed{  many\n  lines\tand   spaces }", "many lines and spaces", True),
-    ("\\boxed{kept} then a cut-off \\boxed{never closed", "kept", True),
-    ("\\boxed{never closed", NO_CLUE, False),
-    ("\\boxed{}", NO_CLUE, False),
-    ("\\boxed{   }", NO_CLUE, False),
-    ("the answer is boxed{missing backslash}", NO_CLUE, False),
-    ("", NO_CLUE, False),
-    ("\\boxed{real} and \\boxed{}", "real", True),
-])
+@pytest.mark.parametrize(
+    "text, clue, valid",
+    [
+        ("reasoning \\boxed{The cube is red.}", "The cube is red.", True),
+        ("\\boxed{The {red} cube is {left {of}} the ball}", "The {red} cube is {left {of}} the ball", True),
+        ("draft \\boxed{first} then \\boxed{second}", "second", True),
+        ("\\\\boxed{double backslash}", "double backslash", True),
+        ("\\boxed {spaced}", "spaced", True),
+        ("\\boxed{  many\n  lines\tand   spaces }", "many lines and spaces", True),
+        ("\\boxed{kept} then a cut-off \\boxed{never closed", "kept", True),
+        ("\\boxed{never closed", NO_CLUE, False),
+        ("\\boxed{}", NO_CLUE, False),
+        ("\\boxed{   }", NO_CLUE, False),
+        ("the answer is boxed{missing backslash}", NO_CLUE, False),
+        ("", NO_CLUE, False),
+        ("\\boxed{real} and \\boxed{}", "real", True),
+    ],
+)
 def test_parse_clue(text, clue, valid):
     c = parse_clue(text)
     assert (c.text, c.valid) == (clue, valid)
@@ -199,43 +212,46 @@ def test_parse_clue_first_box_and_reasoning():
     assert [s[2] for s in boxed_spans("\\boxed{a{b}c} x \\boxed{d}")] == ["a{b}c", "d"]
 
 
-@pytest.mark.parametrize("text, kind, player", [
-    ("\\boxed{3}", "player", 3),
-    ("I think \\boxed{Player 2}.", "player", 2),
-    ("\\boxed{\\text{Player } 4}", "player", 4),
-    ("\\boxed{**3**}", "player", 3),
-    ("\\boxed{(2)}", "player", 2),
-    ("\\boxed{3 or 4}", "player", 3),
-    ("\\boxed{#1.}", "player", 1),
-    ("\\boxed{N/A}", "abstain", None),
-    ("\\boxed{n/a}", "abstain", None),
-    ("\\boxed{NA}", "abstain", None),
-    ("\\boxed{ N/A. }", "abstain", None),
-    ("\\boxed{\\text{N/A}}", "abstain", None),
-    ("\\boxed{N/A - cannot tell}", "abstain", None),  # a wordy abstention
-    ("\\boxed{Player n/a}", "abstain", None),
-    ("\\boxed{NA, too close to call}", "abstain", None),
-    ("\\boxed{N/A or 3}", "player", 3),  # a seat wins over a hedge
-    ("\\boxed{banana}", "invalid", None),  # "na" inside a word is no abstention
-    ("\\boxed{N/Answer}", "invalid", None),
-    ("<answer>2</answer>", "player", 2),
-    ("<answer>\nN/A\n</answer>", "abstain", None),
-    ("<think>maybe 1</think><answer> 4", "player", 4),  # a tag never closed
-    ("\\boxed{2} <answer>3</answer>", "player", 2),  # the box comes first
-    ("\\boxed{} <answer>3</answer>", "player", 3),  # an empty box is no answer
-    ("\\boxed{7}", "invalid", None),  # no player 7 in a game of 5
-    ("\\boxed{0}", "invalid", None),
-    ("\\boxed{10}", "invalid", None),  # not a standalone digit
-    ("\\boxed{Player3}", "invalid", None),
-    ("\\boxed{1.5}", "invalid", None),
-    ("\\boxed{3rd}", "invalid", None),
-    ("\\boxed{nobody}", "invalid", None),
-    ("\\boxed{None}", "invalid", None),
-    ("\\boxed{NAN}", "invalid", None),
-    ("Player 3 is the spy", "invalid", None),  # no box, no tags
-    ("\\boxed{3", "invalid", None),  # cut off
-    ("", "invalid", None),
-])
+@pytest.mark.parametrize(
+    "text, kind, player",
+    [
+        ("\\boxed{3}", "player", 3),
+        ("I think \\boxed{Player 2}.", "player", 2),
+        ("\\boxed{\\text{Player } 4}", "player", 4),
+        ("\\boxed{**3**}", "player", 3),
+        ("\\boxed{(2)}", "player", 2),
+        ("\\boxed{3 or 4}", "player", 3),
+        ("\\boxed{#1.}", "player", 1),
+        ("\\boxed{N/A}", "abstain", None),
+        ("\\boxed{n/a}", "abstain", None),
+        ("\\boxed{NA}", "abstain", None),
+        ("\\boxed{ N/A. }", "abstain", None),
+        ("\\boxed{\\text{N/A}}", "abstain", None),
+        ("\\boxed{N/A - cannot tell}", "abstain", None),  # a wordy abstention
+        ("\\boxed{Player n/a}", "abstain", None),
+        ("\\boxed{NA, too close to call}", "abstain", None),
+        ("\\boxed{N/A or 3}", "player", 3),  # a seat wins over a hedge
+        ("\\boxed{banana}", "invalid", None),  # "na" inside a word is no abstention
+        ("\\boxed{N/Answer}", "invalid", None),
+        ("<answer>2</answer>", "player", 2),
+        ("<answer>\nN/A\n</answer>", "abstain", None),
+        ("<think>maybe 1</think><answer> 4", "player", 4),  # a tag never closed
+        ("\\boxed{2} <answer>3</answer>", "player", 2),  # the box comes first
+        ("\\boxed{} <answer>3</answer>", "player", 3),  # an empty box is no answer
+        ("\\boxed{7}", "invalid", None),  # no player 7 in a game of 5
+        ("\\boxed{0}", "invalid", None),
+        ("\\boxed{10}", "invalid", None),  # not a standalone digit
+        ("\\boxed{Player3}", "invalid", None),
+        ("\\boxed{1.5}", "invalid", None),
+        ("\\boxed{3rd}", "invalid", None),
+        ("\\boxed{nobody}", "invalid", None),
+        ("\\boxed{None}", "invalid", None),
+        ("\\boxed{NAN}", "invalid", None),
+        ("Player 3 is the spy", "invalid", None),  # no box, no tags
+        ("\\boxed{3", "invalid", None),  # cut off
+        ("", "invalid", None),
+    ],
+)
 def test_parse_vote(text, kind, player):
     v = parse_vote(text, n_players=5)
     assert (v.kind, v.player) == (kind, player), v.reason
@@ -254,8 +270,21 @@ def test_parse_vote_last_or_first_box():
 def test_settings_defaults_follow_the_paper_and_bad_values_name_the_key():
     s = SpySettings()
     assert (s.civilians, s.rounds, s.decision, s.decision_samples) == (4, 2, "civilians_vote", 8)
-    assert (s.beta, s.lam, s.rae_alpha, s.spo_rho, s.schedule, s.format_shaping) == (0.1, 0.1, 0.95, 0.95, "iterative", False)
-    assert (s.acc_to_clue, s.na_to_clue, s.err_to_decision, s.na_to_decision, s.min_phase_steps) == (0.9, 0.1, 0.4, 0.5, 5)
+    assert (s.beta, s.lam, s.rae_alpha, s.spo_rho, s.schedule, s.format_shaping) == (
+        0.1,
+        0.1,
+        0.95,
+        0.95,
+        "iterative",
+        False,
+    )
+    assert (s.acc_to_clue, s.na_to_clue, s.err_to_decision, s.na_to_decision, s.min_phase_steps) == (
+        0.9,
+        0.1,
+        0.4,
+        0.5,
+        5,
+    )
     with pytest.raises(OptionError, match="civilians=9"):
         SpySettings(civilians=9)
     with pytest.raises(OptionError, match="rae_alpha=1.0"):
@@ -294,10 +323,16 @@ def test_votes_are_ballots_worth_one_over_g():
 
 
 @pytest.mark.parametrize("decision", ["civilians_vote", "observer"])
-@pytest.mark.parametrize("clue, vote", [
-    (oracle_clue, oracle_vote), (copying_spy_clue, oracle_vote), (oracle_clue, random_vote),
-    (copying_spy_clue, abstain_vote), (silent_clue, random_vote),
-])
+@pytest.mark.parametrize(
+    "clue, vote",
+    [
+        (oracle_clue, oracle_vote),
+        (copying_spy_clue, oracle_vote),
+        (oracle_clue, random_vote),
+        (copying_spy_clue, abstain_vote),
+        (silent_clue, random_vote),
+    ],
+)
 def test_clue_rewards_sum_to_zero_in_every_game(decision, clue, vote):
     s = settings(decision=decision)
     games, _ = play(ScriptedEngine(clue, vote), s, n_games=6)
@@ -354,8 +389,13 @@ def test_an_oracle_naming_a_changed_object_catches_the_spy_on_real_scene_pairs(t
 
     for seed in range(3):
         made = make_scene_pair(seed, width=160, height=120)
-        write_pair(tmp_path, f"scene{seed}", png_bytes(made.original), png_bytes(made.modified),
-                   {**made.record, "base": f"scene{seed}"})
+        write_pair(
+            tmp_path,
+            f"scene{seed}",
+            png_bytes(made.original),
+            png_bytes(made.modified),
+            {**made.record, "base": f"scene{seed}"},
+        )
     pairs = load_pairs(tmp_path).pairs
     assert len(pairs) == 3
     oracle = SceneOracle(pairs)
@@ -394,7 +434,9 @@ def test_decision_rewards_and_group_normalisation():
     # (r - mean) / (std + eps), std with Bessel's correction
     a = group_normalise([1.0, -1.0, -0.5, 1.0], eps=1e-4)
     std = math.sqrt((0.875**2 + 1.125**2 + 0.625**2 + 0.875**2) / 3)
-    assert a == pytest.approx([0.875 / (std + 1e-4), -1.125 / (std + 1e-4), -0.625 / (std + 1e-4), 0.875 / (std + 1e-4)])
+    assert a == pytest.approx(
+        [0.875 / (std + 1e-4), -1.125 / (std + 1e-4), -0.625 / (std + 1e-4), 0.875 / (std + 1e-4)]
+    )
     assert group_normalise([1.0, 1.0, 1.0], 1e-4) == [0.0, 0.0, 0.0] and group_normalise([1.0], 1e-4) == [0.0]
     torch = pytest.importorskip("torch")
     from vlrl.algo.advantages import group_advantages
@@ -470,12 +512,16 @@ def test_spo_thresholds_are_inclusive():
     sched = PhaseScheduler(settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25))
     assert feed(sched, [(1.0, 0.5)]) == [(1, "clue")]
     # acc_ema 0.5 -> 0.25: 1 - acc_ema = 0.75 ... choose err_to_decision = 0.75 to sit on it
-    sched = PhaseScheduler(settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25,
-                                    err_to_decision=0.75))
+    sched = PhaseScheduler(
+        settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25, err_to_decision=0.75)
+    )
     assert feed(sched, [(1.0, 0.5), (0.0, 0.25)]) == [(1, "clue"), (2, "decision")]
     # na_ema 0.25 -> 0.5 >= na_to_decision 0.5 (accuracy unchanged, so only N/A can send it back)
-    sched = PhaseScheduler(settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25,
-                                    err_to_decision=0.9, na_to_decision=0.5))
+    sched = PhaseScheduler(
+        settings(
+            spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25, err_to_decision=0.9, na_to_decision=0.5
+        )
+    )
     assert feed(sched, [(1.0, 0.5), (1.0, 0.75)]) == [(1, "clue"), (2, "decision")]
     # just short of each boundary: no switch
     sched = PhaseScheduler(settings(spo_rho=0.5, min_phase_steps=1, acc_to_clue=0.5, na_to_clue=0.25))
@@ -518,8 +564,9 @@ def test_scheduler_state_round_trips():
 
 def test_prompts_show_clues_and_own_reasoning_only():
     s = settings(civilians=2, rounds=2, decision_samples=2)
-    engine = ScriptedEngine(lambda p, k: f"secret thought of player {p.seat} in round "
-                                         f"{len(p.clues) // 3 + 1} \\boxed{{clue {p.seat}}}")
+    engine = ScriptedEngine(
+        lambda p, k: f"secret thought of player {p.seat} in round {len(p.clues) // 3 + 1} \\boxed{{clue {p.seat}}}"
+    )
     games, sampled = play(engine, s, n_games=1)
     g = games[0]
     clue_turns = g.clue_turns()
@@ -582,8 +629,10 @@ def batch_is_consistent(batch, s, games):
         n = 1 if kind == CLUE else s.decision_samples
         assert len(comps) == len(adv) == len(train) == n
         assert all(math.isfinite(a) for a in adv)
-        assert all(t == (batch.phase == ("clue" if kind == CLUE else "decision")) for t in train) \
+        assert (
+            all(t == (batch.phase == ("clue" if kind == CLUE else "decision")) for t in train)
             or s.schedule == "released"
+        )
     assert len(batch.transcripts) == games
 
 
@@ -662,6 +711,7 @@ def test_ranks_share_baselines_and_emas_through_reduce_sum():
             total = [a + b for a, b in zip(box[0], box[1])]
             barrier.wait()
             return total
+
         return f
 
     tasks = [SpyTask(local_pairs(), s, seed=5) for _ in range(2)]
@@ -669,8 +719,17 @@ def test_ranks_share_baselines_and_emas_through_reduce_sum():
 
     def run(rank):
         for step in range(3):
-            results[rank].append(tasks[rank].play_step(ScriptedEngine(copying_spy_clue, random_vote), SamplingParams(),
-                                                       step, games=2, rank=rank, world=2, reduce_sum=reduce_sum(rank)))
+            results[rank].append(
+                tasks[rank].play_step(
+                    ScriptedEngine(copying_spy_clue, random_vote),
+                    SamplingParams(),
+                    step,
+                    games=2,
+                    rank=rank,
+                    world=2,
+                    reduce_sum=reduce_sum(rank),
+                )
+            )
 
     threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
     for t in threads:
@@ -678,8 +737,10 @@ def test_ranks_share_baselines_and_emas_through_reduce_sum():
     for t in threads:
         t.join(timeout=60)
     single = SpyTask(local_pairs(), s, seed=5)
-    alone = [single.play_step(ScriptedEngine(copying_spy_clue, random_vote), SamplingParams(), step, games=4)
-             for step in range(3)]
+    alone = [
+        single.play_step(ScriptedEngine(copying_spy_clue, random_vote), SamplingParams(), step, games=4)
+        for step in range(3)
+    ]
     assert tasks[0].state_dict() == tasks[1].state_dict()
     for part in ("scheduler", "baselines"):
         assert tasks[0].state_dict()[part] == pytest.approx(single.state_dict()[part])
@@ -687,7 +748,11 @@ def test_ranks_share_baselines_and_emas_through_reduce_sum():
         ids = [g.game_id for g in results[0][step].transcripts + results[1][step].transcripts]
         assert ids == [g.game_id for g in alone[step].transcripts]
         for key in ("vote_accuracy", "na_rate", "spy_caught_rate", "reward_spy", "acc_ema"):
-            assert results[0][step].metrics[key] == results[1][step].metrics[key] == pytest.approx(alone[step].metrics[key])
+            assert (
+                results[0][step].metrics[key]
+                == results[1][step].metrics[key]
+                == pytest.approx(alone[step].metrics[key])
+            )
         merged = results[0][step].advantages + results[1][step].advantages
 
         def rounded(advantages):
@@ -732,8 +797,9 @@ class ScriptedLLM:
             for k in range(sampling_params.n):
                 text = policy(p, k)
                 ids = list(range(1, len(text.split()) + 1))
-                samples.append(NS(text=text, token_ids=ids, logprobs=[{t: NS(logprob=-0.5)} for t in ids],
-                                  finish_reason="stop"))
+                samples.append(
+                    NS(text=text, token_ids=ids, logprobs=[{t: NS(logprob=-0.5)} for t in ids], finish_reason="stop")
+                )
             outs.append(NS(prompt_token_ids=[1, 2, 3], outputs=samples))
         return outs
 
@@ -764,8 +830,9 @@ def test_play_step_through_the_vllm_engine(decision):
     batch_is_consistent(batch, s, 3)
     n_voters = 1 if decision == "observer" else s.civilians
     # clue turns batched across the 3 games (one call per seat and round), then all votes at once
-    assert llm.calls == [(3, 1, s.clue_max_new_tokens)] * (s.players * s.rounds) \
-        + [(3 * n_voters, s.decision_samples, s.vote_max_new_tokens)]
+    assert llm.calls == [(3, 1, s.clue_max_new_tokens)] * (s.players * s.rounds) + [
+        (3 * n_voters, s.decision_samples, s.vote_max_new_tokens)
+    ]
     for comps in batch.completions:
         assert all(c.logprobs == [-0.5] * len(c.token_ids) and c.prompt_ids == [1, 2, 3] for c in comps)
     # truthful players who see their own image catch the spy in every game
@@ -783,8 +850,7 @@ def hf_engine():
 
 
 def test_play_step_with_the_tiny_model(hf_engine):
-    s = settings(civilians=2, rounds=1, decision_samples=2,
-                 clue_max_new_tokens=8, vote_max_new_tokens=8)
+    s = settings(civilians=2, rounds=1, decision_samples=2, clue_max_new_tokens=8, vote_max_new_tokens=8)
     task = SpyTask(local_pairs(2), s, seed=0)
     batch = task.play_step(hf_engine, SamplingParams(temperature=1.0, seed=0), 0, games=2)
     batch_is_consistent(batch, s, 2)
@@ -803,8 +869,10 @@ def test_games_never_imports_the_trainer():
     import subprocess
     import sys
 
-    code = ("import sys, games, games.task, games.selfplay; "
-            "bad = [m for m in sys.modules if m == 'vlrl.trainer' or m.startswith(('torch', 'transformers'))]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, games, games.task, games.selfplay; "
+        "bad = [m for m in sys.modules if m == 'vlrl.trainer' or m.startswith(('torch', 'transformers'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -14,8 +14,10 @@ def pairs(tmp_path_factory):
     from vlrl.cli import main
 
     out = tmp_path_factory.mktemp("pairs")
-    assert main(["data", "pairs", "kind=scenes", "n=3", f"out={out}", "seed=0", "workers=1",
-                 "width=160", "height=112"]) == 0
+    assert (
+        main(["data", "pairs", "kind=scenes", "n=3", f"out={out}", "seed=0", "workers=1", "width=160", "height=112"])
+        == 0
+    )
     return out
 
 
@@ -42,8 +44,19 @@ def test_spy_training_steps_train_only_the_active_phase_and_resume(pairs, tmp_pa
     metrics = rows(stage / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2]
     first = metrics[0]
-    for key in ("spy/vote_accuracy", "spy/na_rate", "spy/spy_caught_rate", "spy/acc_ema", "reward/spy",
-                "reward/civilian", "reward/decision", "kl", "grad_norm", "time/generate", "time/train"):
+    for key in (
+        "spy/vote_accuracy",
+        "spy/na_rate",
+        "spy/spy_caught_rate",
+        "spy/acc_ema",
+        "reward/spy",
+        "reward/civilian",
+        "reward/decision",
+        "kl",
+        "grad_norm",
+        "time/generate",
+        "time/train",
+    ):
         assert key in first, key
     assert first["spy/phase"] == 0.0  # Iterative-SPO starts in the decision phase ...
     assert first["samples/kept"] == 2 * 3 * 4  # ... where only the votes get gradient, not the 2 x 4 clues

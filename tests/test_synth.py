@@ -34,8 +34,23 @@ from vlrl.datasets.synth import (  # noqa: E402
 
 SAVEFIG = 'plt.savefig("chart.png")'
 REQUIRED_FAMILIES = {
-    "bar", "barh", "grouped_bar", "stacked_bar", "line", "scatter", "pie", "donut", "hist", "box",
-    "violin", "heatmap", "area", "errorbar", "radar", "grid_1x2", "grid_2x2",
+    "bar",
+    "barh",
+    "grouped_bar",
+    "stacked_bar",
+    "line",
+    "scatter",
+    "pie",
+    "donut",
+    "hist",
+    "box",
+    "violin",
+    "heatmap",
+    "area",
+    "errorbar",
+    "radar",
+    "grid_1x2",
+    "grid_2x2",
 }
 DATA_KEYS = ("values", "y", "data", "matrix")
 
@@ -83,18 +98,24 @@ def changed_leaves(old: dict, new: dict) -> dict:
 
 
 def data_numbers(params: dict) -> list:
-    return sorted(v for path, v in leaves(params)
-                  if set(path) & set(DATA_KEYS) and isinstance(v, (int, float)))
+    return sorted(v for path, v in leaves(params) if set(path) & set(DATA_KEYS) and isinstance(v, (int, float)))
 
 
 # ---------------------------------------------------------------------------
 # Generation
 # ---------------------------------------------------------------------------
 
+
 def test_public_vocabulary():
     assert REQUIRED_FAMILIES <= set(FAMILIES)
-    assert set(PERTURBATIONS) == {"change_value", "swap_colors", "rename_label", "change_chart_type",
-                                  "change_marker", "change_linestyle"}
+    assert set(PERTURBATIONS) == {
+        "change_value",
+        "swap_colors",
+        "rename_label",
+        "change_chart_type",
+        "change_marker",
+        "change_linestyle",
+    }
     assert issubclass(PerturbationNotApplicable, ValueError)
 
 
@@ -147,10 +168,10 @@ def test_code_literals_are_clean():
 
 def test_labels_with_quotes_survive():
     spec = make_spec("bar", random.Random(0))
-    spec.params["title"] = "Women's \"best\" quarter"
+    spec.params["title"] = 'Women\'s "best" quarter'
     spec.params["ylabel"] = "Kids' sales"
     fig = run_chart(spec.to_code(), draw=False)
-    assert fig.axes[0].get_title() == "Women's \"best\" quarter"
+    assert fig.axes[0].get_title() == 'Women\'s "best" quarter'
     assert fig.axes[0].get_ylabel() == "Kids' sales"
 
 
@@ -170,8 +191,7 @@ def test_variety_and_figsizes():
 def test_metadata_is_json_and_consistent(family):
     meta = make_spec(family, random.Random(2)).metadata()
     assert json.loads(json.dumps(meta)) == meta
-    for key in ("family", "title", "xlabel", "ylabel", "series", "colors", "n_series", "n_points",
-                "nrows", "ncols"):
+    for key in ("family", "title", "xlabel", "ylabel", "series", "colors", "n_series", "n_points", "nrows", "ncols"):
         assert key in meta
     assert meta["family"] == family
     assert len(meta["series"]) == len(meta["colors"]) == meta["n_series"]
@@ -192,6 +212,7 @@ def test_spec_dict_round_trip():
 # Perturbations
 # ---------------------------------------------------------------------------
 
+
 def _panel_view(spec: ChartSpec, desc: dict):
     """(family, params, metadata) of the part of the chart the description talks about."""
     panel = desc.get("panel")
@@ -204,7 +225,7 @@ def _panel_view(spec: ChartSpec, desc: dict):
 def check_change_value(old, new, desc):
     diff = changed_leaves(old.params, new.params)
     assert len(diff) == 1, diff
-    (before, after), = diff.values()
+    ((before, after),) = diff.values()
     assert (before, after) == (desc["before"], desc["after"])
     assert abs(after - before) >= 0.2 * abs(before)
     _, params, meta = _panel_view(old, desc)
@@ -217,8 +238,7 @@ def check_swap_colors(old, new, desc):
     after = dict(zip(_panel_view(new, desc)[2]["series"], _panel_view(new, desc)[2]["colors"]))
     assert desc["before"] == [before[a], before[b]] and desc["after"] == [before[b], before[a]]
     assert (after[a], after[b]) == (before[b], before[a]) and before[a] != before[b]
-    assert {k: v for k, v in after.items() if k not in (a, b)} == \
-        {k: v for k, v in before.items() if k not in (a, b)}
+    assert {k: v for k, v in after.items() if k not in (a, b)} == {k: v for k, v in before.items() if k not in (a, b)}
     assert len(changed_leaves(old.params, new.params)) == 2
 
 
@@ -347,5 +367,4 @@ def test_perturb_random_keeps_style_changes_visible():
         kinds = [d["kind"] for d in descs]
         if "change_chart_type" in kinds and "change_marker" in kinds:
             assert new.family in ("line", "scatter")
-            assert any(s.get("marker") == descs[kinds.index("change_marker")]["after"]
-                       for s in new.params["series"])
+            assert any(s.get("marker") == descs[kinds.index("change_marker")]["after"] for s in new.params["series"])

@@ -4,8 +4,8 @@ import json
 import re
 
 import pytest
-
 from conftest import LENGTH_REWARD_PLUGIN
+
 from vlrl.config import load_config
 from vlrl.options import UserError
 
@@ -20,8 +20,17 @@ def corpus(tmp_path_factory):
 
 
 def tiny(corpus, out, *extra):
-    return load_config(["model=tiny", f"data.train={corpus}", f"out={out}", "rollout.n=2",
-                        "data.prompts_per_step=2", "rollout.max_new_tokens=16", *extra])
+    return load_config(
+        [
+            "model=tiny",
+            f"data.train={corpus}",
+            f"out={out}",
+            "rollout.n=2",
+            "data.prompts_per_step=2",
+            "rollout.max_new_tokens=16",
+            *extra,
+        ]
+    )
 
 
 def rows(path):
@@ -55,8 +64,20 @@ def test_stage1_trains_from_the_sft_weights_checkpoints_and_resumes(corpus, run_
     stage = run_dir / "stage1"
     metrics = rows(stage / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2]
-    for key in ("reward/mean", "reward/format", "reward/exec", "reward/msrl_text", "exec_rate", "loss",
-                "entropy", "clip/total", "frac_zero_variance_groups", "time/generate", "time/score", "time/train"):
+    for key in (
+        "reward/mean",
+        "reward/format",
+        "reward/exec",
+        "reward/msrl_text",
+        "exec_rate",
+        "loss",
+        "entropy",
+        "clip/total",
+        "frac_zero_variance_groups",
+        "time/generate",
+        "time/score",
+        "time/train",
+    ):
         assert key in metrics[0], key
     assert json.loads((stage / "checkpoints" / "latest.json").read_text())["tag"] == "step-2"
     assert (stage / "final" / "model.safetensors").exists()
@@ -123,8 +144,9 @@ def test_zero_stages_train_and_the_checkpoint_generates(corpus, tmp_path, zero):
     final = train(tiny(corpus, tmp_path, "trainer.steps=1", f"deepspeed={zero}", PLUGIN, LENGTH))
     model = AutoModelForImageTextToText.from_pretrained(final, local_files_only=True)
     processor = AutoProcessor.from_pretrained(final, local_files_only=True)
-    out = HFEngine(model, processor).generate([[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]],
-                                              SamplingParams(max_new_tokens=4))
+    out = HFEngine(model, processor).generate(
+        [[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]], SamplingParams(max_new_tokens=4)
+    )
     assert len(out[0][0].token_ids) == 4
 
 
@@ -171,8 +193,16 @@ def test_dynamic_sampling_refills_and_drops_uninformative_groups(corpus, tmp_pat
     from vlrl.trainer import train
 
     # a random model earns 0 everywhere: every group has zero variance, so every round is dropped
-    train(tiny(corpus, tmp_path, "trainer.steps=1", "algo.dynamic_sampling=true", "algo.max_refill_rounds=2",
-               "rollout.chunk_prompts=1"))
+    train(
+        tiny(
+            corpus,
+            tmp_path,
+            "trainer.steps=1",
+            "algo.dynamic_sampling=true",
+            "algo.max_refill_rounds=2",
+            "rollout.chunk_prompts=1",
+        )
+    )
     m = rows(tmp_path / "stage1" / "metrics.jsonl")[0]
     assert m["rollout_rounds"] == 2 and m["samples/kept"] == 0 and m["frac_zero_variance_groups"] == 1.0
 
@@ -181,6 +211,7 @@ def test_vllm_engine_without_vllm_is_a_clear_error(corpus, tmp_path):
     pytest.importorskip("deepspeed")
     try:
         import vllm  # noqa: F401
+
         pytest.skip("vLLM is installed here")
     except ImportError:
         pass
@@ -232,14 +263,22 @@ class CodeAnswers:
             for c in group:
                 kind, v = sum(c.token_ids) % 3, c.token_ids[0] % 7 + 1 if c.token_ids else 1
                 if kind == 0:
-                    c.text = ("```python\nimport matplotlib.pyplot as plt\n"
-                              f"plt.bar(['a', 'b', 'c'], [{v}, 3, 2])\nplt.title('Sales {v}')\n```")
+                    c.text = (
+                        "```python\nimport matplotlib.pyplot as plt\n"
+                        f"plt.bar(['a', 'b', 'c'], [{v}, 3, 2])\nplt.title('Sales {v}')\n```"
+                    )
                 elif kind == 1:
                     c.text = "```python\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])\n1 / 0\n```"
         return groups
 
     def sync_weights(self, model) -> None:
         self.engine.sync_weights(model)
+
+    def sleep(self) -> None:
+        self.engine.sleep()
+
+    def wake_up(self) -> None:
+        self.engine.wake_up()
 
 
 def test_overlapped_scoring_gives_the_same_run_as_the_sequential_path(corpus, tmp_path, monkeypatch):
@@ -251,8 +290,14 @@ def test_overlapped_scoring_gives_the_same_run_as_the_sequential_path(corpus, tm
 
     real = vlrl.trainer.build_rollout
     monkeypatch.setattr(vlrl.trainer, "build_rollout", lambda *a, **k: CodeAnswers(real(*a, **k)))
-    common = ["trainer.steps=2", "rollout.chunk_prompts=1", "data.prompts_per_step=3", "rollout.n=4",
-              "trainer.lr=0.01", "trainer.warmup_ratio=0"]  # stage 1's reward: format, exec, msrl_text
+    common = [
+        "trainer.steps=2",
+        "rollout.chunk_prompts=1",
+        "data.prompts_per_step=3",
+        "rollout.n=4",
+        "trainer.lr=0.01",
+        "trainer.warmup_ratio=0",
+    ]  # stage 1's reward: format, exec, msrl_text
     train(tiny(corpus, tmp_path / "overlap", "rollout.overlap_scoring=true", *common))
     train(tiny(corpus, tmp_path / "sequential", "rollout.overlap_scoring=false", *common))
     a = rows(tmp_path / "overlap" / "stage1" / "metrics.jsonl")
@@ -260,8 +305,12 @@ def test_overlapped_scoring_gives_the_same_run_as_the_sequential_path(corpus, tm
     assert a[0]["grad_norm"] > 0
     assert 0 < a[0]["exec_rate"] < 1 and a[0]["reward/msrl_text"] > 0  # some samples render, some do not
     for ra, rb in zip(a, b):
-        keys = [k for k in ra if k.startswith(("reward/", "advantages/")) or k in
-                ("exec_rate", "grad_norm", "loss", "completion_length/mean", "entropy")]
+        keys = [
+            k
+            for k in ra
+            if k.startswith(("reward/", "advantages/"))
+            or k in ("exec_rate", "grad_norm", "loss", "completion_length/mean", "entropy")
+        ]
         assert len(keys) > 8
         for key in keys:
             assert ra[key] == rb[key], key
@@ -273,9 +322,20 @@ def test_overlapped_scoring_gives_the_same_run_as_the_sequential_path(corpus, tm
 def test_profile_flag_prints_the_time_split_per_phase(corpus, tmp_path, capsys):
     from vlrl.cli import main
 
-    args = ["train", "model=tiny", f"data.train={corpus}", f"out={tmp_path}", "rollout.n=2",
-            "data.prompts_per_step=2", "rollout.max_new_tokens=8", "trainer.steps=2", "trainer.save_every=1",
-            "--profile", PLUGIN, LENGTH]
+    args = [
+        "train",
+        "model=tiny",
+        f"data.train={corpus}",
+        f"out={tmp_path}",
+        "rollout.n=2",
+        "data.prompts_per_step=2",
+        "rollout.max_new_tokens=8",
+        "trainer.steps=2",
+        "trainer.save_every=1",
+        "--profile",
+        PLUGIN,
+        LENGTH,
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "time split over 2 steps" in printed
@@ -304,8 +364,17 @@ def test_profile_flag_prints_the_time_split_per_phase(corpus, tmp_path, capsys):
 def test_held_out_evaluation_every_n_steps_and_sparse_logging(corpus, tmp_path):
     from vlrl.trainer import build_task, train
 
-    args = ["trainer.steps=3", "trainer.eval_every=2", f"data.eval={corpus}", "data.eval_size=3",
-            "trainer.log_every=2", "trainer.save_final=false", "trainer.tensorboard=false", PLUGIN, LENGTH]
+    args = [
+        "trainer.steps=3",
+        "trainer.eval_every=2",
+        f"data.eval={corpus}",
+        "data.eval_size=3",
+        "trainer.log_every=2",
+        "trainer.save_final=false",
+        "trainer.tensorboard=false",
+        PLUGIN,
+        LENGTH,
+    ]
     train(tiny(corpus, tmp_path, *args))
     stage = tmp_path / "stage1"
     logged = rows(stage / "metrics.jsonl")
@@ -379,8 +448,7 @@ def test_a_batch_of_hostile_answers_trains_without_a_crash_or_a_hang(corpus, tmp
         self.task.pool = self.pool
 
     monkeypatch.setattr(rl.Chart2CodeRL, "__init__", short_deadline)
-    cfg = tiny(corpus, tmp_path, "trainer.steps=2", "rollout.n=8", "data.prompts_per_step=1",
-               "trainer.save_every=0")
+    cfg = tiny(corpus, tmp_path, "trainer.steps=2", "rollout.n=8", "data.prompts_per_step=1", "trainer.save_every=0")
     trainer.train(cfg)
     metrics = rows(tmp_path / "stage1" / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2]

@@ -69,15 +69,29 @@ def test_fixed_batch_tells_the_loss_types_apart(fixed_batch):
     mb = harness.collate_rows(fixed_batch, harness.our_rows(fixed_batch, "group"))
     with torch.no_grad():
         logp, _ = completion_logprobs(fixed_batch.ours_model, mb, harness.PARITY_TEMPERATURE)
-    tokens, info = per_token_loss(logp, fixed_batch.old_logp, mb.advantages,
-                                  eps_low=harness.PARITY_EPS_LOW, eps_high=harness.PARITY_EPS_HIGH)
+    tokens, info = per_token_loss(
+        logp, fixed_batch.old_logp, mb.advantages, eps_low=harness.PARITY_EPS_LOW, eps_high=harness.PARITY_EPS_HIGH
+    )
     mask = mb.completion_mask
-    one = {lt: float(aggregate_loss(tokens, mask, lt, max_completion_length=harness.PARITY_MAX_COMPLETION,
-                                    num_items_in_global_batch=mask.sum())) for lt in ("grpo", "bnpo", "dr_grpo")}
-    assert min(abs(one["grpo"] - one["bnpo"]), abs(one["grpo"] - one["dr_grpo"]),
-               abs(one["bnpo"] - one["dr_grpo"])) > 1e-3
+    one = {
+        lt: float(
+            aggregate_loss(
+                tokens,
+                mask,
+                lt,
+                max_completion_length=harness.PARITY_MAX_COMPLETION,
+                num_items_in_global_batch=mask.sum(),
+            )
+        )
+        for lt in ("grpo", "bnpo", "dr_grpo")
+    }
+    assert (
+        min(abs(one["grpo"] - one["bnpo"]), abs(one["grpo"] - one["dr_grpo"]), abs(one["bnpo"] - one["dr_grpo"])) > 1e-3
+    )
     # over two micro-batches bnpo depends on the cut and dapo does not
-    assert abs(harness.our_loss(fixed_batch, "bnpo", 0.0, 2)[0] - harness.our_loss(fixed_batch, "dapo", 0.0, 2)[0]) > 1e-4
+    assert (
+        abs(harness.our_loss(fixed_batch, "bnpo", 0.0, 2)[0] - harness.our_loss(fixed_batch, "dapo", 0.0, 2)[0]) > 1e-4
+    )
 
     active = mask.bool()
     assert (info["clipped_low"] & active).any() and (info["clipped_high"] & active).any()

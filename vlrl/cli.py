@@ -74,8 +74,10 @@ def _train_run(cfg):
     from vlrl.trainer import train
 
     final = train(cfg)
-    print(f"stage {cfg.stage} done: " + (f"weights in {final}" if cfg.trainer.save_final
-                                         else "no weights written (trainer.save_final=false)"))
+    print(
+        f"stage {cfg.stage} done: "
+        + (f"weights in {final}" if cfg.trainer.save_final else "no weights written (trainer.save_final=false)")
+    )
     return 0
 
 
@@ -125,37 +127,47 @@ COMMANDS = {
         "sft",
         "supervised fine-tuning on chart/code pairs: the warm start RL begins from (sft.* options)",
         "vlrl sft [model=tiny|PATH] [data.train=DIR] [out=DIR] [section.key=value ...]",
-        None, _sft_run, run_config=True,
+        None,
+        _sft_run,
+        run_config=True,
     ),
     "train": Command(
         "train",
         "GRPO-family RL with DeepSpeed: chart-to-code (stage=1, then stage=2 from stage 1's weights) or the spy game (task=spy)",
         "vlrl train [task=chart2code|spy] stage=1|2 [model=tiny|PATH] [deepspeed=zero2|zero3] [--profile] [section.key=value ...]",
-        None, _train_run, run_config=True,
+        None,
+        _train_run,
+        run_config=True,
     ),
     "plot": Command(
         "plot",
         "PNG curves of a run: rewards (total and per component), KL, entropy, lengths, throughput, time split",
         "vlrl plot RUN_DIR [out=DIR]",
-        _plot_options, _plot_run, positional="run_dir",
+        _plot_options,
+        _plot_run,
+        positional="run_dir",
     ),
     "render": Command(
         "render",
         "render chart scripts in the sandboxed pool: PNG, trace and results.jsonl per script",
         "vlrl render PATH... out=DIR [key=value ...]",
-        _render_options, _render_run, positional="paths",
+        _render_options,
+        _render_run,
+        positional="paths",
     ),
     "data synth": Command(
         "data synth",
         "generate and render a deterministic synthetic chart corpus (images + code + index.jsonl)",
         "vlrl data synth n=N out=DIR seed=S [key=value ...]",
-        _synth_options, _synth_run,
+        _synth_options,
+        _synth_run,
     ),
     "data pairs": Command(
         "data pairs",
         "write Who-is-the-Spy image pairs (<base>_original.png, <base>_modified.png, <base>.json): scenes or charts",
         "vlrl data pairs kind=scenes|charts n=N out=DIR seed=S [key=value ...]",
-        _pairs_options, _pairs_run,
+        _pairs_options,
+        _pairs_run,
     ),
     "demo": Command(
         "demo",
@@ -169,7 +181,8 @@ COMMANDS = {
         "eval",
         "score chart-to-code predictions with ChartMimic's metrics (chartmimic | reachqa | jsonl)",
         "vlrl eval benchmark=chartmimic data_dir=DIR predictions=FILE out=DIR [key=value ...]",
-        _eval_options, _eval_run,
+        _eval_options,
+        _eval_run,
     ),
     "selfplay": Command(
         "selfplay",
@@ -216,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     if name == "data":
         if not rest or rest[0] in ("-h", "--help"):
             subcommands = [c for c in COMMANDS.values() if c.name.startswith("data ")]
-            _emit("usage: vlrl data SUBCOMMAND [key=value ...]   (vlrl data SUBCOMMAND --help for its options)\n\n"
-                  "subcommands:\n" + "\n".join(f"  {c.usage}\n      {c.summary}" for c in subcommands))
+            _emit(
+                "usage: vlrl data SUBCOMMAND [key=value ...]   (vlrl data SUBCOMMAND --help for its options)\n\n"
+                "subcommands:\n" + "\n".join(f"  {c.usage}\n      {c.summary}" for c in subcommands)
+            )
             return 0 if rest else 2
         name, rest = f"data {rest[0]}", rest[1:]
     cmd = COMMANDS.get(name)

@@ -20,15 +20,18 @@ from typing import Any, Literal
 
 import yaml
 
-from games.settings import SpySettings
 from vlrl.options import OptionError, _unwrap_optional, convert, option
+from vlrl.tasks import registry
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
 
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    path: str = option("tiny", help="local HF model directory, or 'tiny' / 'tiny-qwen2_5_vl' for the built-in random tiny VLMs (the default, with the tiny preset), or 'tiny-learn' (~2M parameters, with its preset; the learning check)")
+    path: str = option(
+        "tiny",
+        help="local HF model directory, or 'tiny' / 'tiny-qwen2_5_vl' for the built-in random tiny VLMs (the default, with the tiny preset), or 'tiny-learn' (~2M parameters, with its preset; the learning check)",
+    )
     dtype: Literal["auto", "float32", "bfloat16"] = option("auto", help="auto = bfloat16 on GPU, float32 on CPU")
     freeze_vision: bool = option(False, help="keep the vision tower fixed (train the language model only)")
     gradient_checkpointing: bool = option(False, help="trade compute for activation memory")
@@ -38,13 +41,20 @@ class ModelConfig:
 
 @dataclass(kw_only=True)
 class RolloutConfig:
-    engine: Literal["hf", "vllm"] = option("hf", help="hf = transformers generate (default); vllm = colocated vLLM (extra)")
+    engine: Literal["hf", "vllm"] = option(
+        "hf", help="hf = transformers generate (default); vllm = colocated vLLM (extra)"
+    )
     n: int = option(8, help="completions per prompt, the GRPO group size (MSRL family: 8)")
     temperature: float = option(1.0, help="sampling temperature for training rollouts")
     top_p: float = option(1.0, help="nucleus sampling")
     max_new_tokens: int = option(1024, help="completion length limit (MSRL evaluates with 4096)")
-    chunk_prompts: int = option(4, help="prompts per generate call; each chunk's completions render while the next generates")
-    overlap_scoring: bool = option(True, help="render and score each chunk while the next generates; false waits for all completions first (same results; on a few CPU cores, faster unless OMP_NUM_THREADS=1 leaves the pool a core)")
+    chunk_prompts: int = option(
+        4, help="prompts per generate call; each chunk's completions render while the next generates"
+    )
+    overlap_scoring: bool = option(
+        True,
+        help="render and score each chunk while the next generates; false waits for all completions first (same results; on a few CPU cores, faster unless OMP_NUM_THREADS=1 leaves the pool a core)",
+    )
     eval_temperature: float = option(0.1, help="sampling temperature for evaluation (MSRL: ~0.1)")
     vllm_gpu_memory_utilization: float = option(0.4, help="vLLM's share of GPU memory when colocated")
     vllm_sleep: bool = option(True, help="free vLLM's memory during the training step when supported")
@@ -52,38 +62,57 @@ class RolloutConfig:
 
 @dataclass(kw_only=True)
 class AlgoConfig:
-    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = option("grpo", help="token aggregation (REFERENCE 4): grpo, bnpo, dr_grpo (Dr. GRPO), dapo (DAPO)")
-    advantage: Literal["group", "batch", "none"] = option("group", help="advantage scaling: group std (GRPO), batch std, or none (Dr. GRPO)")
-    beta: float = option(0.0, help="k3 KL weight to a frozen reference model; 0 loads no reference (MSRL family: 0 .. 1e-2)")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = option(
+        "grpo", help="token aggregation (docs/reference.md §2.4): grpo, bnpo, dr_grpo (Dr. GRPO), dapo (DAPO)"
+    )
+    advantage: Literal["group", "batch", "none"] = option(
+        "group", help="advantage scaling: group std (GRPO), batch std, or none (Dr. GRPO)"
+    )
+    beta: float = option(
+        0.0, help="k3 KL weight to a frozen reference model; 0 loads no reference (MSRL family: 0 .. 1e-2)"
+    )
     eps_low: float = option(0.2, help="PPO clip below 1")
     eps_high: float = option(0.2, help="PPO clip above 1 (DAPO clip-higher: 0.28)")
     dynamic_sampling: bool = option(False, help="DAPO: drop groups whose rewards are all equal and refill")
     max_refill_rounds: int = option(3, help="dynamic sampling: rollout rounds at most per step")
     filter_low: float = option(0.0, help="drop groups whose mean reward is <= this (MSRL: 0.1); 0 disables")
     filter_high: float = option(1.0, help="drop groups whose mean reward is >= this (MSRL: 0.9); 1 disables")
-    overlong: Literal["none", "filter", "soft"] = option("none", help="truncated completions: keep, mask out (filter), or DAPO's soft penalty")
+    overlong: Literal["none", "filter", "soft"] = option(
+        "none", help="truncated completions: keep, mask out (filter), or DAPO's soft penalty"
+    )
     overlong_cache: int = option(256, help="length of DAPO's soft-penalty buffer (tokens)")
 
 
 @dataclass(kw_only=True)
 class RewardConfig:
-    weights: dict[str, float] = option({"format": 0.1, "exec": 0.2, "msrl_text": 0.7},
-                                       help="reward name -> weight (stage 2 adds a visual reward)")
+    weights: dict[str, float] = option(
+        {"format": 0.1, "exec": 0.2, "msrl_text": 0.7}, help="reward name -> weight (stage 2 adds a visual reward)"
+    )
     options: dict[str, dict] = option({}, help="reward name -> constructor options, e.g. clip: {checkpoint: PATH}")
-    plugins: list[str] = option([], help="modules (names or .py paths) imported first, so their @register rewards can be weighted")
+    plugins: list[str] = option(
+        [], help="modules (names or .py paths) imported first, so their @register rewards can be weighted"
+    )
 
 
 @dataclass(kw_only=True)
 class RenderConfig:
-    compat: Literal["legacy", "current"] = option("legacy", help="legacy: chart code written for matplotlib 3.5-3.9, numpy 1.x and pandas 1.x-2.x runs (removed APIs put back, see docs/compat.md); current: today's libraries as they are")
+    compat: Literal["legacy", "current"] = option(
+        "legacy",
+        help="legacy: chart code written for matplotlib 3.5-3.9, numpy 1.x and pandas 1.x-2.x runs (removed APIs put back, see docs/compat.md); current: today's libraries as they are",
+    )
     timeout: float = option(20.0, help="seconds a completion's script may run before it is killed")
 
 
 @dataclass(kw_only=True)
 class DataConfig:
-    train: str = option("runs/corpus", help="training charts: a `vlrl data synth` folder, a JSONL/Parquet file of (image, code), or a ChartMimic-layout folder")
+    train: str = option(
+        "runs/corpus",
+        help="training charts: a `vlrl data synth` folder, a JSONL/Parquet file of (image, code), or a ChartMimic-layout folder",
+    )
     eval: str = option("", help="held-out charts in the same formats (empty: none)")
-    eval_size: int = option(64, help="held-out charts each evaluation answers (the first ones, cut to a multiple of the ranks)")
+    eval_size: int = option(
+        64, help="held-out charts each evaluation answers (the first ones, cut to a multiple of the ranks)"
+    )
     prompts_per_step: int = option(8, help="prompts (groups) per optimizer step across all ranks")
     shuffle: bool = option(True, help="shuffle the training rows each epoch")
 
@@ -100,15 +129,25 @@ class TrainerConfig:
     deepspeed: str = option("zero2", help="zero0 | zero1 | zero2 | zero3 | none | path to a DeepSpeed JSON")
     save_every: int = option(50, help="checkpoint every N steps (and at the end, with save_final)")
     save_final: bool = option(True, help="checkpoint the last step and write the final HF weights (false: benchmarks)")
-    resume: Literal["auto", "never"] = option("auto", help="auto: continue from the stage's latest checkpoint; never: start over")
+    resume: Literal["auto", "never"] = option(
+        "auto", help="auto: continue from the stage's latest checkpoint; never: start over"
+    )
     keep_checkpoints: int = option(2, help="rolling checkpoints kept besides the final weights")
     log_every: int = option(1, help="log metrics every N steps (and the last); every step is still measured")
-    eval_every: int = option(0, help="every N steps, answer data.eval_size held-out charts of data.eval at "
-                                     "rollout.eval_temperature and log eval/* (chart-to-code; 0: never)")
+    eval_every: int = option(
+        0,
+        help="every N steps, answer data.eval_size held-out charts of data.eval at "
+        "rollout.eval_temperature and log eval/* (chart-to-code; 0: never)",
+    )
     log_samples_every: int = option(0, help="HTML sample report every N steps (0: never)")
     tensorboard: bool = option(True, help="also write TensorBoard events (OUT/stageN/tensorboard)")
-    profile: bool = option(False, help="print each step's time split per phase and the run's at the end (also `--profile`); synchronises the GPU at phase boundaries")
-    wandb: bool = option(False, help="also log to Weights & Biases (pip install 'vlrl[wandb]'; offline unless configured)")
+    profile: bool = option(
+        False,
+        help="print each step's time split per phase and the run's at the end (also `--profile`); synchronises the GPU at phase boundaries",
+    )
+    wandb: bool = option(
+        False, help="also log to Weights & Biases (pip install 'vlrl[wandb]'; offline unless configured)"
+    )
 
 
 @dataclass(kw_only=True)
@@ -121,11 +160,23 @@ class SFTConfig:
 
 @dataclass(kw_only=True)
 class Config:
-    task: Literal["chart2code", "spy"] = option("chart2code", help="what the policy learns: chart2code (MSRL) or spy (Vision-Zero self-play)")
-    stage: int = option(1, help="curriculum stage: 1 = text + exec rewards, 2 = adds the visual reward and starts from stage 1's weights")
+    task: str = option(
+        "chart2code",
+        help="what the policy learns, a registered task: chart2code (MSRL), spy (Vision-Zero self-play), or one from task_plugins",
+    )
+    task_plugins: list[str] = option(
+        [], help="modules (names or .py paths) imported first, so the tasks they register can be named by task="
+    )
+    stage: int = option(
+        1,
+        help="curriculum stage: 1 = text + exec rewards, 2 = adds the visual reward and starts from stage 1's weights",
+    )
     out: str = option("", help="run directory, one subfolder per stage (default runs/<task>)")
     seed: int = option(0, help="global seed")
-    init_from: str = option("", help="weights to start from; empty: stage 1 takes OUT/sft/final when it exists, stage 2 takes OUT/stage1/final")
+    init_from: str = option(
+        "",
+        help="weights to start from; empty: stage 1 takes OUT/sft/final when it exists, stage 2 takes OUT/stage1/final",
+    )
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
@@ -134,7 +185,22 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
-    spy: SpySettings = field(default_factory=SpySettings)  # task=spy: the game and its schedule
+    # The sections tasks own (spy.* for the spy game), by name; cfg.<name> reads them.
+    sections: dict[str, Any] = field(default_factory=dict, repr=False, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        for name, settings in registry.sections().items():
+            self.sections.setdefault(name, settings())
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names that are not fields: a task's section
+        sections = self.__dict__.get("sections")
+        if sections is not None:
+            if name not in sections and name in registry.sections():
+                sections[name] = registry.sections()[name]()  # registered after this Config was made
+            if name in sections:
+                return sections[name]
+        raise AttributeError(f"'Config' has no section or option '{name}'")
 
 
 SELECTORS = {"task", "stage", "model", "deepspeed", "config"}
@@ -151,7 +217,12 @@ def all_keys(cls: type = Config, prefix: str = "") -> dict[str, tuple[Any, datac
     """dotted key -> (type, field) for every leaf option."""
     hints = typing.get_type_hints(cls)
     keys = {}
+    if cls is Config:
+        for name, settings in registry.sections().items():
+            keys.update(all_keys(settings, prefix + name + "."))
     for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
         tp = hints[f.name]
         if _is_section(tp):
             keys.update(all_keys(tp, prefix + f.name + "."))
@@ -260,16 +331,27 @@ def load_config(args: list[str]) -> Config:
         else:
             overrides.append((key, value))
 
+    # Plugins first: the tasks they register (and their config sections) must exist before
+    # any key is checked.
+    for key, value in overrides:
+        if key == "task_plugins":
+            registry.load_task_plugins(_coerce(value, list[str], key))
     cfg = Config()
     task = selectors.get("task", "chart2code")
+    try:
+        registry.get_task(task)
+    except KeyError as exc:
+        raise OptionError(str(exc.args[0])) from None
     if preset_path(task).exists():
         apply_yaml(cfg, preset_path(task))
     set_key(cfg, "task", task)
     if "stage" in selectors:
         stage = selectors["stage"]
         if not preset_path(f"stage{stage}").exists():
-            raise OptionError(f"stage={stage}: the curriculum has stages "
-                              + ", ".join(p[5:] for p in available_presets() if p.startswith("stage")))
+            raise OptionError(
+                f"stage={stage}: the curriculum has stages "
+                + ", ".join(p[5:] for p in available_presets() if p.startswith("stage"))
+            )
         apply_yaml(cfg, preset_path(f"stage{stage}"))
     # The default model is the built-in tiny one, and it comes with its preset, so a bare
     # `vlrl train` is a quick end-to-end run; model=PATH keeps the full-scale defaults.
@@ -296,10 +378,21 @@ def load_config(args: list[str]) -> Config:
 
 # Counts that must be at least this (checked once the whole config is assembled, so a
 # mistake fails before any model loads, not after the first step).
-_MINIMA = {"trainer.steps": 1, "trainer.log_every": 1, "trainer.eval_every": 0, "trainer.save_every": 0,
-           "trainer.log_samples_every": 0, "trainer.keep_checkpoints": 0, "trainer.micro_batch_tokens": 1,
-           "rollout.n": 1, "rollout.max_new_tokens": 1, "rollout.chunk_prompts": 1, "data.prompts_per_step": 1,
-           "data.eval_size": 1, "algo.max_refill_rounds": 1}
+_MINIMA = {
+    "trainer.steps": 1,
+    "trainer.log_every": 1,
+    "trainer.eval_every": 0,
+    "trainer.save_every": 0,
+    "trainer.log_samples_every": 0,
+    "trainer.keep_checkpoints": 0,
+    "trainer.micro_batch_tokens": 1,
+    "rollout.n": 1,
+    "rollout.max_new_tokens": 1,
+    "rollout.chunk_prompts": 1,
+    "data.prompts_per_step": 1,
+    "data.eval_size": 1,
+    "algo.max_refill_rounds": 1,
+}
 
 
 def check_ranges(cfg: Config) -> None:
@@ -311,7 +404,17 @@ def check_ranges(cfg: Config) -> None:
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """The config as YAML-ready data: the engine's sections, then each task's own."""
+    data = {
+        f.name: dataclasses.asdict(getattr(cfg, f.name))
+        if dataclasses.is_dataclass(getattr(cfg, f.name))
+        else getattr(cfg, f.name)
+        for f in dataclasses.fields(cfg)
+        if not f.metadata.get("internal")
+    }
+    for name in registry.sections():
+        data[name] = dataclasses.asdict(getattr(cfg, name))
+    return data
 
 
 def save_config(cfg: Config, path: Path) -> None:
@@ -322,10 +425,12 @@ def save_config(cfg: Config, path: Path) -> None:
 def describe_config() -> str:
     """Every option with its default and meaning, for `vlrl train --help`."""
     defaults = Config()
-    lines = ["  presets: " + "  ".join(f"{p}.yaml" for p in available_presets()),
-             "  selectors: task=NAME stage=N model=tiny|PATH deepspeed=zero2|zero3|PATH config=FILE.yaml",
-             "  The defaults below are the full-scale ones (model=PATH); without model=PATH the tiny",
-             "  model and its preset (tiny.yaml) apply, for a quick run on a CPU."]
+    lines = [
+        "  presets: " + "  ".join(f"{p}.yaml" for p in available_presets()),
+        "  selectors: task=NAME stage=N model=tiny|PATH deepspeed=zero2|zero3|PATH config=FILE.yaml",
+        "  The defaults below are the full-scale ones (model=PATH); without model=PATH the tiny",
+        "  model and its preset (tiny.yaml) apply, for a quick run on a CPU.",
+    ]
     section = None
     for key, (tp, f) in all_keys().items():
         top = key.split(".")[0] if "." in key else ""

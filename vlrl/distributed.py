@@ -51,8 +51,10 @@ def init_distributed() -> None:
         if local >= gpus:
             from vlrl.options import UserError
 
-            raise UserError(f"LOCAL_RANK={local} but this node has {gpus} GPU(s): launch at most {gpus} "
-                            f"processes per node (--nproc_per_node / --num_gpus)")
+            raise UserError(
+                f"LOCAL_RANK={local} but this node has {gpus} GPU(s): launch at most {gpus} "
+                f"processes per node (--nproc_per_node / --num_gpus)"
+            )
         torch.cuda.set_device(local)
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if use_cuda() else "gloo")

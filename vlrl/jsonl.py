@@ -59,8 +59,9 @@ def parse_json_line(text: str | bytes) -> tuple[dict[str, Any] | None, str | Non
     return row, None
 
 
-def iter_jsonl_lenient(path: str | os.PathLike, *, max_line_bytes: int = MAX_LINE_BYTES
-                       ) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+def iter_jsonl_lenient(
+    path: str | os.PathLike, *, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """(line number, row, problem) per non-empty line; a bad line has row None and says why.
 
     Memory stays bounded whatever the file holds: lines over max_line_bytes are skipped as

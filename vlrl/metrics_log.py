@@ -23,8 +23,12 @@ def set_aside_rows_after(path: Path, step: int) -> int:
         return 0
     kept, later = [], []
     for _, row, problem in iter_jsonl_lenient(path):
-        if problem is None and isinstance(row, dict) and isinstance(row.get("step"), (int, float)) \
-                and row["step"] > step:
+        if (
+            problem is None
+            and isinstance(row, dict)
+            and isinstance(row.get("step"), (int, float))
+            and row["step"] > step
+        ):
             later.append(row)
         elif problem is None:
             kept.append(row)
@@ -39,12 +43,16 @@ def set_aside_rows_after(path: Path, step: int) -> int:
 
 
 class MetricsLogger:
-    def __init__(self, directory: Path, *, tensorboard: bool, wandb: bool, run_name: str, config: dict,
-                 start_step: int = 0) -> None:
+    def __init__(
+        self, directory: Path, *, tensorboard: bool, wandb: bool, run_name: str, config: dict, start_step: int = 0
+    ) -> None:
         moved = set_aside_rows_after(directory / "metrics.jsonl", start_step)
         if moved:
-            print(f"{moved} metrics rows after step {start_step} (not covered by the checkpoint) moved to "
-                  f"{directory / 'metrics.discarded.jsonl'}", file=sys.stderr)
+            print(
+                f"{moved} metrics rows after step {start_step} (not covered by the checkpoint) moved to "
+                f"{directory / 'metrics.discarded.jsonl'}",
+                file=sys.stderr,
+            )
         self.jsonl = JsonlWriter(directory / "metrics.jsonl")
         self.tb = None
         self.wandb = None
@@ -94,8 +102,9 @@ PANELS = (
 def _reward_keys(rows: list[dict[str, Any]]) -> list[str]:
     keys = {k for r in rows for k in r if k.startswith("reward/") and k.count("/") == 1}
     # reward/errors is a count, on another scale than the rewards: it is not a line of this panel
-    return ["reward/mean"] + sorted(keys - {"reward/mean", "reward/std", "reward/group_std_mean",
-                                            "reward/errors", "reward/error_rate"})
+    return ["reward/mean"] + sorted(
+        keys - {"reward/mean", "reward/std", "reward/group_std_mean", "reward/errors", "reward/error_rate"}
+    )
 
 
 def _number(value: Any) -> bool:
@@ -118,7 +127,7 @@ def plot_metrics(metrics_path: Path, out_dir: Path, panels: tuple[str, ...] | No
     # rows another tool appended, or hand-edited ones, are left out rather than failing the plot
     rows = [r for r in everything if isinstance(r, dict) and _number(r.get("step"))]
     if not rows:
-        raise UserError(f"{metrics_path}: none of its {len(everything)} rows has a numeric \"step\"")
+        raise UserError(f'{metrics_path}: none of its {len(everything)} rows has a numeric "step"')
     steps = [r["step"] for r in rows]
     written = []
     for name, ylabel, keys in PANELS:
@@ -130,7 +139,12 @@ def plot_metrics(metrics_path: Path, out_dir: Path, panels: tuple[str, ...] | No
         fig, ax = plt.subplots(figsize=(7, 4))
         for k in keys:
             label = "total" if k == "reward/mean" else k.split("/", 1)[-1]
-            ax.plot(steps, [r.get(k) if _number(r.get(k)) else None for r in rows], label=label, linewidth=2.5 if k == "reward/mean" else 1.2)
+            ax.plot(
+                steps,
+                [r.get(k) if _number(r.get(k)) else None for r in rows],
+                label=label,
+                linewidth=2.5 if k == "reward/mean" else 1.2,
+            )
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{ylabel}: {metrics_path.parent.name}")

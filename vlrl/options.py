@@ -98,11 +98,15 @@ def parse_options(cls: type[T], args: Sequence[str], *, positional: str | None =
         if positional is None:
             raise OptionError(f"unexpected argument '{bare[0]}' (options are written key=value)")
         values[positional] = list(values.get(positional, [])) + bare
-    missing = [f.name for f in fields.values() if f.name not in values
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f.name
+        for f in fields.values()
+        if f.name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
-        raise OptionError(f"missing required option{'s' if len(missing) > 1 else ''}: "
-                          + ", ".join(f"{m}=..." for m in missing))
+        raise OptionError(
+            f"missing required option{'s' if len(missing) > 1 else ''}: " + ", ".join(f"{m}=..." for m in missing)
+        )
     return cls(**values)
 
 

@@ -28,7 +28,9 @@ class RenderOptions:
     memory_mb: int = option(2048, help="memory a script may use on top of the render server")
     disk_mb: int = option(256, help="all files a script may write, together (where namespaces work)")
     strict: bool = option(False, help="treat inputs as model responses and take only their ```python block")
-    compat: str = option("legacy", help="legacy: APIs that newer matplotlib/numpy/pandas removed work again; current: none")
+    compat: str = option(
+        "legacy", help="legacy: APIs that newer matplotlib/numpy/pandas removed work again; current: none"
+    )
 
 
 def collect_scripts(paths: list[str]) -> list[Path]:
@@ -91,9 +93,17 @@ def run(opts: RenderOptions) -> int:
 
     counts = {"ok": 0, "failed": 0}
     kinds: dict[str, int] = {}
-    with RenderPool(workers=opts.workers, timeout=opts.timeout, dpi=opts.dpi, memory_mb=opts.memory_mb,
-                    disk_mb=opts.disk_mb, compat=opts.compat) as pool, \
-            JsonlWriter(results_path) as writer:
+    with (
+        RenderPool(
+            workers=opts.workers,
+            timeout=opts.timeout,
+            dpi=opts.dpi,
+            memory_mb=opts.memory_mb,
+            disk_mb=opts.disk_mb,
+            compat=opts.compat,
+        ) as pool,
+        JsonlWriter(results_path) as writer,
+    ):
         futures = []
         for path, name in todo:
             code, problem = read_script(path)
@@ -118,6 +128,8 @@ def run(opts: RenderOptions) -> int:
                 kinds[result.error_kind] = kinds.get(result.error_kind, 0) + 1
             writer.write({"name": name, "path": str(path), **result.summary()})
     detail = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-    print(f"rendered {counts['ok']} of {len(todo)} charts into {out}"
-          + (f"; {counts['failed']} failed ({detail})" if counts["failed"] else ""))
+    print(
+        f"rendered {counts['ok']} of {len(todo)} charts into {out}"
+        + (f"; {counts['failed']} failed ({detail})" if counts["failed"] else "")
+    )
     return 0

@@ -56,19 +56,31 @@ table { border-collapse: collapse; font-size: 12px; } td { padding: 0 0.6em 0 0;
 
 
 def render_page(title: str, prompts: Sequence[PromptView]) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+    ]
     for p in prompts:
-        parts.append(f"<div class='prompt'><h2>{html.escape(p.prompt_id)}</h2>{_img_tag(image=p.image, alt='input chart')}")
+        parts.append(
+            f"<div class='prompt'><h2>{html.escape(p.prompt_id)}</h2>{_img_tag(image=p.image, alt='input chart')}"
+        )
         parts.append("<div class='samples'>")
         for i, s in enumerate(p.samples):
-            comps = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in sorted(s.components.items()))
-            drawn = _img_tag(png=s.png, alt=f"sample {i} rendering") if s.png else \
-                f"<p class='error'>no rendering: {html.escape(s.error)}</p>" if s.error else ""
+            comps = "".join(
+                f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in sorted(s.components.items())
+            )
+            drawn = (
+                _img_tag(png=s.png, alt=f"sample {i} rendering")
+                if s.png
+                else f"<p class='error'>no rendering: {html.escape(s.error)}</p>"
+                if s.error
+                else ""
+            )
             parts.append(
                 f"<div class='sample'><div class='score'>sample {i}: reward {s.score:.3f}</div>{drawn}"
                 f"<table>{comps}</table><p class='critique'>{html.escape(s.critique)}</p>"
-                f"<pre>{html.escape(s.text)}</pre></div>")
+                f"<pre>{html.escape(s.text)}</pre></div>"
+            )
         parts.append("</div></div>")
     parts.append("</body></html>")
     return "".join(parts)
@@ -84,5 +96,7 @@ def write_sample_report(directory: Path, step: int, prompts: Sequence[PromptView
     links = "".join(f"<li><a href='{p.name}'>{p.stem}</a></li>" for p in pages)
     (directory / "index.html").write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>samples</title></head><body>"
-        f"<h1>Sample reports</h1><ul>{links}</ul></body></html>", encoding="utf-8")
+        f"<h1>Sample reports</h1><ul>{links}</ul></body></html>",
+        encoding="utf-8",
+    )
     return page

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import torch
 
+from vlrl.rollout.base import request_images
+
 
 @dataclass
 class PromptVision:
@@ -44,21 +46,34 @@ def split_vision(batch: dict[str, torch.Tensor], images_per_prompt: Sequence[int
     patches = grid.prod(dim=1).tolist()
     out, img, patch = [], 0, 0
     for n in images_per_prompt:
-        count = sum(patches[img:img + n])
+        count = sum(patches[img : img + n])
         if n == 0:
             out.append(PromptVision(None, None))
         else:
-            out.append(PromptVision(batch["pixel_values"][patch:patch + count], grid[img:img + n]))
+            out.append(PromptVision(batch["pixel_values"][patch : patch + count], grid[img : img + n]))
         img += n
         patch += count
     return out
 
 
+def encode_requests(processor: Any, requests: Sequence[Any]) -> dict[str, torch.Tensor]:
+    """Left-padded model inputs; each request may hold any number of images (or none)."""
+    texts = [processor.apply_chat_template(r, tokenize=False, add_generation_prompt=True) for r in requests]
+    images = [request_images(r) for r in requests]
+    kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+    if any(images):
+        kwargs["images"] = [im for per_request in images for im in per_request]
+    tokenizer = processor.tokenizer
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation appends on the right
+    try:
+        return processor(**kwargs)
+    finally:
+        tokenizer.padding_side = old_side
+
+
 def encode_prompts(processor: Any, requests: Sequence[Any]) -> tuple[dict[str, torch.Tensor], list[PromptVision]]:
     """Processor batch of the chat prompts (left-padded) and each prompt's own image tensors."""
-    from vlrl.rollout.base import request_images
-    from vlrl.rollout.hf_engine import encode_requests
-
     batch = encode_requests(processor, requests)
     return batch, split_vision(batch, [len(request_images(r)) for r in requests])
 
@@ -112,14 +127,17 @@ def collate(rows: Sequence[Row], *, pad_id: int, image_token_id: int | None, dev
     pixels = [r.vision.pixel_values for r in rows if r.vision.pixel_values is not None]
     if pixels:
         inputs["pixel_values"] = torch.cat(pixels, dim=0)
-        inputs["image_grid_thw"] = torch.cat([r.vision.image_grid_thw for r in rows if r.vision.image_grid_thw is not None])
+        inputs["image_grid_thw"] = torch.cat(
+            [r.vision.image_grid_thw for r in rows if r.vision.image_grid_thw is not None]
+        )
         if image_token_id is not None:
             # transformers 5.x needs the multimodal token types to place M-RoPE positions
             inputs["mm_token_type_ids"] = (input_ids == image_token_id).long()
     advantages = torch.tensor([r.advantage for r in rows], dtype=torch.float32)
     to = lambda t: t.to(device)  # noqa: E731
-    return ModelBatch({k: to(v) for k, v in inputs.items()}, to(mask), to(target_ids), to(logit_index),
-                      to(advantages), list(rows))
+    return ModelBatch(
+        {k: to(v) for k, v in inputs.items()}, to(mask), to(target_ids), to(logit_index), to(advantages), list(rows)
+    )
 
 
 def completion_logprobs(model: Any, batch: ModelBatch, temperature: float, *, with_entropy: bool = False):

@@ -72,9 +72,15 @@ def sft(cfg: Config) -> Path:
             print(f"skipped {len(bad)} examples whose code fails, e.g. {bad[0]}", file=sys.stderr)
         device = "cuda" if dist_utils.use_cuda() else "cpu"
         model, processor = load_policy(
-            cfg.init_from or cfg.model.path, dtype=cfg.model.dtype, min_pixels=cfg.model.min_pixels,
-            max_pixels=cfg.model.max_pixels, freeze_vision=cfg.model.freeze_vision,
-            gradient_checkpointing=cfg.model.gradient_checkpointing, device=device, seed=cfg.seed)
+            cfg.init_from or cfg.model.path,
+            dtype=cfg.model.dtype,
+            min_pixels=cfg.model.min_pixels,
+            max_pixels=cfg.model.max_pixels,
+            freeze_vision=cfg.model.freeze_vision,
+            gradient_checkpointing=cfg.model.gradient_checkpointing,
+            device=device,
+            seed=cfg.seed,
+        )
         world, rank = dist_utils.world_size(), dist_utils.rank()
         per_rank = max(1, cfg.sft.batch_size // world)
         steps = max(1, math.ceil(cfg.sft.epochs * len(examples) / (per_rank * world)))
@@ -86,7 +92,7 @@ def sft(cfg: Config) -> Path:
         engine.train()
         for step in range(steps):
             t0 = time.perf_counter()
-            ids = sampler.batch(step, per_rank * world)[rank * per_rank:(rank + 1) * per_rank]
+            ids = sampler.batch(step, per_rank * world)[rank * per_rank : (rank + 1) * per_rank]
             rows, truncated = build_rows(task, processor, [examples[i] for i in ids], cfg.sft.max_code_tokens)
             tokens = sum(len(r.completion_ids) for r in rows)
             total_tokens = tokens
@@ -104,11 +110,20 @@ def sft(cfg: Config) -> Path:
                 engine.step()
                 loss_sum += float(loss.detach()) / world
             if writer is not None:
-                row = {"step": step + 1, "loss": loss_sum, "tokens": total_tokens, "truncated": truncated,
-                       "lr": scheduler.get_last_lr()[0], "time/step": time.perf_counter() - t0}
+                row = {
+                    "step": step + 1,
+                    "loss": loss_sum,
+                    "tokens": total_tokens,
+                    "truncated": truncated,
+                    "lr": scheduler.get_last_lr()[0],
+                    "time/step": time.perf_counter() - t0,
+                }
                 writer.write(row)
-                print(f"sft step={step + 1}/{steps} loss={loss_sum:.4f} tokens={total_tokens} "
-                      f"time={row['time/step']:.2f}s", flush=True)
+                print(
+                    f"sft step={step + 1}/{steps} loss={loss_sum:.4f} tokens={total_tokens} "
+                    f"time={row['time/step']:.2f}s",
+                    flush=True,
+                )
         save_hf(engine, processor, out / "final")
         if writer is not None:
             writer.close()

@@ -30,7 +30,6 @@ from vlrl.jsonl import write_json_atomic
 from vlrl.options import UserError
 from vlrl.tasks.base import StepSamples
 
-
 # --------------------------------------------------------------------------- set-up
 
 
@@ -59,9 +58,11 @@ def initial_weights(cfg: Config) -> str:
     if cfg.stage > 1:
         previous = Path(cfg.out) / f"stage{cfg.stage - 1}" / "final"
         if not (previous / "config.json").exists():
-            raise UserError(f"stage {cfg.stage} starts from stage {cfg.stage - 1}'s final weights, but "
-                            f"{previous} has none: run `vlrl train stage={cfg.stage - 1} out={cfg.out}` first "
-                            f"or give init_from=PATH")
+            raise UserError(
+                f"stage {cfg.stage} starts from stage {cfg.stage - 1}'s final weights, but "
+                f"{previous} has none: run `vlrl train stage={cfg.stage - 1} out={cfg.out}` first "
+                f"or give init_from=PATH"
+            )
         return str(previous)
     return cfg.model.path
 
@@ -96,13 +97,15 @@ def build_engine(model, cfg: Config, *, lr: float | None = None, steps: int | No
     import deepspeed
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr if lr is not None else cfg.trainer.lr,
-                                  weight_decay=cfg.trainer.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=lr if lr is not None else cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
     bf16 = next(model.parameters()).dtype == torch.bfloat16
     ds_config = dist_utils.deepspeed_config(cfg.trainer.deepspeed, grad_clip=cfg.trainer.grad_clip, bf16=bf16)
-    engine, optimizer, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
-                                                           lr_scheduler=scheduler, config=ds_config)
+    engine, optimizer, _, scheduler = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
+    )
     return engine, optimizer, scheduler
 
 
@@ -119,8 +122,13 @@ def build_rollout(cfg: Config, engine, processor, init: str, out: Path):
         path = out / "initial_model"
         save_hf(engine, processor, path)
     try:
-        return VLLMEngine.create(str(path), processor, gpu_memory_utilization=cfg.rollout.vllm_gpu_memory_utilization,
-                                 sleep_mode=cfg.rollout.vllm_sleep, seed=cfg.seed)
+        return VLLMEngine.create(
+            str(path),
+            processor,
+            gpu_memory_utilization=cfg.rollout.vllm_gpu_memory_utilization,
+            sleep_mode=cfg.rollout.vllm_sleep,
+            seed=cfg.seed,
+        )
     except ImportError as exc:
         raise UserError(str(exc)) from None
 
@@ -219,7 +227,7 @@ def save_checkpoint(engine, path: Path, state: dict[str, Any], keep: int) -> Non
         (path.parent / tmp_tag).rename(path)
         write_json_atomic(path.parent / "latest.json", {"tag": path.name, **state})
         checkpoints = sorted(path.parent.glob("step-*[0-9]"), key=lambda p: int(p.name.split("-")[1]))
-        for old in checkpoints[:-max(1, keep)]:
+        for old in checkpoints[: -max(1, keep)]:
             shutil.rmtree(old, ignore_errors=True)
     if dist_utils.world_size() > 1:
         import torch.distributed as dist
@@ -242,14 +250,16 @@ def resume_state(engine, checkpoints: Path) -> dict[str, Any] | None:
 
 
 def build_task(cfg: Config):
-    """The training task named by cfg.task; it loads and checks its data before any model."""
-    if cfg.task == "spy":
-        from vlrl.tasks.spy_rl import SpyRL
+    """The training task named by cfg.task (vlrl.tasks.registry); it loads and checks its
+    data before any model."""
+    from vlrl.tasks import registry
 
-        return SpyRL(cfg)
-    from vlrl.tasks.chart2code_rl import Chart2CodeRL
-
-    return Chart2CodeRL(cfg)
+    registry.load_task_plugins(cfg.task_plugins)
+    try:
+        spec = registry.get_task(cfg.task)
+    except KeyError as exc:
+        raise UserError(str(exc.args[0])) from None
+    return spec.builder()(cfg)
 
 
 def prompt_visions(samples: StepSamples, processor) -> list:
@@ -262,8 +272,9 @@ def prompt_visions(samples: StepSamples, processor) -> list:
     if missing:
         _, vision = encode_prompts(processor, [samples.requests[j] for j in missing])
         encoded = dict(zip(missing, vision))
-    return [c.vision if c.vision is not None else encoded[samples.request_of[i]]
-            for i, c in enumerate(samples.completions)]
+    return [
+        c.vision if c.vision is not None else encoded[samples.request_of[i]] for i, c in enumerate(samples.completions)
+    ]
 
 
 def train(cfg: Config) -> Path:
@@ -284,10 +295,19 @@ def train(cfg: Config) -> Path:
     # model, reference, engine
     init = initial_weights(cfg)
     device = "cuda" if dist_utils.use_cuda() else "cpu"
-    model_kwargs = dict(dtype=cfg.model.dtype, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
-                        device=device, seed=cfg.seed)
-    model, processor = load_policy(init, freeze_vision=cfg.model.freeze_vision,
-                                   gradient_checkpointing=cfg.model.gradient_checkpointing, **model_kwargs)
+    model_kwargs = dict(
+        dtype=cfg.model.dtype,
+        min_pixels=cfg.model.min_pixels,
+        max_pixels=cfg.model.max_pixels,
+        device=device,
+        seed=cfg.seed,
+    )
+    model, processor = load_policy(
+        init,
+        freeze_vision=cfg.model.freeze_vision,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        **model_kwargs,
+    )
     ref_model = None
     if cfg.algo.beta > 0:  # a frozen reference only when the KL term exists
         ref_model, _ = load_policy(init, **model_kwargs)
@@ -311,9 +331,14 @@ def train(cfg: Config) -> Path:
         from vlrl.config import to_dict
         from vlrl.metrics_log import MetricsLogger
 
-        logger = MetricsLogger(out, tensorboard=cfg.trainer.tensorboard, wandb=cfg.trainer.wandb,
-                               run_name=f"{Path(cfg.out).name}-stage{cfg.stage}", config=to_dict(cfg),
-                               start_step=start_step)
+        logger = MetricsLogger(
+            out,
+            tensorboard=cfg.trainer.tensorboard,
+            wandb=cfg.trainer.wandb,
+            run_name=f"{Path(cfg.out).name}-stage{cfg.stage}",
+            config=to_dict(cfg),
+            start_step=start_step,
+        )
 
     for step in range(start_step, cfg.trainer.steps):
         t0 = time.perf_counter()
@@ -323,8 +348,11 @@ def train(cfg: Config) -> Path:
         flat, keep = samples.completions, samples.keep
         lengths = torch.tensor([len(c.token_ids) for c in flat])
 
-        rows = [Row(c.prompt_ids, c.token_ids, vision[i], float(samples.advantages[i]), c.logprobs, index=i)
-                for i, c in enumerate(flat) if keep[i] and c.token_ids]
+        rows = [
+            Row(c.prompt_ids, c.token_ids, vision[i], float(samples.advantages[i]), c.logprobs, index=i)
+            for i, c in enumerate(flat)
+            if keep[i] and c.token_ids
+        ]
         mbs = micro_batches(rows, cfg.trainer.micro_batch_tokens)
         counts = BatchCounts(num_sequences=len(rows), active_tokens=sum(len(r.completion_ids) for r in rows))
         n_micro = len(mbs)
@@ -356,12 +384,25 @@ def train(cfg: Config) -> Path:
             if ref_model is not None:
                 with timer.phase("reference"), torch.no_grad():
                     ref_logp, _ = completion_logprobs(ref_model, mb, cfg.rollout.temperature)
-            loss_tokens, info = per_token_loss(logp, None, mb.advantages, ref_logp=ref_logp, beta=cfg.algo.beta,
-                                               eps_low=cfg.algo.eps_low, eps_high=cfg.algo.eps_high)
-            loss = micro_batch_loss(loss_tokens, mb.completion_mask, cfg.algo.loss_type, counts=counts,
-                                    num_micro_steps=len(mbs), world_size=world,
-                                    max_completion_length=max_len,
-                                    engine_scales_by_accumulation=False)
+            loss_tokens, info = per_token_loss(
+                logp,
+                None,
+                mb.advantages,
+                ref_logp=ref_logp,
+                beta=cfg.algo.beta,
+                eps_low=cfg.algo.eps_low,
+                eps_high=cfg.algo.eps_high,
+            )
+            loss = micro_batch_loss(
+                loss_tokens,
+                mb.completion_mask,
+                cfg.algo.loss_type,
+                counts=counts,
+                num_micro_steps=len(mbs),
+                world_size=world,
+                max_completion_length=max_len,
+                engine_scales_by_accumulation=False,
+            )
             if padding:
                 loss = loss * 0.0
             boundary = k == len(mbs) - 1
@@ -380,9 +421,13 @@ def train(cfg: Config) -> Path:
             behaviour = torch.zeros_like(logp)
             for i, r in enumerate(mb_rows):
                 behaviour[i, : len(r.old_logprobs or [])] = torch.tensor(r.old_logprobs or [], dtype=logp.dtype)
-            infos.append((loss_metrics(info, mb.completion_mask, entropy),
-                          float(((logp.detach() - behaviour).abs() * mb.completion_mask).sum()),
-                          float(mb.completion_mask.sum())))
+            infos.append(
+                (
+                    loss_metrics(info, mb.completion_mask, entropy),
+                    float(((logp.detach() - behaviour).abs() * mb.completion_mask).sum()),
+                    float(mb.completion_mask.sum()),
+                )
+            )
         with timer.phase("sync"), generation_context(engine)():
             rollout.sync_weights(engine.module)  # colocated HF engine: nothing to copy
 
@@ -394,11 +439,23 @@ def train(cfg: Config) -> Path:
         # the last step is checkpointed too, so a longer run (more steps) resumes exactly here
         if (cfg.trainer.save_every and (step + 1) % cfg.trainer.save_every == 0) or (last and cfg.trainer.save_final):
             with timer.phase("checkpoint"):
-                save_checkpoint(engine, out / "checkpoints" / f"step-{step + 1}",
-                                {"step": step + 1, "task": task.state_dict()}, cfg.trainer.keep_checkpoints)
+                save_checkpoint(
+                    engine,
+                    out / "checkpoints" / f"step-{step + 1}",
+                    {"step": step + 1, "task": task.state_dict()},
+                    cfg.trainer.keep_checkpoints,
+                )
         split = timer.end_step(total=time.perf_counter() - t0)  # with "other": what no phase timed
-        row = step_metrics(step, samples, lengths, infos, loss_total, grad_norm, scheduler.get_last_lr()[0],
-                           {**split, "step": sum(split.values())})
+        row = step_metrics(
+            step,
+            samples,
+            lengths,
+            infos,
+            loss_total,
+            grad_norm,
+            scheduler.get_last_lr()[0],
+            {**split, "step": sum(split.values())},
+        )
         row.update(evaluation)
         row = gather_metrics(row)  # every rank takes part; rank 0 logs the whole batch
         for event in samples.events:
@@ -447,8 +504,9 @@ def local_grad_norm(module) -> float:
     return float(torch.stack(grads).norm()) if grads else 0.0
 
 
-def step_metrics(step, samples: StepSamples, lengths, infos, loss_total, grad_norm, lr,
-                 split: dict[str, float]) -> dict[str, Any]:
+def step_metrics(
+    step, samples: StepSamples, lengths, infos, loss_total, grad_norm, lr, split: dict[str, float]
+) -> dict[str, Any]:
     # On-policy the clipped objective's value is ~0 (advantages sum to zero per group);
     # the gradient norm is what shows learning.
     row: dict[str, Any] = {"step": step + 1, "loss": loss_total, "lr": lr}
@@ -500,7 +558,9 @@ def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
             if have:
                 merged[key] = sum(r[key] * r["train_tokens"] for r in have) / sum(r["train_tokens"] for r in have)
             continue
-        values = [r[key] for r in rows if key in r and isinstance(r[key], (int, float)) and not isinstance(r[key], bool)]
+        values = [
+            r[key] for r in rows if key in r and isinstance(r[key], (int, float)) and not isinstance(r[key], bool)
+        ]
         if key.startswith("reward_error/") or key == "reward/errors":  # counts, on whichever ranks had them
             merged[key] = type(value)(sum(values))
         elif key in ("step", "lr", "loss") or len(values) != len(rows):
@@ -520,6 +580,18 @@ def gather_metrics(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_metrics(row: dict[str, Any]) -> str:
-    keys = ["step", "reward/mean", "exec_rate", "grad_norm", "kl", "entropy", "clip/total",
-            "completion_length/mean", "tokens_per_second", "time/generate", "time/score", "time/train"]
+    keys = [
+        "step",
+        "reward/mean",
+        "exec_rate",
+        "grad_norm",
+        "kl",
+        "entropy",
+        "clip/total",
+        "completion_length/mean",
+        "tokens_per_second",
+        "time/generate",
+        "time/score",
+        "time/train",
+    ]
     return " ".join(f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys if k in row)

@@ -1,10 +1,10 @@
-"""Rewards -> advantages for the GRPO family (REFERENCE §4, parity target TRL GRPOTrainer).
+"""Rewards -> advantages for the GRPO family (docs/reference.md §2.1-2.2, parity target TRL GRPOTrainer).
 
 Layout convention used everywhere in `vlrl.algo`: a batch of B completions is made of B / G
 contiguous groups, each group holding the G completions sampled for one prompt
 (rows [0, G) are prompt 0, rows [G, 2G) prompt 1, ...).
 
-Vision-Zero's decision rewards (REFERENCE §3: +1 correct, -0.5 N/A, -1 wrong/invalid,
+Vision-Zero's decision rewards (docs/reference.md §7.6: +1 correct, -0.5 N/A, -1 wrong/invalid,
 normalised (r - mean) / (std + eps) over the votes of one decision prompt) are
 `group_advantages(vote_rewards, G=votes_per_prompt, scale="group")`.
 
@@ -38,8 +38,9 @@ def _grouped(rewards: Tensor, group_size: int) -> Tensor:
     return rewards.view(-1, group_size)
 
 
-def group_advantages(rewards: Tensor, group_size: int, scale: Scale = "group", eps: float = 1e-4,
-                     batch_std: float | None = None) -> Tensor:
+def group_advantages(
+    rewards: Tensor, group_size: int, scale: Scale = "group", eps: float = 1e-4, batch_std: float | None = None
+) -> Tensor:
     """A_i = (r_i - mean_g) / (std + eps), as TRL GRPOTrainer computes it.
 
     rewards: [B] total reward per completion (see `weighted_rewards`).

@@ -1,4 +1,4 @@
-"""GRPO-family policy loss (REFERENCE §4, parity target TRL GRPOTrainer). Pure torch.
+"""GRPO-family policy loss (docs/reference.md §2.3-2.4, parity target TRL GRPOTrainer). Pure torch.
 
 Notation: B sequences (completions) in a micro-batch, T completion tokens (padded),
 l[i, t] the per-token loss, M[i, t] in {0, 1} the completion mask (1 = real token).
@@ -94,7 +94,9 @@ def per_token_loss(
     elif advantages.shape == logp.shape:
         adv = advantages  # [B, T]
     else:
-        raise ValueError(f"advantages must be [B] or [B, T] for logp {tuple(logp.shape)}, got {tuple(advantages.shape)}")
+        raise ValueError(
+            f"advantages must be [B] or [B, T] for logp {tuple(logp.shape)}, got {tuple(advantages.shape)}"
+        )
     if adv.shape[0] != logp.shape[0]:
         raise ValueError(f"advantages has {adv.shape[0]} rows, logp has {logp.shape[0]}")
 
@@ -156,7 +158,9 @@ def aggregate_loss(
         if max_completion_length is None:
             raise ValueError("loss_type='dr_grpo' needs max_completion_length")
         if loss_tokens.shape[1] > max_completion_length:
-            raise ValueError(f"completion length {loss_tokens.shape[1]} exceeds max_completion_length {max_completion_length}")
+            raise ValueError(
+                f"completion length {loss_tokens.shape[1]} exceeds max_completion_length {max_completion_length}"
+            )
         return masked.sum() / (loss_tokens.shape[0] * max_completion_length)
     # dapo
     if num_items_in_global_batch is None:
@@ -216,7 +220,9 @@ def micro_batch_loss_scale(
     if num_micro_steps < 1 or world_size < 1:
         raise ValueError(f"num_micro_steps and world_size must be >= 1, got {num_micro_steps}, {world_size}")
     if not 0 < micro_num_sequences <= global_num_sequences:
-        raise ValueError(f"need 0 < micro_num_sequences ({micro_num_sequences}) <= global_num_sequences ({global_num_sequences})")
+        raise ValueError(
+            f"need 0 < micro_num_sequences ({micro_num_sequences}) <= global_num_sequences ({global_num_sequences})"
+        )
     k = num_micro_steps if engine_scales_by_accumulation else 1
     if loss_type in ("grpo", "dr_grpo"):
         return k * world_size * micro_num_sequences / global_num_sequences
@@ -280,9 +286,11 @@ def global_batch_loss(
     _check_loss_type(loss_type)
     if loss_type == "bnpo" and micro_batch_sizes is not None:
         if sum(micro_batch_sizes) != loss_tokens.shape[0]:
-            raise ValueError(f"micro_batch_sizes sum to {sum(micro_batch_sizes)}, batch has {loss_tokens.shape[0]} rows")
+            raise ValueError(
+                f"micro_batch_sizes sum to {sum(micro_batch_sizes)}, batch has {loss_tokens.shape[0]} rows"
+            )
         parts = zip(loss_tokens.split(list(micro_batch_sizes)), mask.split(list(micro_batch_sizes)))
-        return torch.stack([aggregate_loss(l, m, "bnpo") for l, m in parts]).mean()
+        return torch.stack([aggregate_loss(part, m, "bnpo") for part, m in parts]).mean()
     return aggregate_loss(
         loss_tokens,
         mask,

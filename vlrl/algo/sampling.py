@@ -1,4 +1,4 @@
-"""DAPO extras (REFERENCE §4): dynamic sampling with drop-and-refill, overlong filtering and
+"""DAPO extras (docs/reference.md §2.5): dynamic sampling with drop-and-refill, overlong filtering and
 the soft overlong penalty. Same layout as `vlrl.algo.advantages`: B / G contiguous groups.
 """
 
@@ -106,7 +106,9 @@ class GroupBuffer:
         pad_values: Mapping[str, float | int] | None = None,
     ) -> None:
         if target_groups < 1 or group_size < 1 or max_rounds < 1:
-            raise ValueError(f"target_groups, group_size, max_rounds must be >= 1, got {target_groups}, {group_size}, {max_rounds}")
+            raise ValueError(
+                f"target_groups, group_size, max_rounds must be >= 1, got {target_groups}, {group_size}, {max_rounds}"
+            )
         self.target_groups = target_groups
         self.group_size = group_size
         self.max_rounds = max_rounds
@@ -164,7 +166,9 @@ class GroupBuffer:
     def pop(self) -> tuple[dict[str, Any], Tensor]:
         """(samples, rewards) of at most target_groups groups; the buffer starts over after."""
         if not self.ready:
-            raise RuntimeError(f"GroupBuffer not ready: {self.groups_kept}/{self.target_groups} groups, {self.rounds}/{self.max_rounds} rounds")
+            raise RuntimeError(
+                f"GroupBuffer not ready: {self.groups_kept}/{self.target_groups} groups, {self.rounds}/{self.max_rounds} rounds"
+            )
         n_rows = min(self.groups_kept, self.target_groups) * self.group_size
         names = self._samples[0].keys()
         samples = {n: _cat([s[n] for s in self._samples], self.pad_values.get(n, 0))[:n_rows] for n in names}

@@ -1,25 +1,6 @@
-"""Chart corpora used for training and evaluation."""
+"""Chart corpora used for training and evaluation: the synthetic corpus (vlrl.datasets.synth),
+its on-disk form (vlrl.datasets.corpus) and the loaders of chart/code pairs (vlrl.datasets.charts).
 
-from vlrl.datasets.synth import (
-    FAMILIES,
-    PERTURBATIONS,
-    ChartSpec,
-    PerturbationNotApplicable,
-    applicable_perturbations,
-    generate_specs,
-    make_spec,
-    perturb,
-    perturb_random,
-)
-
-__all__ = [
-    "FAMILIES",
-    "PERTURBATIONS",
-    "ChartSpec",
-    "PerturbationNotApplicable",
-    "applicable_perturbations",
-    "generate_specs",
-    "make_spec",
-    "perturb",
-    "perturb_random",
-]
+Nothing is imported here, so that loading one part (the spy game needs only the
+perturbations) does not load the others.
+"""

@@ -103,8 +103,9 @@ def load_chart_examples(source: str | Path) -> LoadReport:
             except UnicodeDecodeError:
                 skipped.append(f"{py.name}: not UTF-8")
                 continue
-            examples.append(ChartExample(py.stem, code, image_path=str(png),
-                                         meta={"chart_type": py.stem.rsplit("_", 1)[0]}))
+            examples.append(
+                ChartExample(py.stem, code, image_path=str(png), meta={"chart_type": py.stem.rsplit("_", 1)[0]})
+            )
         return LoadReport(examples, skipped)
     if src.suffix == ".parquet":
         import pandas as pd

@@ -46,43 +46,63 @@ def run(opts: SynthOptions) -> int:
         raise OptionError(f"n={opts.n}: the corpus needs at least one chart")
     unknown = [f for f in opts.families if f not in FAMILIES]
     if unknown:
-        raise OptionError(f"unknown chart famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
-                          f"known: {', '.join(FAMILIES)}")
+        raise OptionError(
+            f"unknown chart famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+            f"known: {', '.join(FAMILIES)}"
+        )
     out = Path(opts.out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     index_path, failures_path = out / "index.jsonl", out / "failures.jsonl"
     done = {r["id"] for r in read_jsonl(index_path, skip_torn_tail=True)} if index_path.exists() else set()
-    failed_before = {r["id"] for r in read_jsonl(failures_path, skip_torn_tail=True)} if failures_path.exists() else set()
+    failed_before = (
+        {r["id"] for r in read_jsonl(failures_path, skip_torn_tail=True)} if failures_path.exists() else set()
+    )
 
     specs = generate_specs(opts.n, opts.seed, opts.families or None)
-    todo = [(chart_id(opts.seed, i), s) for i, s in enumerate(specs)
-            if chart_id(opts.seed, i) not in done and chart_id(opts.seed, i) not in failed_before]
+    todo = [
+        (chart_id(opts.seed, i), s)
+        for i, s in enumerate(specs)
+        if chart_id(opts.seed, i) not in done and chart_id(opts.seed, i) not in failed_before
+    ]
     if done or failed_before:
         print(f"resuming: {len(done)} charts already written, {len(todo)} to go", file=sys.stderr)
 
     written, failed = 0, 0
-    with RenderPool(workers=opts.workers, dpi=opts.dpi, timeout=opts.timeout, trace=False) as pool, \
-            JsonlWriter(index_path) as index, JsonlWriter(failures_path) as failures:
+    with (
+        RenderPool(workers=opts.workers, dpi=opts.dpi, timeout=opts.timeout, trace=False) as pool,
+        JsonlWriter(index_path) as index,
+        JsonlWriter(failures_path) as failures,
+    ):
         codes = [s.to_code() for _, s in todo]
         results = pool.imap(strip_output_calls(c) for c in codes)
-        for (cid, spec), code, result in tqdm(zip(todo, codes, results), total=len(todo), desc="synth",
-                                              unit="chart", dynamic_ncols=True):
+        for (cid, spec), code, result in tqdm(
+            zip(todo, codes, results), total=len(todo), desc="synth", unit="chart", dynamic_ncols=True
+        ):
             if not result.ok:
                 failed += 1
-                failures.write({"id": cid, "family": spec.family, "error_kind": result.error_kind,
-                                "error": result.error})
+                failures.write(
+                    {"id": cid, "family": spec.family, "error_kind": result.error_kind, "error": result.error}
+                )
                 continue
             image = f"images/{cid}.png"
             (out / image).write_bytes(result.png)
-            index.write({"id": cid, "image": image, "code": code, "family": spec.family,
-                         "metadata": spec.metadata()})
+            index.write({"id": cid, "image": image, "code": code, "family": spec.family, "metadata": spec.metadata()})
             written += 1
 
     per_family: dict[str, int] = {}
     for row in read_jsonl(index_path):
         per_family[row["family"]] = per_family.get(row["family"], 0) + 1
-    write_json_atomic(out / "summary.json", {"charts": sum(per_family.values()), "per_family": per_family,
-                                             "failed": failed + len(failed_before), "options": asdict(opts)})
-    print(f"wrote {written} charts to {out} ({sum(per_family.values())} in the index)"
-          + (f"; {failed} failed to render, see failures.jsonl" if failed else ""))
+    write_json_atomic(
+        out / "summary.json",
+        {
+            "charts": sum(per_family.values()),
+            "per_family": per_family,
+            "failed": failed + len(failed_before),
+            "options": asdict(opts),
+        },
+    )
+    print(
+        f"wrote {written} charts to {out} ({sum(per_family.values())} in the index)"
+        + (f"; {failed} failed to render, see failures.jsonl" if failed else "")
+    )
     return 0

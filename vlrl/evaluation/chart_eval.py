@@ -39,10 +39,14 @@ METRICS = ("text", "layout", "type", "color")
 @dataclass(kw_only=True)
 class EvalOptions:
     benchmark: Literal["chartmimic", "reachqa", "jsonl"] = option(help="layout of data_dir")
-    data_dir: str = option(help="benchmark folder (chartmimic: *.py + images; reachqa: code/, plot_info.jsonl; jsonl: index.jsonl or a .jsonl file)")
+    data_dir: str = option(
+        help="benchmark folder (chartmimic: *.py + images; reachqa: code/, plot_info.jsonl; jsonl: index.jsonl or a .jsonl file)"
+    )
     predictions: str = option(help='JSONL of {"file": ..., "response": ...} rows')
     out: str = option(help="output folder")
-    judge_responses: str = option("", help='optional JSONL of {"file", "response"} judge replies ending in "Score: N" -> high_level, overall')
+    judge_responses: str = option(
+        "", help='optional JSONL of {"file", "response"} judge replies ending in "Score: N" -> high_level, overall'
+    )
     workers: int = option(0, help="concurrent renders (0 = CPU cores)")
     timeout: float = option(20.0, help="seconds per script before it is killed")
     strict: bool = option(True, help="only a ```python block counts as code (ChartMimic's rule)")
@@ -206,8 +210,11 @@ def score_item(item: BenchmarkItem, response: str | None, result, ref: dict[str,
         # Counted as the benchmark counts it: the item stays in n and scores 0 on every
         # metric; whether the answer itself ran still counts towards exec.
         executed = response is not None and result is not None and ran_like_chartmimic(result)
-        row.update(exec=executed, error_kind="reference_failed",
-                   error=f"ground truth failed: {ref.get('error_kind')}: {ref.get('error')}")
+        row.update(
+            exec=executed,
+            error_kind="reference_failed",
+            error=f"ground truth failed: {ref.get('error_kind')}: {ref.get('error')}",
+        )
         for m in METRICS:
             row[m] = ZERO.as_dict()
         row["low_level"] = 0.0
@@ -218,10 +225,15 @@ def score_item(item: BenchmarkItem, response: str | None, result, ref: dict[str,
     else:
         executed = ran_like_chartmimic(result)
         row.update(exec=executed, error_kind=result.error_kind, error=result.error)
-        scores = low_level_metrics(result.trace if result.ok else None, ref["trace"], gen_ok=result.ok,
-                                   graph=item.chart_type == "graph")
-        row["critique"] = chart_critique(result.trace if result.ok else None, ref["trace"], gen_ok=result.ok,
-                                         error=f"{result.error_kind}: {result.error}")
+        scores = low_level_metrics(
+            result.trace if result.ok else None, ref["trace"], gen_ok=result.ok, graph=item.chart_type == "graph"
+        )
+        row["critique"] = chart_critique(
+            result.trace if result.ok else None,
+            ref["trace"],
+            gen_ok=result.ok,
+            error=f"{result.error_kind}: {result.error}",
+        )
     for m in METRICS:
         row[m] = scores[m].as_dict()
     row["low_level"] = 100.0 * sum(scores[m].f1 for m in METRICS) / len(METRICS)
@@ -262,15 +274,23 @@ def summary_markdown(name: str, summary: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for ctype, s in sorted(summary.get("per_chart_type", {}).items()):
-        lines.append(f"| {ctype} | {s['n']} | {s['exec_rate']:.1f} | {s['low_level']:.1f} | {s['text']:.1f} | "
-                     f"{s['layout']:.1f} | {s['type']:.1f} | {s['color']:.1f} |")
+        lines.append(
+            f"| {ctype} | {s['n']} | {s['exec_rate']:.1f} | {s['low_level']:.1f} | {s['text']:.1f} | "
+            f"{s['layout']:.1f} | {s['type']:.1f} | {s['color']:.1f} |"
+        )
     issues = summary.get("input_problems", {})
     counts = {k: len(v) for k, v in issues.items()}
-    counts["malformed_lines"] = summary.get("malformed_line_count", counts.get("malformed_lines", 0))  # only a few quoted
+    counts["malformed_lines"] = summary.get(
+        "malformed_line_count", counts.get("malformed_lines", 0)
+    )  # only a few quoted
     if any(issues.values()):
         lines += ["", "## Input problems", ""]
-        lines += [f"- {k.replace('_', ' ')}: {counts[k]}" + (f" ({', '.join(map(str, v[:5]))}{', ...' if counts[k] > 5 else ''})" if v else "")
-                  for k, v in issues.items() if v]
+        lines += [
+            f"- {k.replace('_', ' ')}: {counts[k]}"
+            + (f" ({', '.join(map(str, v[:5]))}{', ...' if counts[k] > 5 else ''})" if v else "")
+            for k, v in issues.items()
+            if v
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -295,10 +315,14 @@ def run(opts: EvalOptions) -> int:
     done = {r["key"]: r for r in read_jsonl(items_path, skip_torn_tail=True)} if items_path.exists() else {}
     scope = [it for it in items if not opts.only_predicted or it.key in preds.responses]
     todo = [it for it in scope if it.key not in done]
-    cache = ReferenceCache(Path(opts.cache_dir) if opts.cache_dir
-                           else Path(os.path.expanduser("~/.cache/vlrl/reference_traces")))
+    cache = ReferenceCache(
+        Path(opts.cache_dir) if opts.cache_dir else Path(os.path.expanduser("~/.cache/vlrl/reference_traces"))
+    )
 
-    with RenderPool(workers=opts.workers, timeout=opts.timeout, compat="legacy") as pool, JsonlWriter(items_path) as writer:
+    with (
+        RenderPool(workers=opts.workers, timeout=opts.timeout, compat="legacy") as pool,
+        JsonlWriter(items_path) as writer,
+    ):
         refs = render_references(todo, pool, cache)
         if opts.benchmark == "reachqa":
             _save_missing_reference_images(todo, refs, out)
@@ -327,9 +351,11 @@ def run(opts: EvalOptions) -> int:
     scored = rows  # a failed reference stays in n (scoring 0), as in the benchmark
     failed_refs = [r["key"] for r in rows if r.get("reference_failed")]
     if failed_refs:
-        print(f"WARNING: {len(failed_refs)} reference script(s) failed to render and score 0 on every metric: "
-              f"{', '.join(failed_refs[:20])}{' ...' if len(failed_refs) > 20 else ''} (see items.jsonl)",
-              file=sys.stderr)
+        print(
+            f"WARNING: {len(failed_refs)} reference script(s) failed to render and score 0 on every metric: "
+            f"{', '.join(failed_refs[:20])}{' ...' if len(failed_refs) > 20 else ''} (see items.jsonl)",
+            file=sys.stderr,
+        )
     summary: dict[str, Any] = {"benchmark": opts.benchmark, **aggregate(scored)}
     per_type: dict[str, list[dict[str, Any]]] = {}
     for r in scored:
@@ -345,22 +371,28 @@ def run(opts: EvalOptions) -> int:
     }
     summary["malformed_line_count"] = preds.bad_line_count
     summary["reference_failed"] = len(failed_refs)
-    summary["failures"] = {k: sum(1 for r in scored if r.get("error_kind") == k)
-                           for k in sorted({r.get("error_kind") for r in scored if r.get("error_kind")})}
+    summary["failures"] = {
+        k: sum(1 for r in scored if r.get("error_kind") == k)
+        for k in sorted({r.get("error_kind") for r in scored if r.get("error_kind")})
+    }
     summary["options"] = asdict(opts)
     write_json_atomic(out / "summary.json", summary)
     name = opts.name or Path(opts.predictions).stem
     (out / "summary.md").write_text(summary_markdown(name, summary), encoding="utf-8")
-    print(f"{opts.benchmark}: n={summary.get('n', 0)} exec={summary.get('exec_rate', 0):.1f} "
-          f"low={summary.get('low_level', 0):.1f} (text {summary.get('text', 0):.1f}, layout {summary.get('layout', 0):.1f}, "
-          f"type {summary.get('type', 0):.1f}, color {summary.get('color', 0):.1f})"
-          + (f" high={summary['high_level']:.1f} overall={summary['overall']:.1f}" if "high_level" in summary else "")
-          + f" -> {out}/summary.json")
+    print(
+        f"{opts.benchmark}: n={summary.get('n', 0)} exec={summary.get('exec_rate', 0):.1f} "
+        f"low={summary.get('low_level', 0):.1f} (text {summary.get('text', 0):.1f}, layout {summary.get('layout', 0):.1f}, "
+        f"type {summary.get('type', 0):.1f}, color {summary.get('color', 0):.1f})"
+        + (f" high={summary['high_level']:.1f} overall={summary['overall']:.1f}" if "high_level" in summary else "")
+        + f" -> {out}/summary.json"
+    )
     problems = {k: len(v) for k, v in summary["input_problems"].items() if v}
     if preds.bad_line_count:  # malformed_lines quotes only the first few
         problems["malformed_lines"] = preds.bad_line_count
     if problems:
-        print("input problems: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in problems.items()), file=sys.stderr)
+        print(
+            "input problems: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in problems.items()), file=sys.stderr
+        )
     return 0
 
 

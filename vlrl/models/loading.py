@@ -25,9 +25,12 @@ TINY_NAMES = {
 TINY_SIZE = {"tiny-learn": "learn"}
 
 _DTYPE_ALIASES = {
-    "float32": "float32", "fp32": "float32",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
 }
 
 
@@ -145,8 +148,10 @@ def load_model_and_processor(
             model = AutoModelForImageTextToText.from_pretrained(str(p), dtype=target, local_files_only=True)
         except ValueError as exc:
             if "Unrecognized configuration class" in str(exc):
-                raise ValueError(f"{p} is not a vision-language model this toolkit can train "
-                                 f"(AutoModelForImageTextToText does not know its architecture)") from None
+                raise ValueError(
+                    f"{p} is not a vision-language model this toolkit can train "
+                    f"(AutoModelForImageTextToText does not know its architecture)"
+                ) from None
             raise
         processor = AutoProcessor.from_pretrained(str(p), local_files_only=True)
 

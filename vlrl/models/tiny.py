@@ -205,17 +205,26 @@ def tiny_config(
     if kind == "qwen2_vl":
         # Qwen2-VL names the vision width embed_dim; its hidden_size is the merger's
         # output, which is spliced into the text stream and so must equal the text width.
-        vision = dict(common_vision, embed_dim=vision_hidden, hidden_size=hidden_size,
-                      mlp_ratio=(vision_intermediate or 4 * vision_hidden) // vision_hidden)
+        vision = dict(
+            common_vision,
+            embed_dim=vision_hidden,
+            hidden_size=hidden_size,
+            mlp_ratio=(vision_intermediate or 4 * vision_hidden) // vision_hidden,
+        )
         cls = Qwen2VLConfig
     else:
         # Qwen2.5-VL: hidden_size is the vision width and out_hidden_size the merger's
         # output. Window attention everywhere except the listed blocks; as in the 7B
         # (blocks 7, 15, 23, 31 of 32) the last block attends globally.
-        vision = dict(common_vision, hidden_size=vision_hidden, out_hidden_size=hidden_size,
-                      intermediate_size=vision_intermediate or 2 * vision_hidden,
-                      fullatt_block_indexes=[vision_depth - 1], window_size=112,
-                      tokens_per_second=2)
+        vision = dict(
+            common_vision,
+            hidden_size=vision_hidden,
+            out_hidden_size=hidden_size,
+            intermediate_size=vision_intermediate or 2 * vision_hidden,
+            fullatt_block_indexes=[vision_depth - 1],
+            window_size=112,
+            tokens_per_second=2,
+        )
         cls = Qwen2_5_VLConfig
     cfg = cls(
         text_config=text,
@@ -293,8 +302,9 @@ def build_tiny_model(
     return model, processor
 
 
-def save_tiny_model(path: str | os.PathLike, kind: str = "qwen2_vl", seed: int = 0, *,
-                    save_dtype: str | None = None, **kwargs) -> Path:
+def save_tiny_model(
+    path: str | os.PathLike, kind: str = "qwen2_vl", seed: int = 0, *, save_dtype: str | None = None, **kwargs
+) -> Path:
     """Write a tiny model + processor to ``path``; returns the directory.
 
     The result loads offline with ``AutoModelForImageTextToText.from_pretrained(path)``

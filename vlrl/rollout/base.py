@@ -39,14 +39,24 @@ Request = list[dict[str, Any]]
 
 
 class RolloutEngine(Protocol):
-    def generate(self, requests: Sequence[Request], params: SamplingParams, *,
-                 progress: Callable[[int, int], None] | None = None) -> list[list[Completion]]:
+    def generate(
+        self, requests: Sequence[Request], params: SamplingParams, *, progress: Callable[[int, int], None] | None = None
+    ) -> list[list[Completion]]:
         """params.n completions per request, in request order. `progress(done, total)`, when
         given, follows the decoding (as often as the engine can tell)."""
         ...
 
     def sync_weights(self, model: Any) -> None:
         """Make the engine sample from `model`'s current weights."""
+        ...
+
+    def sleep(self) -> None:
+        """Free what the engine holds while the optimiser steps (vLLM's sleep mode); a no-op
+        where there is nothing to free (an engine that samples from the training module)."""
+        ...
+
+    def wake_up(self) -> None:
+        """Undo `sleep` (engines also wake themselves before generating); a no-op where sleep is."""
         ...
 
 

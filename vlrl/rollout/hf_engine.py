@@ -15,13 +15,19 @@ from typing import Any, Callable, Sequence
 import torch
 
 from vlrl.rollout.base import Completion, Request, SamplingParams, request_images
+from vlrl.sequences import encode_requests, split_vision
 
 
 class _SampleAndRecord:
     """A LogitsProcessor: temperature, top-p, then remember log-probs to score the next token."""
 
-    def __init__(self, temperature: float, top_p: float, suppress_ids: list[int] | None = None,
-                 on_step: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        temperature: float,
+        top_p: float,
+        suppress_ids: list[int] | None = None,
+        on_step: Callable[[int], None] | None = None,
+    ) -> None:
         self.temperature = temperature
         self.top_p = top_p
         self.suppress_ids = suppress_ids or []
@@ -56,22 +62,6 @@ class _SampleAndRecord:
         return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(0, 0)
 
 
-def encode_requests(processor: Any, requests: Sequence[Request]) -> dict[str, torch.Tensor]:
-    """Left-padded model inputs; each request may hold any number of images (or none)."""
-    texts = [processor.apply_chat_template(r, tokenize=False, add_generation_prompt=True) for r in requests]
-    images = [request_images(r) for r in requests]
-    kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
-    if any(images):
-        kwargs["images"] = [im for per_request in images for im in per_request]
-    tokenizer = processor.tokenizer
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generation appends on the right
-    try:
-        return processor(**kwargs)
-    finally:
-        tokenizer.padding_side = old_side
-
-
 class HFEngine:
     """RolloutEngine over a transformers VLM and its processor (colocated with training).
 
@@ -79,8 +69,14 @@ class HFEngine:
     generate, e.g. gathering ZeRO-3 partitioned weights.
     """
 
-    def __init__(self, model: Any, processor: Any, *, max_batch_requests: int = 16,
-                 generation_context: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        max_batch_requests: int = 16,
+        generation_context: Callable[[], Any] | None = None,
+    ) -> None:
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -109,11 +105,22 @@ class HFEngine:
             return
         self.model.load_state_dict(model.state_dict())
 
+    def sleep(self) -> None:
+        """Nothing to free: the weights are the training module's own."""
+
+    def wake_up(self) -> None:
+        pass
+
     def encode(self, requests: Sequence[Request]) -> dict[str, torch.Tensor]:
         return encode_requests(self.processor, requests)
 
-    def _completions(self, batch: dict[str, torch.Tensor], params: SamplingParams,
-                     images_per_request: list[int], on_step: Callable[[int], None] | None = None) -> list[Completion]:
+    def _completions(
+        self,
+        batch: dict[str, torch.Tensor],
+        params: SamplingParams,
+        images_per_request: list[int],
+        on_step: Callable[[int], None] | None = None,
+    ) -> list[Completion]:
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
         recorder = _SampleAndRecord(params.temperature, params.top_p, self.suppress_ids, on_step)
@@ -140,15 +147,15 @@ class HFEngine:
         self.model.eval()
         try:
             with torch.no_grad(), self.generation_context():
-                out = self.model.generate(**inputs, generation_config=gen_config,
-                                          logits_processor=LogitsProcessorList([recorder]), **extra)
+                out = self.model.generate(
+                    **inputs, generation_config=gen_config, logits_processor=LogitsProcessorList([recorder]), **extra
+                )
         finally:
             self.model.train(was_training)
         sequences = out.sequences.cpu()
         prompt_len = inputs["input_ids"].shape[1]
         generated = sequences[:, prompt_len:]
         logprobs = recorder.finish(generated[:, -1]).cpu() if generated.shape[1] else torch.zeros(len(generated), 0)
-        from vlrl.sequences import split_vision
 
         vision = split_vision(batch, images_per_request)
         prompt_ids = batch["input_ids"].repeat_interleave(params.n, dim=0)
@@ -164,18 +171,21 @@ class HFEngine:
             text = self.tokenizer.decode(ids[:end], skip_special_tokens=True)
             if reason == "length" and params.stop and any(s in text for s in params.stop):
                 reason = "stop"
-            completions.append(Completion(
-                text=text,
-                token_ids=ids[:end],
-                logprobs=logprobs[row, :end].tolist(),
-                finish_reason=reason,
-                prompt_ids=prompt_ids[row][prompt_mask[row]].tolist(),
-                vision=vision[row // params.n],
-            ))
+            completions.append(
+                Completion(
+                    text=text,
+                    token_ids=ids[:end],
+                    logprobs=logprobs[row, :end].tolist(),
+                    finish_reason=reason,
+                    prompt_ids=prompt_ids[row][prompt_mask[row]].tolist(),
+                    vision=vision[row // params.n],
+                )
+            )
         return completions
 
-    def generate(self, requests: Sequence[Request], params: SamplingParams, *,
-                 progress: Callable[[int, int], None] | None = None) -> list[list[Completion]]:
+    def generate(
+        self, requests: Sequence[Request], params: SamplingParams, *, progress: Callable[[int, int], None] | None = None
+    ) -> list[list[Completion]]:
         """params.n completions per request. `progress(done, total)` is called after every
         decoding step with the decoding steps done and the most there can be (batches of
         max_batch_requests run one after another), e.g. for a progress bar."""
@@ -187,11 +197,13 @@ class HFEngine:
         starts = range(0, len(requests), self.max_batch_requests)
         total = len(starts) * params.max_new_tokens
         for b, start in enumerate(starts):
-            chunk = requests[start:start + self.max_batch_requests]
+            chunk = requests[start : start + self.max_batch_requests]
             on_step = None
             if progress is not None:
+
                 def on_step(k: int, before: int = b * params.max_new_tokens) -> None:
                     progress(before + k, total)
+
             flat = self._completions(self.encode(chunk), params, [len(request_images(r)) for r in chunk], on_step)
-            grouped.extend(flat[i * params.n:(i + 1) * params.n] for i in range(len(chunk)))
+            grouped.extend(flat[i * params.n : (i + 1) * params.n] for i in range(len(chunk)))
         return grouped

@@ -44,21 +44,41 @@ class VLLMEngine:
             from vllm import SamplingParams as sampling_cls  # noqa: N813
         self.sampling_cls = sampling_cls
         tok = processor.tokenizer
-        self.suppress_ids = [t for t in (tok.convert_tokens_to_ids(s) for s in
-                                         ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"))
-                             if isinstance(t, int) and t != tok.unk_token_id]
+        self.suppress_ids = [
+            t
+            for t in (
+                tok.convert_tokens_to_ids(s)
+                for s in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+            )
+            if isinstance(t, int) and t != tok.unk_token_id
+        ]
 
     @classmethod
-    def create(cls, model_path: str, processor: Any, *, gpu_memory_utilization: float = 0.4,
-               sleep_mode: bool = True, max_images_per_prompt: int = 4, dtype: str = "auto", seed: int = 0,
-               max_model_len: int | None = None) -> "VLLMEngine":
+    def create(
+        cls,
+        model_path: str,
+        processor: Any,
+        *,
+        gpu_memory_utilization: float = 0.4,
+        sleep_mode: bool = True,
+        max_images_per_prompt: int = 4,
+        dtype: str = "auto",
+        seed: int = 0,
+        max_model_len: int | None = None,
+    ) -> "VLLMEngine":
         try:
             from vllm import LLM
         except ImportError:
             raise ImportError("rollout.engine=vllm needs vLLM: pip install 'vlrl[vllm]' (GPU machines only)") from None
-        kwargs: dict[str, Any] = dict(model=model_path, gpu_memory_utilization=gpu_memory_utilization,
-                                      enable_sleep_mode=sleep_mode, limit_mm_per_prompt={"image": max_images_per_prompt},
-                                      dtype=dtype, seed=seed, enable_prefix_caching=True)
+        kwargs: dict[str, Any] = dict(
+            model=model_path,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_sleep_mode=sleep_mode,
+            limit_mm_per_prompt={"image": max_images_per_prompt},
+            dtype=dtype,
+            seed=seed,
+            enable_prefix_caching=True,
+        )
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
         try:  # newer vLLM can return the log-probs of the distribution it sampled from
@@ -81,15 +101,22 @@ class VLLMEngine:
         return prompts
 
     def _sampling(self, params: SamplingParams):
-        kwargs: dict[str, Any] = dict(n=params.n, temperature=params.temperature, top_p=params.top_p,
-                                      max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
-                                      logprobs=0, seed=params.seed)
+        kwargs: dict[str, Any] = dict(
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_new_tokens,
+            stop=list(params.stop) or None,
+            logprobs=0,
+            seed=params.seed,
+        )
         if self.suppress_ids:
             kwargs["logit_bias"] = {t: -100.0 for t in self.suppress_ids}
         return self.sampling_cls(**kwargs)
 
-    def generate(self, requests: Sequence[Request], params: SamplingParams, *,
-                 progress: Callable[[int, int], None] | None = None) -> list[list[Completion]]:
+    def generate(
+        self, requests: Sequence[Request], params: SamplingParams, *, progress: Callable[[int, int], None] | None = None
+    ) -> list[list[Completion]]:
         self.wake_up()
         outputs = self.llm.generate(self._prompts(requests), sampling_params=self._sampling(params), use_tqdm=False)
         if progress is not None:  # one batched call: vLLM tells nothing until it is done
@@ -132,5 +159,10 @@ def _completion(request_output: Any, output: Any) -> Completion:
         lp = entry.get(token) if isinstance(entry, dict) else None
         logprobs.append(float(getattr(lp, "logprob", lp)) if lp is not None else float("nan"))
     reason = "stop" if output.finish_reason == "stop" else "length"
-    return Completion(text=output.text, token_ids=ids, logprobs=logprobs, finish_reason=reason,
-                      prompt_ids=list(request_output.prompt_token_ids or []))
+    return Completion(
+        text=output.text,
+        token_ids=ids,
+        logprobs=logprobs,
+        finish_reason=reason,
+        prompt_ids=list(request_output.prompt_token_ids or []),
+    )

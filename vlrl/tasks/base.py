@@ -39,6 +39,10 @@ class TrainingTask(Protocol):
         """Sample and score this rank's share of the step's prompts."""
         ...
 
+    def evaluate(self, step: int, rollout: Any, timer: Any) -> dict[str, float]:
+        """Held-out metrics every trainer.eval_every steps (named eval/...); {} when the task has none."""
+        ...
+
     def state_dict(self) -> dict[str, Any]:
         """State that must survive a resume (EMAs, baselines); {} when stateless."""
         ...

@@ -57,7 +57,9 @@ class Chart2CodeTask:
         """Render the references not seen yet, concurrently, then return all in order."""
         from renderers import strip_output_calls
 
-        todo = {ex.id: self.pool.submit(strip_output_calls(ex.code)) for ex in examples if ex.id not in self._references}
+        todo = {
+            ex.id: self.pool.submit(strip_output_calls(ex.code)) for ex in examples if ex.id not in self._references
+        }
         for rid, fut in todo.items():
             self._references[rid] = fut.result()
         return [self._references[ex.id] for ex in examples]
@@ -97,8 +99,9 @@ class Chart2CodeTask:
         """Submit every completion to the pool now; scoring waits for them later."""
         return [self.pool.submit_response(t) for t in texts]
 
-    def score(self, examples: Sequence[ChartExample], texts: Sequence[str],
-              renders: Sequence[Future] | None = None) -> ScoredBatch:
+    def score(
+        self, examples: Sequence[ChartExample], texts: Sequence[str], renders: Sequence[Future] | None = None
+    ) -> ScoredBatch:
         """Completion i answers examples[i] (callers repeat an example once per sample)."""
         if len(examples) != len(texts):
             raise ValueError(f"{len(texts)} completions for {len(examples)} examples")
@@ -106,8 +109,14 @@ class Chart2CodeTask:
         results = [_render_result(f) for f in futures]
         refs = self.references(examples)
         inputs = [
-            RewardInput(completion=t, reference_code=ex.code, reference_image=self.image(ex), render=r,
-                        reference_render=ref, meta={"graph": ex.meta.get("chart_type") == "graph"})
+            RewardInput(
+                completion=t,
+                reference_code=ex.code,
+                reference_image=self.image(ex),
+                render=r,
+                reference_render=ref,
+                meta={"graph": ex.meta.get("chart_type") == "graph"},
+            )
             for ex, t, r, ref in zip(examples, texts, results, refs)
         ]
         # Per-sample isolation: the composite isolates each of its rewards already; this

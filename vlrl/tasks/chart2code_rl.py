@@ -62,8 +62,7 @@ class PromptSampler:
 class Chart2CodeRL:
     def __init__(self, cfg: Config) -> None:
         from renderers import RenderPool
-        from rewards import CompositeReward
-        from rewards.base import load_plugins
+        from rewards import CompositeReward, load_plugins
         from vlrl.datasets.charts import load_chart_examples
         from vlrl.tasks.chart2code import Chart2CodeTask
 
@@ -92,8 +91,10 @@ class Chart2CodeRL:
         self.world, self.rank = dist_utils.world_size(), dist_utils.rank()
         if cfg.data.prompts_per_step % self.world:
             self.pool.close()
-            raise UserError(f"data.prompts_per_step={cfg.data.prompts_per_step} is not a multiple of the "
-                            f"{self.world} ranks: every rank samples the same number of prompts")
+            raise UserError(
+                f"data.prompts_per_step={cfg.data.prompts_per_step} is not a multiple of the "
+                f"{self.world} ranks: every rank samples the same number of prompts"
+            )
         self.per_rank = cfg.data.prompts_per_step // self.world
         self.eval_examples = self._load_eval() if cfg.trainer.eval_every else []
 
@@ -106,21 +107,24 @@ class Chart2CodeRL:
         from vlrl.tasks.chart2code import ScoredBatch
 
         cfg, n, per_rank = self.cfg, self.cfg.rollout.n, self.per_rank
-        order = self.sampler if round_index == 0 else PromptSampler(
-            len(self.examples), cfg.seed + 7919 * round_index, cfg.data.shuffle)
-        ids = order.batch(step, per_rank * self.world)[self.rank * per_rank:(self.rank + 1) * per_rank]
+        order = (
+            self.sampler
+            if round_index == 0
+            else PromptSampler(len(self.examples), cfg.seed + 7919 * round_index, cfg.data.shuffle)
+        )
+        ids = order.batch(step, per_rank * self.world)[self.rank * per_rank : (self.rank + 1) * per_rank]
         batch_examples = [self.examples[i] for i in ids]
         messages = self.task.prompt_messages(batch_examples)
-        params = SamplingParams(n=n, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                max_new_tokens=cfg.rollout.max_new_tokens)
+        params = SamplingParams(
+            n=n, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens
+        )
         per_sample = [ex for ex in batch_examples for _ in range(n)]
         completions, pending = [], []
         for c0 in range(0, len(messages), cfg.rollout.chunk_prompts):
-            chunk = messages[c0:c0 + cfg.rollout.chunk_prompts]
+            chunk = messages[c0 : c0 + cfg.rollout.chunk_prompts]
             # Seeded by the chunk's position in the global batch, not by rank: the same global
             # batch samples the same completions whatever the number of ranks.
-            params.seed = (((cfg.seed * 100_003 + step) * 101 + round_index) * 1_000_003
-                           + self.rank * per_rank + c0)
+            params.seed = ((cfg.seed * 100_003 + step) * 101 + round_index) * 1_000_003 + self.rank * per_rank + c0
             with timer.phase("generate"):
                 chunk_completions = [c for g in rollout.generate(chunk, params) for c in g]
             if cfg.rollout.overlap_scoring:
@@ -129,10 +133,9 @@ class Chart2CodeRL:
                 texts = [c.text for c in chunk_completions]
                 renders = self.task.start_renders(texts)
                 lo = len(completions)
-                pending.append(self.scorer.submit(self.task.score, per_sample[lo:lo + len(texts)], texts, renders))
+                pending.append(self.scorer.submit(self.task.score, per_sample[lo : lo + len(texts)], texts, renders))
             completions += chunk_completions
-        if hasattr(rollout, "sleep"):
-            rollout.sleep()  # vLLM frees the GPU for the training step
+        rollout.sleep()  # vLLM frees the GPU for the training step
         with timer.phase("score"):
             if cfg.rollout.overlap_scoring:
                 parts = [p.result() for p in pending]
@@ -204,9 +207,15 @@ class Chart2CodeRL:
         def report(directory: Path, report_step: int) -> Path:
             return report_samples(directory, report_step, self.task, examples, completions, outputs, renders, n)
 
-        return StepSamples(completions=completions, requests=requests,
-                           request_of=[i // n for i in range(len(completions))],
-                           advantages=advantages, keep=keep, metrics=metrics, report=report)
+        return StepSamples(
+            completions=completions,
+            requests=requests,
+            request_of=[i // n for i in range(len(completions))],
+            advantages=advantages,
+            keep=keep,
+            metrics=metrics,
+            report=report,
+        )
 
     # ------------------------------------------------------------------ held-out evaluation
 
@@ -220,13 +229,15 @@ class Chart2CodeRL:
             self.pool.close()
             raise UserError(f"trainer.eval_every={cfg.trainer.eval_every} needs held-out charts: set data.eval=PATH")
         report = load_chart_examples(cfg.data.eval)
-        usable, bad = self.task.usable(report.examples[:cfg.data.eval_size + 64])
-        usable = usable[:cfg.data.eval_size]
-        usable = usable[:len(usable) - len(usable) % self.world]
+        usable, bad = self.task.usable(report.examples[: cfg.data.eval_size + 64])
+        usable = usable[: cfg.data.eval_size]
+        usable = usable[: len(usable) - len(usable) % self.world]
         if not usable:
             self.pool.close()
-            raise UserError(f"data.eval={cfg.data.eval}: no usable held-out charts for {self.world} rank(s)"
-                            + (f" ({len(bad)} whose reference code fails)" if bad else ""))
+            raise UserError(
+                f"data.eval={cfg.data.eval}: no usable held-out charts for {self.world} rank(s)"
+                + (f" ({len(bad)} whose reference code fails)" if bad else "")
+            )
         return usable
 
     def evaluate(self, step: int, rollout: Any, timer: Any) -> dict[str, float]:
@@ -235,18 +246,25 @@ class Chart2CodeRL:
         from vlrl.rollout.base import SamplingParams
 
         cfg = self.cfg
-        mine = self.eval_examples[self.rank::self.world]
-        params = SamplingParams(n=1, temperature=cfg.rollout.eval_temperature, top_p=cfg.rollout.top_p,
-                                max_new_tokens=cfg.rollout.max_new_tokens, seed=cfg.seed * 7_919 + self.rank)
+        mine = self.eval_examples[self.rank :: self.world]
+        params = SamplingParams(
+            n=1,
+            temperature=cfg.rollout.eval_temperature,
+            top_p=cfg.rollout.top_p,
+            max_new_tokens=cfg.rollout.max_new_tokens,
+            seed=cfg.seed * 7_919 + self.rank,
+        )
         messages = self.task.prompt_messages(mine)
         texts: list[str] = []
         for c0 in range(0, len(messages), cfg.rollout.chunk_prompts):
-            texts += [g[0].text for g in rollout.generate(messages[c0:c0 + cfg.rollout.chunk_prompts], params)]
-        if hasattr(rollout, "sleep"):
-            rollout.sleep()
+            texts += [g[0].text for g in rollout.generate(messages[c0 : c0 + cfg.rollout.chunk_prompts], params)]
+        rollout.sleep()
         scored = self.task.score(mine, texts, self.task.start_renders(texts))
-        sums: dict[str, float] = {"n": len(mine), "reward": sum(o.score for o in scored.outputs),
-                                  "exec_rate": sum(r.ok for r in scored.renders)}
+        sums: dict[str, float] = {
+            "n": len(mine),
+            "reward": sum(o.score for o in scored.outputs),
+            "exec_rate": sum(r.ok for r in scored.renders),
+        }
         for o in scored.outputs:
             for k, v in o.components.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
@@ -273,8 +291,9 @@ class Chart2CodeRL:
         if self.world <= 1:
             return None
         r = rewards.double()
-        count, total, squares = dist_utils.all_reduce(torch.stack([torch.tensor(float(r.numel()), dtype=torch.float64),
-                                                                   r.sum(), (r * r).sum()])).tolist()
+        count, total, squares = dist_utils.all_reduce(
+            torch.stack([torch.tensor(float(r.numel()), dtype=torch.float64), r.sum(), (r * r).sum()])
+        ).tolist()
         if count < 2:
             return 0.0
         return max(0.0, (squares - total * total / count) / (count - 1)) ** 0.5
@@ -299,21 +318,31 @@ def reward_error_metrics(outputs) -> dict[str, float]:
         for name in getattr(o, "errors", None) or ():
             counts[name] = counts.get(name, 0) + 1
     failed = sum(bool(getattr(o, "errors", None)) for o in outputs)
-    return {"reward/errors": sum(counts.values()), "reward/error_rate": failed / max(1, len(outputs)),
-            **dict(sorted(counts.items()))}
+    return {
+        "reward/errors": sum(counts.values()),
+        "reward/error_rate": failed / max(1, len(outputs)),
+        **dict(sorted(counts.items())),
+    }
 
 
-def report_samples(directory: Path, step: int, task, examples, completions, outputs, renders, n: int,
-                   prompts: int = 3) -> Path:
+def report_samples(
+    directory: Path, step: int, task, examples, completions, outputs, renders, n: int, prompts: int = 3
+) -> Path:
     """The first few prompts of the step, each with all n samples, their renderings and scores."""
     from vlrl.reports import PromptView, SampleView, write_sample_report
 
     views = []
     for g in range(min(prompts, len(completions) // n)):
-        samples = [SampleView(text=completions[i].text, png=renders[i].png if renders[i].ok else None,
-                              error=None if renders[i].ok else f"{renders[i].error_kind}: {renders[i].error}",
-                              score=float(outputs[i].score), components=dict(outputs[i].components),
-                              critique=outputs[i].critique)
-                   for i in range(g * n, (g + 1) * n)]
+        samples = [
+            SampleView(
+                text=completions[i].text,
+                png=renders[i].png if renders[i].ok else None,
+                error=None if renders[i].ok else f"{renders[i].error_kind}: {renders[i].error}",
+                score=float(outputs[i].score),
+                components=dict(outputs[i].components),
+                critique=outputs[i].critique,
+            )
+            for i in range(g * n, (g + 1) * n)
+        ]
         views.append(PromptView(examples[g * n].id, task.image(examples[g * n]), samples))
     return write_sample_report(directory, step, views)

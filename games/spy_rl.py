@@ -1,4 +1,4 @@
-"""Who-is-the-Spy self-play as a training task (Vision-Zero, REFERENCE §3).
+"""Who-is-the-Spy self-play as a training task (Vision-Zero, docs/reference.md §7).
 
 Each step every rank plays its share of `spy.games_per_step` games with the current policy
 through the rollout engine (games.SpyTask), and hands the trainer every sampled clue and
@@ -53,19 +53,25 @@ class SpyRL:
             raise UserError(f"spy.{exc}") from None
         self.cfg = cfg
         if cfg.trainer.eval_every:
-            raise UserError("trainer.eval_every evaluates chart-to-code on data.eval; the spy game reports "
-                            "its vote accuracy and N/A rate every step (spy/*), use `vlrl selfplay` for more")
+            raise UserError(
+                "trainer.eval_every evaluates chart-to-code on data.eval; the spy game reports "
+                "its vote accuracy and N/A rate every step (spy/*), use `vlrl selfplay` for more"
+            )
         ensure_default_pairs(cfg)
         if not Path(cfg.data.train).is_dir():
-            raise UserError(f"data.train={cfg.data.train}: the spy game needs a folder of image pairs "
-                            f"(<base>_original.png / <base>_modified.png); make one with `vlrl data pairs`")
+            raise UserError(
+                f"data.train={cfg.data.train}: the spy game needs a folder of image pairs "
+                f"(<base>_original.png / <base>_modified.png); make one with `vlrl data pairs`"
+            )
         report = load_pairs(cfg.data.train)
         if report.skipped:
             print(f"skipped {len(report.skipped)} image pairs, e.g. {report.skipped[0]}", file=sys.stderr)
         self.world, self.rank = dist_utils.world_size(), dist_utils.rank()
         if self.settings.games_per_step % self.world:
-            raise UserError(f"spy.games_per_step={self.settings.games_per_step} is not a multiple of the "
-                            f"{self.world} ranks: every rank plays the same number of games")
+            raise UserError(
+                f"spy.games_per_step={self.settings.games_per_step} is not a multiple of the "
+                f"{self.world} ranks: every rank plays the same number of games"
+            )
         self.games_per_rank = self.settings.games_per_step // self.world
         self.game = SpyTask(report.pairs, self.settings, cfg.seed)
 
@@ -74,13 +80,16 @@ class SpyRL:
 
         cfg = self.cfg
         # one seed per (step, rank) call stream; games.play_games derives one per generate call
-        params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                seed=(cfg.seed * 100_003 + step) * 1_000_003 + self.rank)
+        params = SamplingParams(
+            temperature=cfg.rollout.temperature,
+            top_p=cfg.rollout.top_p,
+            seed=(cfg.seed * 100_003 + step) * 1_000_003 + self.rank,
+        )
         with timer.phase("generate"):  # clue turns and votes, scored as the game goes
-            batch = self.game.play_step(rollout, params, step, self.games_per_rank, rank=self.rank,
-                                        world=self.world, reduce_sum=all_reduce_sum)
-        if hasattr(rollout, "sleep"):
-            rollout.sleep()
+            batch = self.game.play_step(
+                rollout, params, step, self.games_per_rank, rank=self.rank, world=self.world, reduce_sum=all_reduce_sum
+            )
+        rollout.sleep()
         completions, request_of, advantages, keep = [], [], [], []
         for r, (group, adv, train) in enumerate(zip(batch.completions, batch.advantages, batch.trainable)):
             completions += group
@@ -96,12 +105,21 @@ class SpyRL:
         def report(directory: Path, report_step: int) -> Path:
             return report_games(directory, report_step, batch)
 
-        return StepSamples(completions=completions, requests=batch.requests, request_of=request_of,
-                           advantages=torch.tensor(advantages, dtype=torch.float32),
-                           keep=torch.tensor(keep, dtype=torch.bool), metrics=metrics,
-                           events=batch.events, report=report,
-                           max_completion_length=max(self.settings.clue_max_new_tokens,
-                                                     self.settings.vote_max_new_tokens))
+        return StepSamples(
+            completions=completions,
+            requests=batch.requests,
+            request_of=request_of,
+            advantages=torch.tensor(advantages, dtype=torch.float32),
+            keep=torch.tensor(keep, dtype=torch.bool),
+            metrics=metrics,
+            events=batch.events,
+            report=report,
+            max_completion_length=max(self.settings.clue_max_new_tokens, self.settings.vote_max_new_tokens),
+        )
+
+    def evaluate(self, step: int, rollout: Any, timer: Any) -> dict[str, float]:
+        """No held-out evaluation for the game: its step metrics already measure play."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return self.game.state_dict()
@@ -138,9 +156,15 @@ def report_games(directory: Path, step: int, batch, games: int = 3) -> Path:
         for t in game.turns:
             who = "observer" if t.player == 0 else f"player {t.player} ({t.role})"
             what = f"clue, round {t.round}" if t.kind == "clue" else f"vote, sample {t.sample}"
-            samples.append(SampleView(text=t.completion, png=None, error=None,
-                                      score=float(advantage_of.get(id(t), 0.0)),
-                                      critique=f"{who}, {what}: parsed {t.parsed!r}"))
+            samples.append(
+                SampleView(
+                    text=t.completion,
+                    png=None,
+                    error=None,
+                    score=float(advantage_of.get(id(t), 0.0)),
+                    critique=f"{who}, {what}: parsed {t.parsed!r}",
+                )
+            )
         title = f"game {game.game_id}: pair {game.pair.base}, the spy is player {game.spy_seat}"
         views.append(PromptView(title, image, samples))
     return write_sample_report(directory, step, views)
