@@ -9,7 +9,6 @@ from vlrl.algo.advantages import (
     SCALES,
     advantage_stats,
     group_advantages,
-    weighted_rewards,
     zero_variance_groups,
 )
 from vlrl.algo.losses import (
@@ -18,7 +17,6 @@ from vlrl.algo.losses import (
     aggregate_loss,
     count_global_batch,
     entropy_from_logits,
-    global_batch_loss,
     loss_metrics,
     micro_batch_loss,
     micro_batch_loss_scale,
@@ -26,9 +24,6 @@ from vlrl.algo.losses import (
     selective_log_softmax,
 )
 from vlrl.algo.sampling import (
-    GroupBuffer,
-    filter_groups,
-    group_rows,
     overlong_mask,
     soft_overlong_penalty,
 )
@@ -37,15 +32,11 @@ __all__ = [
     "SCALES",
     "LOSS_TYPES",
     "BatchCounts",
-    "GroupBuffer",
     "advantage_stats",
     "aggregate_loss",
     "count_global_batch",
     "entropy_from_logits",
-    "filter_groups",
-    "global_batch_loss",
     "group_advantages",
-    "group_rows",
     "loss_metrics",
     "micro_batch_loss",
     "micro_batch_loss_scale",
@@ -53,6 +44,5 @@ __all__ = [
     "per_token_loss",
     "selective_log_softmax",
     "soft_overlong_penalty",
-    "weighted_rewards",
     "zero_variance_groups",
 ]

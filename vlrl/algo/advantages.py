@@ -15,7 +15,7 @@ need no special support: build the [B] tensor yourself and pass it as `advantage
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -43,7 +43,7 @@ def group_advantages(
 ) -> Tensor:
     """A_i = (r_i - mean_g) / (std + eps), as TRL GRPOTrainer computes it.
 
-    rewards: [B] total reward per completion (see `weighted_rewards`).
+    rewards: [B] total reward per completion (rewards.CompositeReward's weighted sum).
     scale:
       "group": std = std_g, the Bessel-corrected (unbiased) std of the completion's own group;
       "batch": std = Bessel-corrected std of all B rewards (pass the global batch so every
@@ -69,34 +69,6 @@ def group_advantages(
     else:
         return centred.reshape(-1)
     return (centred / (std + eps)).reshape(-1)  # [B]
-
-
-def weighted_rewards(components: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
-    """r = sum_k w_k * r_k over named reward components (e.g. MSRL's text / vis / exec).
-
-    components: name -> [B] tensor. weights: name -> float.
-    Every component must have a weight (a stray component is almost always a config typo).
-    A weight may name a component that was not computed only if the weight is 0 (MSRL stage 1
-    sets w_vis = 0 and need not run the visual judge at all).
-    NaN entries (a reward function that does not apply to a sample) count as 0, like TRL's
-    nansum over reward functions.
-    """
-    unknown = sorted(set(components) - set(weights))
-    if unknown:
-        raise ValueError(f"reward component(s) {unknown} have no weight; weights given for {sorted(weights)}")
-    missing = sorted(name for name, w in weights.items() if name not in components and w != 0)
-    if missing:
-        raise ValueError(f"non-zero weight for reward component(s) {missing} that were not computed")
-    if not components:
-        raise ValueError("no reward components given")
-
-    shapes = {name: tuple(r.shape) for name, r in components.items()}
-    if len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 1:
-        raise ValueError(f"reward components must all be 1-D with the same length, got {shapes}")
-
-    stacked = torch.stack([components[name].float() for name in components], dim=1)  # [B, K]
-    w = torch.tensor([float(weights[name]) for name in components], device=stacked.device)  # [K]
-    return (stacked * w).nansum(dim=1)  # [B]
 
 
 def zero_variance_groups(rewards: Tensor, group_size: int, tol: float = 1e-6) -> Tensor:

@@ -41,7 +41,7 @@ own loop that calls DeepSpeed with scale_wrt_gas=False) the factor k is dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -266,43 +266,6 @@ def micro_batch_loss(
         num_items_in_global_batch=counts.active_tokens,
     )
     return scale * loss
-
-
-def global_batch_loss(
-    loss_tokens: Tensor,
-    mask: Tensor,
-    loss_type: LossType,
-    *,
-    max_completion_length: int | None = None,
-    micro_batch_sizes: Sequence[int] | None = None,
-) -> Tensor:
-    """The global objective computed in one go on the whole global batch [N_seq, T].
-
-    The reference `micro_batch_loss` reproduces, and the loss to use when the whole batch fits
-    in one step. For bnpo (TRL semantics) the value depends on how rows were cut into
-    micro-batches: micro_batch_sizes lists the consecutive row counts of every micro-batch of
-    every rank; None means a single micro-batch, i.e. the global token mean (= dapo).
-    """
-    _check_loss_type(loss_type)
-    if loss_type == "bnpo" and micro_batch_sizes is not None:
-        if sum(micro_batch_sizes) != loss_tokens.shape[0]:
-            raise ValueError(
-                f"micro_batch_sizes sum to {sum(micro_batch_sizes)}, batch has {loss_tokens.shape[0]} rows"
-            )
-        parts = zip(loss_tokens.split(list(micro_batch_sizes)), mask.split(list(micro_batch_sizes)))
-        return torch.stack([aggregate_loss(part, m, "bnpo") for part, m in parts]).mean()
-    return aggregate_loss(
-        loss_tokens,
-        mask,
-        loss_type,
-        max_completion_length=max_completion_length,
-        num_items_in_global_batch=mask.sum(),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# metrics and log-prob helpers
-# ---------------------------------------------------------------------------------------------
 
 
 def loss_metrics(info: dict[str, Tensor | None], mask: Tensor, entropy: Tensor | None = None) -> dict[str, float]:
