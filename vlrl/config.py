@@ -217,9 +217,6 @@ def all_keys(cls: type = Config, prefix: str = "") -> dict[str, tuple[Any, datac
     """dotted key -> (type, field) for every leaf option."""
     hints = typing.get_type_hints(cls)
     keys = {}
-    if cls is Config:
-        for name, settings in registry.sections().items():
-            keys.update(all_keys(settings, prefix + name + "."))
     for f in dataclasses.fields(cls):
         if f.metadata.get("internal"):
             continue
@@ -228,6 +225,9 @@ def all_keys(cls: type = Config, prefix: str = "") -> dict[str, tuple[Any, datac
             keys.update(all_keys(tp, prefix + f.name + "."))
         else:
             keys[prefix + f.name] = (tp, f)
+    if cls is Config:  # the tasks' own sections, after the engine's
+        for name, settings in registry.sections().items():
+            keys.update(all_keys(settings, prefix + name + "."))
     return keys
 
 
