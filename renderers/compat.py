@@ -402,18 +402,19 @@ def legacy_scalar_calls(tree: ast.Module) -> dict[str, Any]:
     if not _SCALAR_CALLS:
         return {}
     names = {"float", "int", "complex"}
+    calls = []  # one walk: the calls to rewrite, unless the script binds a name somewhere
     for node in ast.walk(tree):
-        bound = (
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names:
+            calls.append(node)
+        elif (
             (isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)) and node.id in names)
             or (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in names)
             or (isinstance(node, ast.alias) and (node.asname or node.name) in names)
             or (isinstance(node, ast.arg) and node.arg in names)
-        )
-        if bound:
+        ):
             return {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names:
-            node.func = ast.copy_location(ast.Name(id=f"__vlrl_legacy_{node.func.id}__", ctx=ast.Load()), node.func)
+    for node in calls:
+        node.func = ast.copy_location(ast.Name(id=f"__vlrl_legacy_{node.func.id}__", ctx=ast.Load()), node.func)
     return dict(_SCALAR_CALLS)
 
 
@@ -531,12 +532,12 @@ def _pandas_methods() -> bool:
         try:
             pd.Series([1.0, None]).fillna(method="ffill")
         except TypeError:  # method= removed in 3.0
+            fills = {"ffill": "ffill", "pad": "ffill", "bfill": "bfill", "backfill": "bfill"}
 
             def legacy_fillna(self, value=None, *args, method=None, **kwargs):
-                if method in ("ffill", "pad"):
-                    return self.ffill(**{k: v for k, v in kwargs.items() if k in ("axis", "inplace", "limit")})
-                if method in ("bfill", "backfill"):
-                    return self.bfill(**{k: v for k, v in kwargs.items() if k in ("axis", "inplace", "limit")})
+                if method in fills:
+                    kept = {k: v for k, v in kwargs.items() if k in ("axis", "inplace", "limit")}
+                    return getattr(self, fills[method])(**kept)
                 return fillna(self, value, *args, **kwargs)
 
             legacy_fillna._vlrl_compat = True

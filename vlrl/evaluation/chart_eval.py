@@ -202,7 +202,7 @@ def ran_like_chartmimic(result) -> bool:
 
 
 def score_item(item: BenchmarkItem, response: str | None, result, ref: dict[str, Any]) -> dict[str, Any]:
-    from rewards.chartmimic import ZERO, low_level_metrics
+    from rewards.chartmimic import low_level_metrics
     from rewards.critique import chart_critique
 
     row: dict[str, Any] = {"key": item.key, "chart_type": item.chart_type, "reference_failed": not ref["ok"]}
@@ -215,11 +215,8 @@ def score_item(item: BenchmarkItem, response: str | None, result, ref: dict[str,
             error_kind="reference_failed",
             error=f"ground truth failed: {ref.get('error_kind')}: {ref.get('error')}",
         )
-        for m in METRICS:
-            row[m] = ZERO.as_dict()
-        row["low_level"] = 0.0
-        return row
-    if response is None:
+        scores = low_level_metrics(None, {}, gen_ok=False)
+    elif response is None:
         row.update(exec=False, error_kind="no_prediction", error="no prediction or an empty response")
         scores = low_level_metrics(None, ref["trace"], gen_ok=False)
     else:
