@@ -1,8 +1,8 @@
 """Chart to code: a chart in, the model's matplotlib code, its rendering and its scores out.
 
 Generation and scoring are separate steps over public APIs:
-- generate: the chart2code prompt (vlrl.tasks.chart2code) through the RolloutEngine;
-- score: the Chart2CodeTask renders each answer in the sandboxed pool and scores it with
+- generate: the chart2code prompt (vlrl.tasks.chart_scorer) through the RolloutEngine;
+- score: the ChartScorer renders each answer in the sandboxed pool and scores it with
   exec + ChartMimic's metrics against an uploaded reference script; the visual rewards
   (SSIM, CLIP when configured) compare every rendering with the uploaded chart.
 The "Render & score" button runs the second step alone on the code in the editor.
@@ -65,16 +65,16 @@ class ScoredAnswer:
 
 
 def new_task(services: DemoServices):
-    """A Chart2CodeTask for one request (it caches the reference's render between prompt and score)."""
-    from vlrl.tasks.chart2code import Chart2CodeTask
+    """A ChartScorer for one request (it caches the reference's render between prompt and score)."""
+    from vlrl.tasks.chart_scorer import ChartScorer
 
-    return Chart2CodeTask(services.pool, services.chart_reward)
+    return ChartScorer(services.pool, services.chart_reward)
 
 
 def prompt_for(task, image: Any, reference_code: str | None):
     """The chat request: training's own prompt (with the figure-size hint that the reference's
     render gives, as in training) when a reference exists, else the plain chart2code prompt."""
-    from vlrl.tasks.chart2code import chart2code_prompt, chat_messages
+    from vlrl.tasks.chart_scorer import chart2code_prompt, chat_messages
 
     if reference_code is None:
         return chat_messages(image, chart2code_prompt())

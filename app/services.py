@@ -13,9 +13,12 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vlrl.options import UserError
+
+if TYPE_CHECKING:
+    from renderers import RenderPool
 
 
 @dataclass
@@ -30,7 +33,7 @@ class SamplingDefaults:
 @dataclass
 class DemoServices:
     engine: Any  # a vlrl.rollout.base.RolloutEngine
-    pool: Any  # renderers.RenderPool
+    pool: RenderPool
     visual_reward: Any  # CompositeReward of the image-similarity rewards (no reference script needed)
     chart_reward: Any  # CompositeReward of exec + ChartMimic's metrics (needs a reference script)
     model_name: str
@@ -66,14 +69,6 @@ class DemoServices:
         self.close()
 
 
-def _device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def start_services(
     model: str = "tiny",
     *,
@@ -94,21 +89,11 @@ def start_services(
     from renderers import RenderPool
     from rewards import CompositeReward
     from vlrl.config import load_config
-    from vlrl.models.loading import load_model_and_processor
-    from vlrl.rollout.hf_engine import HFEngine
+    from vlrl.rollout.build import build_rollout_engine
 
     cfg = load_config([f"model={model}"])
-    try:
-        policy, processor = load_model_and_processor(
-            cfg.model.path,
-            dtype=dtype,
-            min_pixels=cfg.model.min_pixels,
-            max_pixels=cfg.model.max_pixels,
-            device=_device(device),
-            seed=seed,
-        )
-    except (FileNotFoundError, ValueError) as exc:
-        raise UserError(str(exc)) from None
+    cfg.model.dtype = dtype
+    engine = build_rollout_engine(cfg.model, cfg.rollout, seed=seed, device=device)
     visual: dict[str, float] = {"ssim": 1.0}
     options: dict[str, dict] = {}
     if clip_checkpoint:
@@ -122,7 +107,7 @@ def start_services(
     chart_reward = CompositeReward({"exec": 1.0, "chartmimic": 1.0}, {"chartmimic": {"visible_only": False}})
     pool = RenderPool(workers=render_workers, timeout=render_timeout)
     return DemoServices(
-        engine=HFEngine(policy, processor),
+        engine=engine,
         pool=pool,
         visual_reward=visual_reward,
         chart_reward=chart_reward,

@@ -164,13 +164,13 @@ def evaluate(model_dir: Path, held_out: Path, max_new_tokens: int, *, batch: int
     from vlrl.models.loading import load_model_and_processor
     from vlrl.rollout.base import SamplingParams
     from vlrl.rollout.hf_engine import HFEngine
-    from vlrl.tasks.chart2code import Chart2CodeTask
+    from vlrl.tasks.chart_scorer import ChartScorer
 
     weights = yaml.safe_load((ROOT / "vlrl" / "configs" / "stage1.yaml").read_text())["reward"]["weights"]
     model, processor = load_model_and_processor(str(model_dir))  # pixel bounds come saved with the processor
     examples = load_chart_examples(held_out).examples
     with RenderPool(timeout=20) as pool:
-        task = Chart2CodeTask(pool, CompositeReward(weights))
+        task = ChartScorer(pool, CompositeReward(weights))
         engine = HFEngine(model, processor)
         greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
         texts, renders = [], []

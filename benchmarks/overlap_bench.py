@@ -2,7 +2,7 @@
 
     python benchmarks/overlap_bench.py [--steps 4] [--prompts 8] [--chunk 2] [--tokens 96]
 
-Both paths run the real chart-to-code rollout (`Chart2CodeRL.collect`): the tiny model
+Both paths run the real chart-to-code rollout (`Chart2CodeTask.collect`): the tiny model
 generates `--tokens` tokens per sample with the HF engine, and the completions are rendered
 in the sandboxed pool and scored with the stage-1 rewards. A random tiny model writes no
 runnable code, which would make rendering free; so the engine's text is swapped for the
@@ -67,7 +67,7 @@ def main() -> None:
     from vlrl.models.tiny import build_tiny_model
     from vlrl.profiling import PhaseTimer
     from vlrl.rollout.hf_engine import HFEngine
-    from vlrl.tasks.chart2code_rl import Chart2CodeRL
+    from vlrl.tasks.chart2code import Chart2CodeTask
 
     work = Path(tempfile.mkdtemp(prefix="overlap-bench-"))
     corpus = work / "corpus"
@@ -89,13 +89,13 @@ def main() -> None:
             ]
         )
 
-    tasks = {True: Chart2CodeRL(config(True)), False: Chart2CodeRL(config(False))}
+    tasks = {True: Chart2CodeTask(config(True)), False: Chart2CodeTask(config(False))}
     times: dict[bool, list[float]] = {True: [], False: []}
     splits: dict[bool, PhaseTimer] = {True: PhaseTimer(), False: PhaseTimer()}
     identical = True
     try:
         for task in tasks.values():
-            code = {id(task.task.image(ex)): ex.code for ex in task.examples}
+            code = {id(task.scorer.image(ex)): ex.code for ex in task.examples}
             task.bench_engine = ReferenceAnswers(engine, code)
             task.collect(0, task.bench_engine, PhaseTimer())  # warm: reference renders, pool, caches
         for step in range(1, args.steps + 1):

@@ -460,14 +460,14 @@ def run_trl(args, run_dir: str) -> dict[str, Any]:
     from rewards import CompositeReward
     from vlrl.datasets.charts import load_chart_examples
     from vlrl.models.loading import load_model_and_processor
-    from vlrl.tasks.chart2code import Chart2CodeTask
+    from vlrl.tasks.chart_scorer import ChartScorer
 
     cfg = run_config(args, run_dir)
     model, processor = load_model_and_processor(
         cfg.model.path, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels, seed=cfg.seed
     )
     pool = RenderPool(timeout=20)
-    task = Chart2CodeTask(pool, CompositeReward(cfg.reward.weights, cfg.reward.options))
+    task = ChartScorer(pool, CompositeReward(cfg.reward.weights, cfg.reward.options))
     examples, _ = task.usable(load_chart_examples(cfg.data.train).examples)
     by_id = {ex.id: ex for ex in examples}
     messages = task.prompt_messages(examples)  # the prompts our trainer builds, figsize hint included

@@ -6,6 +6,7 @@ Never imports the trainer: the game talks to models only through `vlrl.rollout.b
 from games.engine import Game, Player, Turn, game_plan, new_game, play_games
 from games.pairs import ImagePair, PairsReport, load_pairs
 from games.parsing import NO_CLUE, Clue, Vote, parse_clue, parse_vote
+from games.play import SpyBatch, SpyGames
 from games.rewards import (
     GameScore,
     RoleBaselines,
@@ -17,7 +18,6 @@ from games.rewards import (
 )
 from games.schedule import PhaseScheduler
 from games.settings import SpySettings
-from games.task import SpyBatch, SpyTask
 
 __all__ = [
     "NO_CLUE",
@@ -31,7 +31,7 @@ __all__ = [
     "RoleBaselines",
     "SpyBatch",
     "SpySettings",
-    "SpyTask",
+    "SpyGames",
     "Turn",
     "Vote",
     "clue_rewards",

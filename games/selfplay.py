@@ -36,21 +36,21 @@ from games.rewards import score_game
 from games.settings import SpySettings
 from vlrl.jsonl import JsonlWriter, iter_jsonl_lenient, write_json_atomic
 from vlrl.options import OptionError, UserError, option
-from vlrl.rollout.base import SamplingParams
+from vlrl.rollout.base import RolloutEngine, SamplingParams
 
 
 @dataclass(kw_only=True)
 class SelfPlayOptions(SpySettings):
     model: str = option("tiny", help="local checkpoint directory, or tiny / tiny-qwen2_5_vl")
     pairs: str = option(help="folder of <base>_original.png / <base>_modified.png pairs (vlrl data pairs)")
-    games: int = option(help="games in the whole job (ids 0..games-1, across all shards)")
+    games: int = option(minimum=1, help="games in the whole job (ids 0..games-1, across all shards)")
     out: str = option(help="output folder")
     shard: int = option(0, help="this job plays the ids with id % num_shards == shard")
     num_shards: int = option(1, help="number of disjoint shards the ids are split into")
     seed: int = option(
         0, help="each game's pair and spy seat follow from (seed, game id); sampling from the seed and the batch"
     )
-    batch_games: int = option(8, help="games played together (each turn is one generate call over them)")
+    batch_games: int = option(8, minimum=1, help="games played together (each turn is one generate call over them)")
     temperature: float = option(1.0, help="sampling temperature")
     top_p: float = option(1.0, help="nucleus sampling")
     engine: Literal["hf", "vllm"] = option(
@@ -62,14 +62,10 @@ class SelfPlayOptions(SpySettings):
     max_pixels: int = option(401408, help="largest image area after the processor's resize (pixels)")
     prompts: bool = option(True, help="write each turn's prompt text into the records (false: smaller files)")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.games < 1:
-            raise OptionError(f"games={self.games}: play at least one game")
+    def validate(self) -> None:
+        super().validate()
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
             raise OptionError(f"shard={self.shard} num_shards={self.num_shards}: need 0 <= shard < num_shards")
-        if self.batch_games < 1:
-            raise OptionError(f"batch_games={self.batch_games}: must be at least 1")
 
     def settings(self) -> SpySettings:
         return SpySettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SpySettings)})
@@ -220,41 +216,29 @@ def game_record(game: Game, seed: int, prompts: bool) -> dict[str, Any]:
     return row
 
 
-def load_engine(opts: SelfPlayOptions) -> Any:
-    if opts.engine == "vllm":
-        from transformers import AutoProcessor
+def load_engine(opts: SelfPlayOptions) -> RolloutEngine:
+    """The players' engine, built as training builds one (vlrl.rollout.build), from the
+    model and rollout settings these options carry; vLLM gets most of the GPU (no trainer
+    shares it) and one image per prompt."""
+    from vlrl.config import ModelConfig, RolloutConfig
+    from vlrl.rollout.build import build_rollout_engine
 
-        from vlrl.rollout.vllm_engine import VLLMEngine
-
-        if opts.model.startswith("tiny"):
-            raise OptionError("engine=vllm needs a checkpoint directory (save the tiny model first)")
-        processor = AutoProcessor.from_pretrained(
-            opts.model, local_files_only=True, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels
-        )
-        return VLLMEngine.create(
-            opts.model,
-            processor,
-            gpu_memory_utilization=0.85,
-            sleep_mode=False,
-            max_images_per_prompt=1,
-            dtype=opts.dtype,
-            seed=opts.seed,
-        )
-    import torch
-
-    from vlrl.models.loading import load_model_and_processor
-    from vlrl.rollout.hf_engine import HFEngine
-
-    device = opts.device if opts.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    model, processor = load_model_and_processor(
-        opts.model,
-        dtype=opts.dtype,
-        min_pixels=opts.min_pixels,
-        max_pixels=opts.max_pixels,
-        device=device,
-        seed=opts.seed,
+    model = ModelConfig(path=opts.model, dtype=opts.dtype, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels)
+    rollout = RolloutConfig(
+        engine=opts.engine,
+        temperature=opts.temperature,
+        top_p=opts.top_p,
+        vllm_gpu_memory_utilization=0.85,
+        vllm_sleep=False,
     )
-    return HFEngine(model, processor, max_batch_requests=max(16, opts.batch_games))
+    return build_rollout_engine(
+        model,
+        rollout,
+        seed=opts.seed,
+        device=opts.device,
+        max_batch_requests=max(16, opts.batch_games),
+        max_images_per_prompt=1,
+    )
 
 
 def run(opts: SelfPlayOptions, *, engine: Any = None) -> int:

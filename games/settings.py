@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from vlrl.options import OptionError, option
+from vlrl.options import OptionError, check_options, option
 from vlrl.tasks.registry import TaskSpec
 
 MAX_PLAYERS = 9  # votes are read as one digit 1-9
@@ -21,14 +21,14 @@ MAX_PLAYERS = 9  # votes are read as one digit 1-9
 class SpySettings:
     # the game
     civilians: int = option(4, help="civilians per game, plus one spy (paper 4; released script 3)")
-    rounds: int = option(2, help="clue rounds; players speak in seat order each round (paper 2)")
+    rounds: int = option(2, minimum=1, help="clue rounds; players speak in seat order each round (paper 2)")
     decision: Literal["civilians_vote", "observer"] = option(
         "civilians_vote",
         help="who votes: civilians_vote = each civilian votes privately, the spy does not (paper); "
         "observer = a role-less observer shown the original image and all clues (released code)",
     )
     decision_samples: int = option(
-        8, help="G: votes sampled per decision prompt, the group of the decision reward (paper 8)"
+        8, minimum=1, help="G: votes sampled per decision prompt, the group of the decision reward (paper 8)"
     )
     answer_box: Literal["last", "first"] = option(
         "last",
@@ -37,9 +37,9 @@ class SpySettings:
     show_own_reasoning: bool = option(
         True, help="a player's prompts show its own earlier reasoning (never anyone else's)"
     )
-    clue_max_new_tokens: int = option(512, help="length limit of a clue turn (reasoning + boxed clue)")
-    vote_max_new_tokens: int = option(512, help="length limit of a decision turn (reasoning + boxed vote)")
-    games_per_step: int = option(8, help="games per optimizer step across all ranks (training)")
+    clue_max_new_tokens: int = option(512, minimum=1, help="length limit of a clue turn (reasoning + boxed clue)")
+    vote_max_new_tokens: int = option(512, minimum=1, help="length limit of a decision turn (reasoning + boxed vote)")
+    games_per_step: int = option(8, minimum=1, help="games per optimizer step across all ranks (training)")
 
     # clue rewards (zero-sum) and role-advantage estimation
     beta: float = option(0.1, help="clue reward weight of the spy-vs-civilians vote gap (paper 0.1)")
@@ -72,21 +72,19 @@ class SpySettings:
     na_to_clue: float = option(0.1, help="... and na_ema <= this")
     err_to_decision: float = option(0.4, help="clue -> decision when 1 - acc_ema >= this ...")
     na_to_decision: float = option(0.5, help="... or na_ema >= this")
-    min_phase_steps: int = option(5, help="K_min: steps a phase lasts at least before switching")
+    min_phase_steps: int = option(5, minimum=0, help="K_min: steps a phase lasts at least before switching")
 
     def __post_init__(self) -> None:
-        players = self.civilians + 1
+        check_options(self)  # settings built directly (the demo, tests) are checked at once
+
+    def validate(self) -> None:
+        """Rules across fields and ranges `minimum` cannot say (vlrl.options.check_options)."""
         if self.civilians < 2:
             raise OptionError(f"civilians={self.civilians}: the game needs at least 2 civilians")
-        if players > MAX_PLAYERS:
+        if self.players > MAX_PLAYERS:
             raise OptionError(
                 f"civilians={self.civilians}: at most {MAX_PLAYERS - 1} civilians (votes are one digit 1-{MAX_PLAYERS})"
             )
-        for name in ("rounds", "decision_samples", "clue_max_new_tokens", "vote_max_new_tokens", "games_per_step"):
-            if getattr(self, name) < 1:
-                raise OptionError(f"{name}={getattr(self, name)}: must be at least 1")
-        if self.min_phase_steps < 0:
-            raise OptionError(f"min_phase_steps={self.min_phase_steps}: must be >= 0")
         for name in ("rae_alpha", "spo_rho"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise OptionError(f"{name}={getattr(self, name)}: an EMA decay must lie in [0, 1)")
@@ -102,8 +100,8 @@ class SpySettings:
 # Declared here, where its settings live, so finding the task imports no game code.
 TASK = TaskSpec(
     name="spy",
-    build="games.spy_rl:SpyRL",
-    section="spy",
-    settings=SpySettings,
+    build="games.spy_task:SpyTask",
+    sections={"spy": SpySettings},
+    presets="games:presets",
     help="Who-is-the-Spy visual self-play with verifiable rewards (Vision-Zero, Iterative-SPO)",
 )

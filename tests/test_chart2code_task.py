@@ -8,7 +8,7 @@ from conftest import SAMPLES
 from rewards import CompositeReward
 from vlrl.datasets.charts import load_chart_examples
 from vlrl.options import UserError
-from vlrl.tasks.chart2code import Chart2CodeTask, chart2code_prompt
+from vlrl.tasks.chart_scorer import ChartScorer, chart2code_prompt
 
 
 def test_chartmimic_folder_and_jsonl_and_parquet(tmp_path):
@@ -49,7 +49,7 @@ def test_prompt_asks_for_a_python_block_and_the_figure_size():
 
 def test_scoring_rewards_the_reference_code_and_punishes_garbage(render_pool, tmp_path):
     examples = [e for e in load_chart_examples(SAMPLES).examples if e.id in ("bar_1", "line_1")]
-    task = Chart2CodeTask(render_pool, CompositeReward({"format": 0.1, "exec": 0.2, "msrl_text": 0.7}))
+    task = ChartScorer(render_pool, CompositeReward({"format": 0.1, "exec": 0.2, "msrl_text": 0.7}))
     msgs = task.prompt_messages(examples)
     assert msgs[0][0]["content"][0]["type"] == "image" and "figsize=(7, 5)" in msgs[0][0]["content"][1]["text"]
     good = "```python\n" + examples[0].code + "\n```"

@@ -43,7 +43,7 @@ def test_dict_options_and_types_from_the_command_line():
     [
         (["rollout.nn=3"], "unknown config key 'rollout.nn'; did you mean rollout.n"),
         (["rollout.lr=1"], "did you mean trainer.lr"),
-        (["stage=5"], "stage=5: the curriculum has stages 1, 2"),
+        (["stage=5"], "stage=5: the chart2code curriculum has stages 1, 2"),
         (["algo.loss_type=ppo"], "expected one of grpo, bnpo, dr_grpo, dapo"),
         (["trainer.steps=many"], "trainer.steps=many: expected int"),
         (["reward.weights=[1, 2]"], "expected a mapping"),
@@ -82,3 +82,51 @@ def test_help_lists_every_key_with_its_default():
         assert f"  {key}=" in text, key
     assert "rollout.n=8" in text and "stage1.yaml" in text
     assert Config().rollout.n == 8
+
+
+def test_options_are_checked_one_way_minimum_then_validate_then_nested():
+    """vlrl.options.check_options: declared minimums, then the dataclass's own rules, then
+    each nested section with its dotted prefix; settings built directly check themselves."""
+    from games.settings import SpySettings
+    from vlrl.config import Config, check_config
+    from vlrl.options import check_options
+
+    cfg = Config()
+    cfg.trainer.keep_checkpoints = -1
+    with pytest.raises(OptionError, match=r"^trainer.keep_checkpoints=-1: must be at least 0$"):
+        check_config(cfg)
+    cfg = Config()
+    cfg.spy.civilians = 1  # set key by key, as overrides do: checked with the whole config
+    with pytest.raises(OptionError, match=r"^spy.civilians=1: the game needs at least 2 civilians$"):
+        check_config(cfg)
+    with pytest.raises(OptionError, match=r"^rounds=0: must be at least 1$"):
+        SpySettings(rounds=0)
+    check_options(SpySettings())  # the defaults pass
+
+
+def test_tasks_own_their_sections_and_presets():
+    from vlrl.config import Config, all_keys
+    from vlrl.tasks import registry
+
+    spec = registry.get_task("chart2code")
+    assert set(spec.sections) == {"reward", "render"} and "reward" not in {f for f in Config.__dataclass_fields__}
+    assert spec.stages() == [1, 2] and registry.get_task("spy").stages() == []
+    keys = list(all_keys())
+    assert keys.index("reward.weights") > keys.index("trainer.steps")  # the engine's sections first
+    tiny_spy = load_config(["task=spy"])
+    assert tiny_spy.spy.civilians == 3 and load_config([]).spy.civilians == 4  # games/presets/tiny.yaml
+    assert load_config(["task=spy", "model=/ckpt"]).spy.civilians == 4
+
+
+def test_one_builder_makes_every_rollout_engine():
+    from vlrl.config import ModelConfig, RolloutConfig
+    from vlrl.options import UserError
+    from vlrl.rollout.build import build_rollout_engine
+    from vlrl.rollout.hf_engine import HFEngine
+
+    engine = build_rollout_engine(ModelConfig(path="tiny", min_pixels=784, max_pixels=12544), RolloutConfig(), seed=0)
+    assert isinstance(engine, HFEngine) and engine.max_batch_requests == 16
+    with pytest.raises(UserError, match="rollout.engine=vllm needs a checkpoint directory; tiny is not one"):
+        build_rollout_engine(ModelConfig(path="tiny"), RolloutConfig(engine="vllm"), seed=0)
+    with pytest.raises(UserError, match="no-such-dir"):
+        build_rollout_engine(ModelConfig(path="/no-such-dir"), RolloutConfig(), seed=0)

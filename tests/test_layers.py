@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,12 @@ WIRING = {"vlrl.cli"}  # builds every command: may import any layer
 # The engine: trains any task it is handed and names none.
 ENGINE = (
     "vlrl.trainer",
+    "vlrl.sft",
+    "vlrl.policy",
+    "vlrl.optimizer_step",
+    "vlrl.step_metrics",
+    "vlrl.checkpoints",
+    "vlrl.data_order",
     "vlrl.algo",
     "vlrl.rollout",
     "vlrl.models",
@@ -147,6 +154,7 @@ def test_a_third_task_is_one_module(tmp_path, monkeypatch):
     from vlrl.trainer import train
 
     monkeypatch.setattr(registry, "_TASKS", dict(registry.tasks()))  # leave the registry as it was
+    monkeypatch.delitem(sys.modules, "vlrl_task_plugin_count_task", raising=False)
     with pytest.raises(OptionError, match="unknown task 'count'"):
         load_config(["task=count"])
     plugin = str(ROOT / "tests" / "plugins" / "count_task.py")
@@ -164,6 +172,47 @@ def test_a_third_task_is_one_module(tmp_path, monkeypatch):
         ]
     )
     assert cfg.count.target == 3 and "count.target" in all_keys() and to_dict(cfg)["count"]["target"] == 3
+    assert cfg.count.prompts == 3  # the task's own preset for the tiny model
     train(cfg)
     rows = [json.loads(line) for line in (tmp_path / "stage1" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and all(r["reward/mean"] <= 0 for r in rows)
+
+
+def test_a_third_task_brings_its_presets_checks_and_sft_data(tmp_path, monkeypatch):
+    """What a task owns reaches every command without an engine change: its presets apply
+    with task=NAME, its options are checked with the whole config, `vlrl sft` trains on the
+    pairs it gives, and a task with no SFT data is told so in one line."""
+    import subprocess
+
+    from vlrl.config import load_config
+    from vlrl.options import OptionError
+    from vlrl.sft import sft
+    from vlrl.tasks import registry
+
+    monkeypatch.setattr(registry, "_TASKS", dict(registry.tasks()))
+    monkeypatch.delitem(sys.modules, "vlrl_task_plugin_count_task", raising=False)  # registers afresh
+    plugin = str(ROOT / "tests" / "plugins" / "count_task.py")
+    base = ["task=count", f"task_plugins={plugin}"]
+    assert load_config(base).rollout.top_p == 0.9  # plugins/count_presets/count.yaml
+    assert load_config([*base, "model=/some/checkpoint"]).count.prompts == 2  # tiny.yaml is for model=tiny only
+    with pytest.raises(OptionError, match=r"count.target=0: must be at least 1"):
+        load_config([*base, "count.target=0"])
+    with pytest.raises(OptionError, match=r"count.target=101: at most 100"):
+        load_config([*base, "count.target=101"])
+    with pytest.raises(OptionError, match=r"stage=2: the count curriculum has stages 1"):
+        load_config([*base, "stage=2"])
+
+    cfg = load_config([*base, "count.target=3", f"out={tmp_path}", "sft.epochs=1", "sft.batch_size=2"])
+    final = sft(cfg)
+    assert (final / "config.json").exists()
+    rows = [json.loads(line) for line in (tmp_path / "sft" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["tokens"] > 0 and r["loss"] > 0 for r in rows)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "vlrl.cli", "sft", "task=spy", f"out={tmp_path / 'spy'}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2 and "task 'spy' has no supervised data" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -13,7 +13,7 @@ from conftest import SAMPLES
 from rewards import REGISTRY, CompositeReward, RewardInput, RewardOutput, register
 from rewards.base import score_isolated
 from rewards.images import MAX_PIXELS
-from vlrl.tasks.chart2code_rl import reward_error_metrics
+from vlrl.tasks.chart2code import reward_error_metrics
 
 CODE = """
 import matplotlib.pyplot as plt
@@ -194,9 +194,9 @@ def test_oversize_and_broken_reference_images_are_refused_by_name(tmp_path):
 def test_the_task_scores_a_batch_whose_render_job_raised(render_pool):
     from renderers import RenderResult
     from vlrl.datasets.charts import ChartExample
-    from vlrl.tasks.chart2code import Chart2CodeTask
+    from vlrl.tasks.chart_scorer import ChartScorer
 
-    task = Chart2CodeTask(render_pool, CompositeReward({"format": 0.1, "exec": 0.2, "msrl_text": 0.7}))
+    task = ChartScorer(render_pool, CompositeReward({"format": 0.1, "exec": 0.2, "msrl_text": 0.7}))
     ex = ChartExample("bar_1", (SAMPLES / "bar_1.py").read_text(), image_path=str(SAMPLES / "bar_1.png"))
     answer = "```python\n" + ex.code + "\n```"
     good, lost = Future(), Future()

@@ -1,4 +1,4 @@
-"""The Who-is-the-Spy game (Vision-Zero): parsing, rewards, RAE, Iterative-SPO, SpyTask.
+"""The Who-is-the-Spy game (Vision-Zero): parsing, rewards, RAE, Iterative-SPO, SpyGames.
 
 Most tests play with scripted players: an engine stand-in whose generate() reads each prompt
 (role, seat, clues so far) and the image it was given and answers like a given policy.
@@ -19,6 +19,7 @@ from PIL import Image
 
 from games.engine import CLUE, SPY, VOTE, game_plan, new_game, play_games
 from games.parsing import NO_CLUE, boxed_spans, parse_clue, parse_vote
+from games.play import SpyGames
 from games.rewards import (
     RoleBaselines,
     clue_rewards,
@@ -29,7 +30,6 @@ from games.rewards import (
 )
 from games.schedule import PhaseScheduler
 from games.settings import SpySettings
-from games.task import SpyTask
 from vlrl.options import OptionError, UserError
 from vlrl.rollout.base import Completion, SamplingParams
 
@@ -638,7 +638,7 @@ def batch_is_consistent(batch, s, games):
 
 def test_spy_task_step_rae_and_phase():
     s = settings(rae_alpha=0.9, schedule="iterative")
-    task = SpyTask(local_pairs(), s, seed=0)
+    task = SpyGames(local_pairs(), s, seed=0)
     engine = ScriptedEngine(copying_spy_clue, random_vote)
     b_spy = b_civ = 0.0
     for step in range(3):
@@ -667,16 +667,16 @@ def test_spy_task_step_rae_and_phase():
                 assert sum(batch.advantages[i]) == pytest.approx(0.0, abs=1e-9)
         assert 0.0 <= batch.metrics["vote_accuracy"] <= 1.0 and batch.metrics["switched"] == 0.0
     state = json.loads(json.dumps(task.state_dict()))
-    again = SpyTask(local_pairs(), s, seed=0)
+    again = SpyGames(local_pairs(), s, seed=0)
     again.load_state_dict(state)
     assert again.state_dict() == task.state_dict()
     with pytest.raises(UserError, match="another set of image pairs"):
-        SpyTask(local_pairs()[:-1], s, seed=0).load_state_dict(state)
+        SpyGames(local_pairs()[:-1], s, seed=0).load_state_dict(state)
 
 
 def test_spy_task_switches_phase_and_reports_the_event():
     s = settings(spo_rho=0.5, min_phase_steps=2)
-    task = SpyTask(local_pairs(), s, seed=1)
+    task = SpyGames(local_pairs(), s, seed=1)
     engine = ScriptedEngine(oracle_clue, oracle_vote)  # accuracy 1, N/A 0 every step
     phases, events = [], []
     for step in range(6):
@@ -692,7 +692,7 @@ def test_spy_task_switches_phase_and_reports_the_event():
 
 def test_released_schedule_trains_both_phases():
     s = settings(schedule="released")
-    task = SpyTask(local_pairs(), s, seed=0)
+    task = SpyGames(local_pairs(), s, seed=0)
     batch = task.play_step(ScriptedEngine(), SamplingParams(), 0, games=2)
     assert all(all(t) for t in batch.trainable)
 
@@ -714,7 +714,7 @@ def test_ranks_share_baselines_and_emas_through_reduce_sum():
 
         return f
 
-    tasks = [SpyTask(local_pairs(), s, seed=5) for _ in range(2)]
+    tasks = [SpyGames(local_pairs(), s, seed=5) for _ in range(2)]
     results: dict[int, list] = {0: [], 1: []}
 
     def run(rank):
@@ -736,7 +736,7 @@ def test_ranks_share_baselines_and_emas_through_reduce_sum():
         t.start()
     for t in threads:
         t.join(timeout=60)
-    single = SpyTask(local_pairs(), s, seed=5)
+    single = SpyGames(local_pairs(), s, seed=5)
     alone = [
         single.play_step(ScriptedEngine(copying_spy_clue, random_vote), SamplingParams(), step, games=4)
         for step in range(3)
@@ -769,7 +769,7 @@ def test_unloadable_pair_is_skipped_for_the_next():
             raise OSError("truncated file")
 
     pairs[0] = Broken("bad", Path("bad_original.png"), Path("bad_modified.png"))
-    task = SpyTask(pairs, settings(), seed=0)
+    task = SpyGames(pairs, settings(), seed=0)
     batch = task.play_step(ScriptedEngine(), SamplingParams(), 0, games=2)
     assert all(g.pair.base == "p1" for g in batch.transcripts)
     assert any("pair bad skipped: truncated file" in e for e in batch.events)
@@ -825,7 +825,7 @@ def test_play_step_through_the_vllm_engine(decision):
     s = settings(decision=decision)
     llm = ScriptedLLM()
     engine = VLLMEngine(llm, tiny_processor(), sampling_cls=Sampling)
-    task = SpyTask(local_pairs(), s, seed=0)
+    task = SpyGames(local_pairs(), s, seed=0)
     batch = task.play_step(engine, SamplingParams(temperature=1.0, seed=1), 0, games=3)
     batch_is_consistent(batch, s, 3)
     n_voters = 1 if decision == "observer" else s.civilians
@@ -851,7 +851,7 @@ def hf_engine():
 
 def test_play_step_with_the_tiny_model(hf_engine):
     s = settings(civilians=2, rounds=1, decision_samples=2, clue_max_new_tokens=8, vote_max_new_tokens=8)
-    task = SpyTask(local_pairs(2), s, seed=0)
+    task = SpyGames(local_pairs(2), s, seed=0)
     batch = task.play_step(hf_engine, SamplingParams(temperature=1.0, seed=0), 0, games=2)
     batch_is_consistent(batch, s, 2)
     for comps in batch.completions:
@@ -870,7 +870,7 @@ def test_games_never_imports_the_trainer():
     import sys
 
     code = (
-        "import sys, games, games.task, games.selfplay; "
+        "import sys, games, games.play, games.selfplay; "
         "bad = [m for m in sys.modules if m == 'vlrl.trainer' or m.startswith(('torch', 'transformers'))]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

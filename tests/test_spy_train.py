@@ -30,13 +30,13 @@ def rows(path):
 
 
 def test_spy_training_steps_train_only_the_active_phase_and_resume(pairs, tmp_path, capsys, monkeypatch):
-    import games.task
+    import games.play
     from vlrl.trainer import train
 
     # A random tiny model never casts a valid vote, so every decision reward is -1 and every
     # advantage 0; score votes by a stand-in that varies within a group to see gradients flow.
     counter = itertools.count()
-    monkeypatch.setattr(games.task, "decision_reward", lambda parsed, spy, settings: float(next(counter) % 3))
+    monkeypatch.setattr(games.play, "decision_reward", lambda parsed, spy, settings: float(next(counter) % 3))
 
     # tiny preset: 2 games per step, 3 civilians + 1 spy, 1 clue round, 4 votes per decision prompt
     train(spy(pairs, tmp_path, "trainer.steps=2", "trainer.save_every=1", "trainer.log_samples_every=2"))

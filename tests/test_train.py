@@ -155,7 +155,7 @@ def test_bad_images_are_skipped_or_converted(render_pool, tmp_path):
 
     from rewards import CompositeReward
     from vlrl.datasets.charts import ChartExample
-    from vlrl.tasks.chart2code import Chart2CodeTask
+    from vlrl.tasks.chart_scorer import ChartScorer
 
     code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n"
     good = tmp_path / "good.png"
@@ -169,7 +169,7 @@ def test_bad_images_are_skipped_or_converted(render_pool, tmp_path):
     Image.new("1", (10000, 10000)).save(bomb)  # 100M pixels in a few kilobytes
     names = ["good.png", "cmyk.jpg", "alpha.png", "empty.png", "truncated.png", "corrupt.png", "bomb.png"]
     examples = [ChartExample(n, code, image_path=str(tmp_path / n)) for n in names]
-    task = Chart2CodeTask(render_pool, CompositeReward({"format": 1.0}), figsize_hint=False)
+    task = ChartScorer(render_pool, CompositeReward({"format": 1.0}), figsize_hint=False)
     keep, skipped = task.usable(examples)
     assert [e.id for e in keep] == ["good.png", "cmyk.jpg", "alpha.png"]
     assert task.image(keep[2]).getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
@@ -180,7 +180,7 @@ def test_bad_images_are_skipped_or_converted(render_pool, tmp_path):
 def test_a_checkpoint_that_is_not_a_vlm_is_named(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from vlrl.trainer import load_policy
+    from vlrl.policy import load_policy
 
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50)).save_pretrained(tmp_path / "gpt2")
     with pytest.raises(UserError, match="is not a vision-language model"):
@@ -433,21 +433,21 @@ def test_a_batch_of_hostile_answers_trains_without_a_crash_or_a_hang(corpus, tmp
     """Honest and hostile answers in one rollout batch: every step completes, the honest
     answer is rewarded, the forged title earns nothing it did not draw."""
     import renderers
-    import vlrl.tasks.chart2code_rl as rl
+    import vlrl.tasks.chart2code as rl
     from vlrl import trainer
 
     real_build = trainer.build_rollout
     monkeypatch.setattr(trainer, "build_rollout", lambda *a, **k: HostileEngine(real_build(*a, **k)))
 
-    real_init = rl.Chart2CodeRL.__init__
+    real_init = rl.Chart2CodeTask.__init__
 
     def short_deadline(self, cfg):  # 3 s instead of 20 per hanging answer keeps the test short
         real_init(self, cfg)
         self.pool.close()
         self.pool = renderers.RenderPool(timeout=3.0, memory_mb=512)
-        self.task.pool = self.pool
+        self.scorer.pool = self.pool
 
-    monkeypatch.setattr(rl.Chart2CodeRL, "__init__", short_deadline)
+    monkeypatch.setattr(rl.Chart2CodeTask, "__init__", short_deadline)
     cfg = tiny(corpus, tmp_path, "trainer.steps=2", "rollout.n=8", "data.prompts_per_step=1", "trainer.save_every=0")
     trainer.train(cfg)
     metrics = rows(tmp_path / "stage1" / "metrics.jsonl")

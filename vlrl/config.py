@@ -2,8 +2,9 @@
 
     vlrl train stage=2 model.path=/ckpt/qwen2.5-vl-7b rollout.n=8
 
-Resolution order: dataclass defaults -> task preset (`task=chart2code|spy`) -> stage preset
-(`stage=1|2`) -> model preset (`model=tiny`, or `model=PATH` meaning `model.path=PATH`) ->
+Resolution order: dataclass defaults -> the task's preset (`task=chart2code|spy`) -> the
+task's stage preset (`stage=1|2`) -> model preset (`model=tiny`, then the task's own
+settings for that model, or `model=PATH` meaning `model.path=PATH`) ->
 DeepSpeed preset (`deepspeed=zero2|zero3`) -> a user file (`config=FILE.yaml`) -> dotted
 overrides, left to right. Every key is checked: an unknown one is an error naming the
 closest valid keys. The resolved config is saved in every run directory.
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from vlrl.options import OptionError, _unwrap_optional, convert, option
+from vlrl.options import OptionError, _unwrap_optional, check_options, convert, option
 from vlrl.tasks import registry
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
@@ -44,12 +45,12 @@ class RolloutConfig:
     engine: Literal["hf", "vllm"] = option(
         "hf", help="hf = transformers generate (default); vllm = colocated vLLM (extra)"
     )
-    n: int = option(8, help="completions per prompt, the GRPO group size (MSRL family: 8)")
+    n: int = option(8, minimum=1, help="completions per prompt, the GRPO group size (MSRL family: 8)")
     temperature: float = option(1.0, help="sampling temperature for training rollouts")
     top_p: float = option(1.0, help="nucleus sampling")
-    max_new_tokens: int = option(1024, help="completion length limit (MSRL evaluates with 4096)")
+    max_new_tokens: int = option(1024, minimum=1, help="completion length limit (MSRL evaluates with 4096)")
     chunk_prompts: int = option(
-        4, help="prompts per generate call; each chunk's completions render while the next generates"
+        4, minimum=1, help="prompts per generate call; each chunk's completions render while the next generates"
     )
     overlap_scoring: bool = option(
         True,
@@ -71,36 +72,24 @@ class AlgoConfig:
     beta: float = option(
         0.0, help="k3 KL weight to a frozen reference model; 0 loads no reference (MSRL family: 0 .. 1e-2)"
     )
-    eps_low: float = option(0.2, help="PPO clip below 1")
-    eps_high: float = option(0.2, help="PPO clip above 1 (DAPO clip-higher: 0.28)")
+    eps_low: float = option(
+        0.2,
+        help="PPO clip below 1 (binds only off-policy; with one optimizer step per batch, as now, the ratio stays 1)",
+    )
+    eps_high: float = option(0.2, help="PPO clip above 1 (DAPO clip-higher: 0.28; see eps_low)")
     dynamic_sampling: bool = option(False, help="DAPO: drop groups whose rewards are all equal and refill")
-    max_refill_rounds: int = option(3, help="dynamic sampling: rollout rounds at most per step")
-    filter_low: float = option(0.0, help="drop groups whose mean reward is <= this (MSRL: 0.1); 0 disables")
-    filter_high: float = option(1.0, help="drop groups whose mean reward is >= this (MSRL: 0.9); 1 disables")
+    max_refill_rounds: int = option(3, minimum=1, help="dynamic sampling: rollout rounds at most per step")
+    filter_low: float = option(
+        0.0,
+        help="drop groups whose mean reward (the weighted composite, not an accuracy) is <= this (MSRL's accuracy band: 0.1); 0 disables",
+    )
+    filter_high: float = option(
+        1.0, help="drop groups whose mean reward (the weighted composite) is >= this (MSRL's band: 0.9); 1 disables"
+    )
     overlong: Literal["none", "filter", "soft"] = option(
         "none", help="truncated completions: keep, mask out (filter), or DAPO's soft penalty"
     )
     overlong_cache: int = option(256, help="length of DAPO's soft-penalty buffer (tokens)")
-
-
-@dataclass(kw_only=True)
-class RewardConfig:
-    weights: dict[str, float] = option(
-        {"format": 0.1, "exec": 0.2, "msrl_text": 0.7}, help="reward name -> weight (stage 2 adds a visual reward)"
-    )
-    options: dict[str, dict] = option({}, help="reward name -> constructor options, e.g. clip: {checkpoint: PATH}")
-    plugins: list[str] = option(
-        [], help="modules (names or .py paths) imported first, so their @register rewards can be weighted"
-    )
-
-
-@dataclass(kw_only=True)
-class RenderConfig:
-    compat: Literal["legacy", "current"] = option(
-        "legacy",
-        help="legacy: chart code written for matplotlib 3.5-3.9, numpy 1.x and pandas 1.x-2.x runs (removed APIs put back, see docs/compat.md); current: today's libraries as they are",
-    )
-    timeout: float = option(20.0, help="seconds a completion's script may run before it is killed")
 
 
 @dataclass(kw_only=True)
@@ -111,35 +100,36 @@ class DataConfig:
     )
     eval: str = option("", help="held-out charts in the same formats (empty: none)")
     eval_size: int = option(
-        64, help="held-out charts each evaluation answers (the first ones, cut to a multiple of the ranks)"
+        64, minimum=1, help="held-out charts each evaluation answers (the first ones, cut to a multiple of the ranks)"
     )
-    prompts_per_step: int = option(8, help="prompts (groups) per optimizer step across all ranks")
+    prompts_per_step: int = option(8, minimum=1, help="prompts (groups) per optimizer step across all ranks")
     shuffle: bool = option(True, help="shuffle the training rows each epoch")
 
 
 @dataclass(kw_only=True)
 class TrainerConfig:
-    steps: int = option(100, help="optimizer steps")
+    steps: int = option(100, minimum=1, help="optimizer steps")
     lr: float = option(1e-6, help="peak learning rate (MSRL family: 1e-6 .. 5e-7)")
     lr_schedule: Literal["cosine", "constant"] = option("cosine", help="after warmup")
     warmup_ratio: float = option(0.1, help="fraction of steps with linear warmup")
     weight_decay: float = option(0.0, help="AdamW weight decay")
     grad_clip: float = option(1.0, help="gradient norm clipping (0 disables)")
-    micro_batch_tokens: int = option(8192, help="token budget of a micro-batch (sequences sorted by length)")
+    micro_batch_tokens: int = option(8192, minimum=1, help="token budget of a micro-batch (sequences sorted by length)")
     deepspeed: str = option("zero2", help="zero0 | zero1 | zero2 | zero3 | none | path to a DeepSpeed JSON")
-    save_every: int = option(50, help="checkpoint every N steps (and at the end, with save_final)")
+    save_every: int = option(50, minimum=0, help="checkpoint every N steps (and at the end, with save_final)")
     save_final: bool = option(True, help="checkpoint the last step and write the final HF weights (false: benchmarks)")
     resume: Literal["auto", "never"] = option(
         "auto", help="auto: continue from the stage's latest checkpoint; never: start over"
     )
-    keep_checkpoints: int = option(2, help="rolling checkpoints kept besides the final weights")
-    log_every: int = option(1, help="log metrics every N steps (and the last); every step is still measured")
+    keep_checkpoints: int = option(2, minimum=0, help="rolling checkpoints kept besides the final weights")
+    log_every: int = option(1, minimum=1, help="log metrics every N steps (and the last); every step is still measured")
     eval_every: int = option(
         0,
+        minimum=0,
         help="every N steps, answer data.eval_size held-out charts of data.eval at "
         "rollout.eval_temperature and log eval/* (chart-to-code; 0: never)",
     )
-    log_samples_every: int = option(0, help="HTML sample report every N steps (0: never)")
+    log_samples_every: int = option(0, minimum=0, help="HTML sample report every N steps (0: never)")
     tensorboard: bool = option(True, help="also write TensorBoard events (OUT/stageN/tensorboard)")
     profile: bool = option(
         False,
@@ -180,12 +170,11 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    render: RenderConfig = field(default_factory=RenderConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
-    # The sections tasks own (spy.* for the spy game), by name; cfg.<name> reads them.
+    # The sections tasks own (reward.*, render.* for chart-to-code, spy.* for the spy game),
+    # by name; cfg.<name> reads them.
     sections: dict[str, Any] = field(default_factory=dict, repr=False, metadata={"internal": True})
 
     def __post_init__(self) -> None:
@@ -310,11 +299,15 @@ def apply_yaml(cfg: Config, path: Path) -> None:
 
 
 def preset_path(name: str) -> Path:
+    """One of the engine's presets (model and DeepSpeed); tasks keep theirs (TaskSpec.preset)."""
     return PRESET_DIR / f"{name}.yaml"
 
 
 def available_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    names = {p.stem for p in PRESET_DIR.glob("*.yaml")}
+    for spec in registry.tasks().values():
+        names |= {name for name in [spec.name, *(f"stage{n}" for n in spec.stages())] if spec.preset(name)}
+    return sorted(names)
 
 
 def load_config(args: list[str]) -> Config:
@@ -339,25 +332,28 @@ def load_config(args: list[str]) -> Config:
     cfg = Config()
     task = selectors.get("task", "chart2code")
     try:
-        registry.get_task(task)
+        spec = registry.get_task(task)
     except KeyError as exc:
         raise OptionError(str(exc.args[0])) from None
-    if preset_path(task).exists():
-        apply_yaml(cfg, preset_path(task))
+    if spec.preset(task) is not None:
+        apply_yaml(cfg, spec.preset(task))
     set_key(cfg, "task", task)
     if "stage" in selectors:
         stage = selectors["stage"]
-        if not preset_path(f"stage{stage}").exists():
-            raise OptionError(
-                f"stage={stage}: the curriculum has stages "
-                + ", ".join(p[5:] for p in available_presets() if p.startswith("stage"))
-            )
-        apply_yaml(cfg, preset_path(f"stage{stage}"))
-    # The default model is the built-in tiny one, and it comes with its preset, so a bare
-    # `vlrl train` is a quick end-to-end run; model=PATH keeps the full-scale defaults.
+        stages = spec.stages() or [1]  # a task without stage presets is one stage
+        if not stage.isdigit() or int(stage) not in stages:
+            raise OptionError(f"stage={stage}: the {task} curriculum has stages {', '.join(map(str, stages))}")
+        if spec.preset(f"stage{stage}") is not None:
+            apply_yaml(cfg, spec.preset(f"stage{stage}"))
+        set_key(cfg, "stage", stage)
+    # The default model is the built-in tiny one, and it comes with its preset (and the
+    # task's own settings for it), so a bare `vlrl train` is a quick end-to-end run;
+    # model=PATH keeps the full-scale defaults.
     model = selectors.get("model", "tiny")
     if preset_path(model).exists():
         apply_yaml(cfg, preset_path(model))
+        if spec.preset(model) is not None:
+            apply_yaml(cfg, spec.preset(model))
     else:
         set_key(cfg, "model.path", model)
     if "deepspeed" in selectors:
@@ -372,35 +368,17 @@ def load_config(args: list[str]) -> Config:
         set_key(cfg, key, value)
     if not cfg.out:
         cfg.out = f"runs/{cfg.task}"
-    check_ranges(cfg)
+    check_config(cfg)
     return cfg
 
 
-# Counts that must be at least this (checked once the whole config is assembled, so a
-# mistake fails before any model loads, not after the first step).
-_MINIMA = {
-    "trainer.steps": 1,
-    "trainer.log_every": 1,
-    "trainer.eval_every": 0,
-    "trainer.save_every": 0,
-    "trainer.log_samples_every": 0,
-    "trainer.keep_checkpoints": 0,
-    "trainer.micro_batch_tokens": 1,
-    "rollout.n": 1,
-    "rollout.max_new_tokens": 1,
-    "rollout.chunk_prompts": 1,
-    "data.prompts_per_step": 1,
-    "data.eval_size": 1,
-    "algo.max_refill_rounds": 1,
-}
-
-
-def check_ranges(cfg: Config) -> None:
-    for key, low in _MINIMA.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if value < low:
-            raise OptionError(f"{key}={value}: must be at least {low}")
+def check_config(cfg: Config) -> None:
+    """Every option's declared minimum and each section's own cross-field rules
+    (vlrl.options.check_options), the engine's sections and the tasks' alike; run once the
+    whole config is assembled, so a mistake fails before any model loads."""
+    check_options(cfg)
+    for name, settings in cfg.sections.items():
+        check_options(settings, f"{name}.")
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

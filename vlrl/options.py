@@ -24,12 +24,38 @@ class OptionError(UserError):
     """A bad command-line option; the message names the culprit."""
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
-    """A dataclass field with a help string; mutable defaults are copied per instance."""
+def option(default: Any = dataclasses.MISSING, help: str = "", *, minimum: float | None = None, **kwargs: Any) -> Any:
+    """A dataclass field with a help string and, for counts and sizes, the least value it
+    takes (checked by `check_options`); mutable defaults are copied per instance."""
+    metadata = {"help": help}
+    if minimum is not None:
+        metadata["minimum"] = minimum
     if isinstance(default, (list, dict, set)):
         value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kwargs)
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def check_options(settings: Any, prefix: str = "") -> None:
+    """The one way options are validated: every field's declared `minimum`, then the
+    dataclass's own `validate()` for rules across fields, then the same for each nested
+    section. Called once a whole set of options is assembled (after every override), so
+    settings changed key by key are checked as they end up."""
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        low = f.metadata.get("minimum")
+        if low is not None and value is not None and value < low:
+            raise OptionError(f"{prefix}{f.name}={value}: must be at least {low:g}")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_options(value, f"{prefix}{f.name}.")
+    validate = getattr(settings, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except OptionError as exc:
+            if prefix and not str(exc).startswith(prefix):
+                raise OptionError(f"{prefix}{exc}") from None
+            raise
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -107,7 +133,9 @@ def parse_options(cls: type[T], args: Sequence[str], *, positional: str | None =
         raise OptionError(
             f"missing required option{'s' if len(missing) > 1 else ''}: " + ", ".join(f"{m}=..." for m in missing)
         )
-    return cls(**values)
+    settings = cls(**values)
+    check_options(settings)
+    return settings
 
 
 def describe_options(cls: type) -> str:

@@ -1,8 +1,10 @@
-"""`vlrl sft`: cross-entropy on the code of chart/code pairs: the warm start RL begins from.
+"""`vlrl sft`: the supervised recipe, the warm start RL begins from.
 
-The conversation is the RL prompt (chart image + instruction) and the answer the chart's
-code in a ```python block; only the answer's tokens carry loss. Weights land in
-OUT/sft/final, where `vlrl train stage=1 out=OUT` picks them up.
+The task gives (prompt, answer) pairs (TaskSpec.sft; chart-to-code: the RL prompt and the
+chart's own code); cross-entropy falls on the answer's tokens only. Set-up, micro-batching
+and the optimizer step are the RL recipe's (vlrl.policy, vlrl.optimizer_step); only the
+loss differs. Weights land in OUT/sft/final, where `vlrl train stage=1 out=OUT` picks
+them up.
 """
 
 from __future__ import annotations
@@ -11,120 +13,106 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from vlrl import distributed as dist_utils
-from vlrl.config import Config, save_config
+from vlrl.config import Config, check_config, save_config
 from vlrl.jsonl import JsonlWriter
 from vlrl.options import UserError
+from vlrl.tasks.base import SFTData, SFTExample
 
 
-def answer_text(code: str) -> str:
-    from renderers import strip_output_calls
-
-    return "```python\n" + strip_output_calls(code) + "\n```"
-
-
-def build_rows(task, processor, examples, max_code_tokens: int):
+def build_rows(processor, examples: list[SFTExample], max_answer_tokens: int):
     """One training Row per example: the prompt ids and the answer ids (loss only there)."""
     from vlrl.sequences import Row, encode_prompts
 
-    messages = task.prompt_messages(examples)
     tok = processor.tokenizer
     rows, truncated = [], 0
-    batch, vision = encode_prompts(processor, messages)
+    batch, vision = encode_prompts(processor, [ex.messages for ex in examples])
     end = tok.convert_tokens_to_ids("<|im_end|>")
     for i, ex in enumerate(examples):
         prompt = batch["input_ids"][i][batch["attention_mask"][i].bool()].tolist()
-        answer = tok(answer_text(ex.code), add_special_tokens=False)["input_ids"]
-        if len(answer) > max_code_tokens:
-            answer, truncated = answer[:max_code_tokens], truncated + 1
+        answer = tok(ex.answer, add_special_tokens=False)["input_ids"]
+        if len(answer) > max_answer_tokens:
+            answer, truncated = answer[:max_answer_tokens], truncated + 1
         else:
             answer = answer + [end]  # the model must learn to stop
         rows.append(Row(prompt, answer, vision[i], advantage=1.0, index=i))
     return rows, truncated
 
 
-def sft(cfg: Config) -> Path:
-    from renderers import RenderPool
-    from rewards import CompositeReward
-    from vlrl.datasets.charts import load_chart_examples
-    from vlrl.sequences import collate, completion_logprobs, micro_batches
-    from vlrl.tasks.chart2code import Chart2CodeTask
-    from vlrl.tasks.chart2code_rl import PromptSampler, ensure_default_corpus
-    from vlrl.trainer import build_engine, load_policy, save_hf, seed_everything
+def task_sft_builder(cfg: Config) -> Callable[[Config], SFTData]:
+    """The task's source of supervised pairs (TaskSpec.sft), found before anything is written."""
+    from vlrl.tasks import registry
 
+    registry.load_task_plugins(cfg.task_plugins)
+    try:
+        return registry.get_task(cfg.task).sft_builder()
+    except KeyError as exc:
+        raise UserError(str(exc.args[0])) from None
+
+
+def sft(cfg: Config) -> Path:
+    from vlrl.checkpoints import save_hf
+    from vlrl.data_order import PromptSampler
+    from vlrl.optimizer_step import optimise, plan_micro_batches
+    from vlrl.policy import seed_everything, setup_policy
+    from vlrl.profiling import PhaseTimer
+    from vlrl.sequences import completion_logprobs
+
+    check_config(cfg)
+    sft_data = task_sft_builder(cfg)
     dist_utils.init_distributed()
     seed_everything(cfg.seed)
     out = Path(cfg.out) / "sft"
     out.mkdir(parents=True, exist_ok=True)
     if dist_utils.is_main():
         save_config(cfg, out / "config.yaml")
-    ensure_default_corpus(cfg)
-    report = load_chart_examples(cfg.data.train)
-    with RenderPool(timeout=cfg.render.timeout, compat=cfg.render.compat) as pool:
-        task = Chart2CodeTask(pool, CompositeReward({"format": 1.0}))
-        examples, bad = task.usable(report.examples)
-        if not examples:
-            raise UserError(f"{cfg.data.train}: no usable chart/code pairs")
-        if bad:
-            print(f"skipped {len(bad)} examples whose code fails, e.g. {bad[0]}", file=sys.stderr)
-        device = "cuda" if dist_utils.use_cuda() else "cpu"
-        model, processor = load_policy(
-            cfg.init_from or cfg.model.path,
-            dtype=cfg.model.dtype,
-            min_pixels=cfg.model.min_pixels,
-            max_pixels=cfg.model.max_pixels,
-            freeze_vision=cfg.model.freeze_vision,
-            gradient_checkpointing=cfg.model.gradient_checkpointing,
-            device=device,
-            seed=cfg.seed,
-        )
-        world, rank = dist_utils.world_size(), dist_utils.rank()
-        per_rank = max(1, cfg.sft.batch_size // world)
-        steps = max(1, math.ceil(cfg.sft.epochs * len(examples) / (per_rank * world)))
-        engine, _, scheduler = build_engine(model, cfg, lr=cfg.sft.lr, steps=steps)
-        sampler = PromptSampler(len(examples), cfg.seed, cfg.data.shuffle)
-        pad_id = processor.tokenizer.pad_token_id
-        image_token_id = getattr(engine.module.config, "image_token_id", None)
-        writer = JsonlWriter(out / "metrics.jsonl") if dist_utils.is_main() else None
-        engine.train()
-        for step in range(steps):
-            t0 = time.perf_counter()
-            ids = sampler.batch(step, per_rank * world)[rank * per_rank : (rank + 1) * per_rank]
-            rows, truncated = build_rows(task, processor, [examples[i] for i in ids], cfg.sft.max_code_tokens)
-            tokens = sum(len(r.completion_ids) for r in rows)
-            total_tokens = tokens
-            if world > 1:
-                total_tokens = int(dist_utils.all_reduce(torch.tensor([tokens])))
-            mbs = micro_batches(rows, cfg.trainer.micro_batch_tokens)
-            loss_sum = 0.0
-            for k, mb_rows in enumerate(mbs):
-                mb = collate(mb_rows, pad_id=pad_id, image_token_id=image_token_id, device=engine.device)
-                logp, _ = completion_logprobs(engine, mb, temperature=1.0)
-                # token mean over the whole global batch; ranks' gradients are averaged, hence x world
-                loss = -(logp * mb.completion_mask).sum() * world / max(total_tokens, 1)
-                engine.set_gradient_accumulation_boundary(k == len(mbs) - 1)
-                engine.backward(loss)
-                engine.step()
-                loss_sum += float(loss.detach()) / world
-            if writer is not None:
-                row = {
-                    "step": step + 1,
-                    "loss": loss_sum,
-                    "tokens": total_tokens,
-                    "truncated": truncated,
-                    "lr": scheduler.get_last_lr()[0],
-                    "time/step": time.perf_counter() - t0,
-                }
-                writer.write(row)
-                print(
-                    f"sft step={step + 1}/{steps} loss={loss_sum:.4f} tokens={total_tokens} "
-                    f"time={row['time/step']:.2f}s",
-                    flush=True,
-                )
-        save_hf(engine, processor, out / "final")
+    data = sft_data(cfg)
+    examples = data.examples
+    if data.skipped:
+        print(f"skipped {len(data.skipped)} examples, e.g. {data.skipped[0]}", file=sys.stderr)
+    world, rank = dist_utils.world_size(), dist_utils.rank()
+    per_rank = max(1, cfg.sft.batch_size // world)
+    steps = max(1, math.ceil(cfg.sft.epochs * len(examples) / (per_rank * world)))
+    policy = setup_policy(cfg, cfg.init_from or cfg.model.path, lr=cfg.sft.lr, steps=steps)
+    sampler = PromptSampler(len(examples), cfg.seed, cfg.data.shuffle)
+    timer = PhaseTimer()
+    writer = JsonlWriter(out / "metrics.jsonl") if dist_utils.is_main() else None
+    for step in range(steps):
+        t0 = time.perf_counter()
+        ids = sampler.batch(step, per_rank * world)[rank * per_rank : (rank + 1) * per_rank]
+        rows, truncated = build_rows(policy.processor, [examples[i] for i in ids], cfg.sft.max_code_tokens)
+        total_tokens = sum(len(r.completion_ids) for r in rows)
+        if world > 1:
+            total_tokens = int(dist_utils.all_reduce(torch.tensor([total_tokens])))
+        mbs, real = plan_micro_batches(rows, cfg.trainer.micro_batch_tokens, lambda: rows[0])
+
+        def loss_fn(mb, _rows):
+            logp, _ = completion_logprobs(policy.engine, mb, temperature=1.0)
+            # token mean over the whole global batch; ranks' gradients are averaged, hence x world
+            return -(logp * mb.completion_mask).sum() * world / max(total_tokens, 1), None
+
+        result = optimise(policy, mbs, real, loss_fn, timer)
+        timer.end_step()
         if writer is not None:
-            writer.close()
+            row = {
+                "step": step + 1,
+                "loss": result.loss / world,
+                "tokens": total_tokens,
+                "truncated": truncated,
+                "lr": policy.scheduler.get_last_lr()[0],
+                "time/step": time.perf_counter() - t0,
+            }
+            writer.write(row)
+            print(
+                f"sft step={step + 1}/{steps} loss={row['loss']:.4f} tokens={total_tokens} "
+                f"time={row['time/step']:.2f}s",
+                flush=True,
+            )
+    save_hf(policy.engine, policy.processor, out / "final")
+    if writer is not None:
+        writer.close()
     return out / "final"

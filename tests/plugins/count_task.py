@@ -2,25 +2,41 @@
 one module and no change in the engine (docs/architecture.md, "Adding a task").
 
 The policy sees a text-only prompt and is rewarded for answers of `count.target` tokens.
+It owns a config section (`count.*`), presets (plugins/count_presets) and SFT data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from vlrl.algo.advantages import group_advantages
-from vlrl.options import option
+from vlrl.options import OptionError, option
 from vlrl.rollout.base import SamplingParams
-from vlrl.tasks.base import StepSamples
+from vlrl.tasks.base import SFTData, SFTExample, StepSamples
 from vlrl.tasks.registry import TaskSpec, register_task
 
 
 @dataclass(kw_only=True)
 class CountSettings:
-    target: int = option(4, help="answers of this many tokens earn the most")
-    prompts: int = option(2, help="prompts per step on each rank")
+    target: int = option(4, minimum=1, help="answers of this many tokens earn the most")
+    prompts: int = option(2, minimum=1, help="prompts per step on each rank")
+
+    def validate(self) -> None:
+        if self.target > 100:
+            raise OptionError(f"target={self.target}: at most 100")
+
+
+def count_prompt(i: int, target: int) -> list:
+    return [{"role": "user", "content": [{"type": "text", "text": f"Answer in {target} words ({i})."}]}]
+
+
+def sft_data(cfg) -> SFTData:
+    """`vlrl sft task=count`: each prompt answered with `target` words."""
+    target = cfg.count.target
+    return SFTData([SFTExample(count_prompt(i, target), " ".join(["word"] * target)) for i in range(4)])
 
 
 class CountTask:
@@ -29,10 +45,7 @@ class CountTask:
 
     def collect(self, step: int, rollout, timer) -> StepSamples:
         n = self.cfg.rollout.n
-        requests = [
-            [{"role": "user", "content": [{"type": "text", "text": f"Answer in {self.settings.target} words ({i})."}]}]
-            for i in range(self.settings.prompts)
-        ]
+        requests = [count_prompt(i, self.settings.target) for i in range(self.settings.prompts)]
         params = SamplingParams(
             n=n,
             temperature=self.cfg.rollout.temperature,
@@ -70,8 +83,9 @@ register_task(
     TaskSpec(
         name="count",
         build=CountTask,
-        section="count",
-        settings=CountSettings,
+        sections={"count": CountSettings},
+        presets=Path(__file__).parent / "count_presets",
+        sft=sft_data,
         help="answers of a target length (a test task)",
     )
 )

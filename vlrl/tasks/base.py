@@ -13,7 +13,8 @@ from typing import Any, Callable, Protocol
 
 import torch
 
-from vlrl.rollout.base import Completion, Request
+from vlrl.profiling import PhaseTimer
+from vlrl.rollout.base import Completion, Request, RolloutEngine
 
 
 @dataclass
@@ -34,12 +35,28 @@ class StepSamples:
     max_completion_length: int | None = None
 
 
+@dataclass
+class SFTExample:
+    """One supervised pair: the prompt the policy sees in RL and the answer it should give."""
+
+    messages: Request  # chat messages (images inline), as rollout requests are
+    answer: str  # the target text; the recipe adds the end-of-turn token
+
+
+@dataclass
+class SFTData:
+    """What a task gives `vlrl sft` (TaskSpec.sft)."""
+
+    examples: list[SFTExample]
+    skipped: list[str] = field(default_factory=list)  # examples left out, each with its reason
+
+
 class TrainingTask(Protocol):
-    def collect(self, step: int, rollout: Any, timer: Any) -> StepSamples:
+    def collect(self, step: int, rollout: RolloutEngine, timer: PhaseTimer) -> StepSamples:
         """Sample and score this rank's share of the step's prompts."""
         ...
 
-    def evaluate(self, step: int, rollout: Any, timer: Any) -> dict[str, float]:
+    def evaluate(self, step: int, rollout: RolloutEngine, timer: PhaseTimer) -> dict[str, float]:
         """Held-out metrics every trainer.eval_every steps (named eval/...); {} when the task has none."""
         ...
 

@@ -1,9 +1,10 @@
 """Training tasks by name: how the engine finds a task without importing one.
 
 A task is a `TaskSpec`: its name (`task=NAME`), the class the trainer builds for it (as
-"module:attribute", imported only when that task runs), and optionally the config section
-it owns (`spy.*` for the spy game), which then takes `NAME.key=value` options, presets and
-`--help` lines like the engine's own sections.
+"module:attribute", imported only when that task runs), and optionally the config sections
+it owns (`spy.*` for the spy game, `reward.*` and `render.*` for chart-to-code), which take
+`NAME.key=value` options and `--help` lines like the engine's own sections, its presets,
+and where `vlrl sft` finds its supervised data.
 
 Tasks are found three ways, none of which makes the engine import a task module:
 - installed packages declare them as entry points of the group "vlrl.tasks" (this package
@@ -19,9 +20,9 @@ import difflib
 import importlib
 import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 ENTRY_POINT_GROUP = "vlrl.tasks"
 
@@ -31,14 +32,49 @@ class TaskSpec:
     name: str
     build: str | Callable[[Any], Any]  # "module:Class" or a callable; called with the Config
     help: str = ""
-    section: str | None = None  # the config section this task owns, e.g. "spy"
-    settings: type | None = None  # its dataclass (options declared with vlrl.options.option)
+    # the config sections this task owns, name -> settings dataclass (options declared with
+    # vlrl.options.option), e.g. {"spy": SpySettings}; they take NAME.key=value like the engine's
+    sections: Mapping[str, type] = field(default_factory=dict)
+    # the folder of the task's presets, as "package:folder" (found without importing the
+    # package) or a Path: <task>.yaml (applied with task=NAME), stage<N>.yaml (stage=N) and
+    # <model preset>.yaml (model=tiny ...)
+    presets: str | Path | None = None
+    # "module:function" giving (cfg) -> SFTData: the supervised pairs `vlrl sft` trains on
+    sft: str | Callable[[Any], Any] | None = None
 
     def builder(self) -> Callable[[Any], Any]:
-        if callable(self.build):
-            return self.build
-        module, _, attribute = self.build.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return _resolve(self.build)
+
+    def sft_builder(self) -> Callable[[Any], Any]:
+        if self.sft is None:
+            raise KeyError(f"task '{self.name}' has no supervised data for `vlrl sft`")
+        return _resolve(self.sft)
+
+    def preset(self, name: str) -> Path | None:
+        """The task's preset file `name`.yaml, or None when it has none."""
+        if self.presets is None:
+            return None
+        if isinstance(self.presets, Path):
+            folder = self.presets
+        else:
+            package, _, sub = self.presets.partition(":")
+            found = importlib.util.find_spec(package)
+            if found is None or not found.submodule_search_locations:
+                return None
+            folder = Path(list(found.submodule_search_locations)[0]) / sub
+        path = folder / f"{name}.yaml"
+        return path if path.exists() else None
+
+    def stages(self) -> list[int]:
+        """The curriculum stages the task has presets for."""
+        return [n for n in range(1, 10) if self.preset(f"stage{n}") is not None]
+
+
+def _resolve(target: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if callable(target):
+        return target
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 _TASKS: dict[str, TaskSpec] = {}
@@ -50,12 +86,10 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     known = _TASKS.get(spec.name)
     if known is not None and known != spec:
         raise ValueError(f"task '{spec.name}' is registered twice, differently")
-    if spec.section is not None:
-        if spec.settings is None:
-            raise ValueError(f"task '{spec.name}' names the section '{spec.section}' but gives no settings class")
-        owner = next((t.name for t in _TASKS.values() if t.section == spec.section and t.name != spec.name), None)
+    for section in spec.sections:
+        owner = next((t.name for t in _TASKS.values() if section in t.sections and t.name != spec.name), None)
         if owner is not None:
-            raise ValueError(f"config section '{spec.section}' belongs to task '{owner}' already")
+            raise ValueError(f"config section '{section}' belongs to task '{owner}' already")
     _TASKS[spec.name] = spec
     return spec
 
@@ -89,8 +123,8 @@ def get_task(name: str) -> TaskSpec:
 
 
 def sections() -> dict[str, type]:
-    """Config section name -> settings class, for every registered task that owns one."""
-    return {t.section: t.settings for t in tasks().values() if t.section is not None}
+    """Config section name -> settings class, for every section a registered task owns."""
+    return {name: settings for t in tasks().values() for name, settings in t.sections.items()}
 
 
 def load_task_plugins(modules: Sequence[str]) -> None:

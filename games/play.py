@@ -84,7 +84,7 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
-class SpyTask:
+class SpyGames:
     def __init__(self, pairs: Sequence[Any], settings: SpySettings, seed: int) -> None:
         if not pairs:
             raise UserError("the spy game needs at least one image pair (<base>_original.png / <base>_modified.png)")

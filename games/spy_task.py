@@ -1,7 +1,7 @@
 """Who-is-the-Spy self-play as a training task (Vision-Zero, docs/reference.md §7).
 
 Each step every rank plays its share of `spy.games_per_step` games with the current policy
-through the rollout engine (games.SpyTask), and hands the trainer every sampled clue and
+through the rollout engine (games.SpyGames), and hands the trainer every sampled clue and
 vote with its advantage: role-advantage estimates for clues, group-normalised decision
 rewards for votes. Iterative-SPO decides which phase trains; the other phase's samples carry
 no gradient. The state shared by all ranks (RAE baselines, SPO EMAs) is kept identical with
@@ -10,7 +10,6 @@ one all-reduce per step and is saved in checkpoints, so a resumed run continues 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -20,7 +19,9 @@ import torch
 
 from vlrl import distributed as dist_utils
 from vlrl.config import Config
-from vlrl.options import OptionError, UserError
+from vlrl.options import UserError
+from vlrl.profiling import PhaseTimer
+from vlrl.rollout.base import RolloutEngine
 from vlrl.tasks.base import StepSamples, all_reduce_sum
 
 DEFAULT_PAIRS = "runs/spy_pairs"
@@ -41,16 +42,13 @@ def ensure_default_pairs(cfg: Config, n: int = 64) -> None:
         dist.barrier()
 
 
-class SpyRL:
+class SpyTask:
     def __init__(self, cfg: Config) -> None:
         from games.pairs import load_pairs
+        from games.play import SpyGames
         from games.settings import SpySettings
-        from games.task import SpyTask
 
-        try:  # dotted overrides set fields one by one: check the combination once here
-            self.settings = SpySettings(**{f.name: getattr(cfg.spy, f.name) for f in dataclasses.fields(SpySettings)})
-        except OptionError as exc:
-            raise UserError(f"spy.{exc}") from None
+        self.settings: SpySettings = cfg.spy  # checked with the whole config (vlrl.config.check_config)
         self.cfg = cfg
         if cfg.trainer.eval_every:
             raise UserError(
@@ -73,9 +71,9 @@ class SpyRL:
                 f"{self.world} ranks: every rank plays the same number of games"
             )
         self.games_per_rank = self.settings.games_per_step // self.world
-        self.game = SpyTask(report.pairs, self.settings, cfg.seed)
+        self.game = SpyGames(report.pairs, self.settings, cfg.seed)
 
-    def collect(self, step: int, rollout: Any, timer: Any) -> StepSamples:
+    def collect(self, step: int, rollout: RolloutEngine, timer: PhaseTimer) -> StepSamples:
         from vlrl.rollout.base import SamplingParams
 
         cfg = self.cfg
@@ -117,7 +115,7 @@ class SpyRL:
             max_completion_length=max(self.settings.clue_max_new_tokens, self.settings.vote_max_new_tokens),
         )
 
-    def evaluate(self, step: int, rollout: Any, timer: Any) -> dict[str, float]:
+    def evaluate(self, step: int, rollout: RolloutEngine, timer: PhaseTimer) -> dict[str, float]:
         """No held-out evaluation for the game: its step metrics already measure play."""
         return {}
 
