@@ -31,15 +31,14 @@ def ensure_default_pairs(cfg: Config, n: int = 64) -> None:
     """The spy preset plays CLEVR-like scene pairs, generated on first use."""
     if cfg.data.train != DEFAULT_PAIRS or (Path(DEFAULT_PAIRS) / "index.jsonl").exists():
         return
-    if dist_utils.is_main():
+
+    def make() -> None:
         from games.pairs import PairsOptions, run
 
         print(f"no image pairs at {DEFAULT_PAIRS}: drawing {n} scene pairs (seed {cfg.seed})", file=sys.stderr)
         run(PairsOptions(kind="scenes", n=n, out=DEFAULT_PAIRS, seed=cfg.seed))
-    if dist_utils.world_size() > 1:
-        import torch.distributed as dist
 
-        dist.barrier()
+    dist_utils.on_main_then_wait(make)
 
 
 class SpyTask:

@@ -18,6 +18,7 @@ class Command:
     options: Callable[[], type] | None  # imported lazily: `vlrl --help` must not import torch
     run: Callable[[object], int]
     positional: str | None = None
+    dotted: str | None = None  # the list option that takes `section.key=value` tokens
     run_config: bool = False  # takes the typed run config (presets + dotted overrides)
     interrupted: str = "written results are kept and the run resumes"  # what Ctrl-C leaves behind
 
@@ -179,10 +180,12 @@ COMMANDS = {
     ),
     "eval": Command(
         "eval",
-        "score chart-to-code predictions with ChartMimic's metrics (chartmimic | reachqa | jsonl)",
-        "vlrl eval benchmark=chartmimic data_dir=DIR predictions=FILE out=DIR [key=value ...]",
+        "chart-to-code evaluation with ChartMimic's metrics (chartmimic | reachqa | jsonl): generate with a model, or score predictions",
+        "vlrl eval benchmark=chartmimic data_dir=DIR (model=PATH|tiny | predictions=FILE) out=DIR "
+        "[shard=I num_shards=K] [judge_model=PATH] [rollout.key=value model.key=value ...]",
         _eval_options,
         _eval_run,
+        dotted="overrides",
     ),
     "selfplay": Command(
         "selfplay",
@@ -253,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             # --profile is the one flag: short for trainer.profile=true
             opts = load_config(["trainer.profile=true" if a == "--profile" else a for a in rest])
         else:
-            opts = parse_options(cmd.options(), rest, positional=cmd.positional)
+            opts = parse_options(cmd.options(), rest, positional=cmd.positional, dotted=cmd.dotted)
         return int(cmd.run(opts) or 0)
     except UserError as exc:
         print(f"vlrl {cmd.name}: {exc}", file=sys.stderr)

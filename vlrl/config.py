@@ -127,7 +127,8 @@ class TrainerConfig:
         0,
         minimum=0,
         help="every N steps, answer data.eval_size held-out charts of data.eval at "
-        "rollout.eval_temperature and log eval/* (chart-to-code; 0: never)",
+        "rollout.eval_temperature and log eval/* (chart-to-code; a ChartMimic or ReachQA folder also "
+        "logs the benchmark's own eval/<benchmark>/low_level ...; 0: never)",
     )
     log_samples_every: int = option(0, minimum=0, help="HTML sample report every N steps (0: never)")
     tensorboard: bool = option(True, help="also write TensorBoard events (OUT/stageN/tensorboard)")

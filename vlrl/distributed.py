@@ -76,6 +76,16 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def on_main_then_wait(make) -> None:
+    """`make()` on rank 0 while the other ranks wait for it: shared files written once."""
+    if is_main():
+        make()
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def all_gather_objects(obj) -> list:
     """Every rank's `obj` (picklable), in rank order; [obj] in one process."""
     import torch.distributed as dist

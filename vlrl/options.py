@@ -103,8 +103,10 @@ def convert(value: str, tp: Any, key: str) -> Any:
     return value
 
 
-def parse_options(cls: type[T], args: Sequence[str], *, positional: str | None = None) -> T:
-    """Build `cls` from `key=value` tokens; bare tokens go to the list field `positional`."""
+def parse_options(cls: type[T], args: Sequence[str], *, positional: str | None = None, dotted: str | None = None) -> T:
+    """Build `cls` from `key=value` tokens; bare tokens go to the list field `positional`,
+    and `section.key=value` tokens whole to the list field `dotted` (keys of the run
+    config, which the command checks itself)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
@@ -115,6 +117,9 @@ def parse_options(cls: type[T], args: Sequence[str], *, positional: str | None =
             continue
         key, _, raw = token.partition("=")
         key = key.strip().replace("-", "_")
+        if dotted is not None and "." in key:
+            values.setdefault(dotted, []).append(token)
+            continue
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=3, cutoff=0.5)
             hint = f"; did you mean {' or '.join(close)}?" if close else f"; valid options: {', '.join(fields)}"

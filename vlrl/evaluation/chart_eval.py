@@ -1,16 +1,21 @@
-"""`vlrl eval`: ChartMimic / ReachQA / JSONL chart-to-code evaluation from predictions.
+"""`vlrl eval`: ChartMimic / ReachQA / JSONL chart-to-code evaluation of a model or of predictions.
 
-    vlrl eval benchmark=chartmimic data_dir=DIR predictions=FILE out=DIR
+    vlrl eval benchmark=chartmimic data_dir=DIR model=PATH out=DIR        generate, then score
+    vlrl eval benchmark=chartmimic data_dir=DIR predictions=FILE out=DIR  score only
 
-Predictions are ChartMimic's output format, JSONL rows {"file": <ground-truth path>,
-"response": <raw model text>} (our own datasets may use "id" instead of "file"). Each
-response goes through ChartMimic's post-processing (first ```python block, cut at the
-first plt.savefig(/plt.show(), the figure captured), is rendered once in the sandbox, and
-scored against the ground truth's trace (cached across runs). Writes:
+With model=, the answers are generated first (vlrl.evaluation.generate: the benchmark's
+prompt, greedy, resumable, shardable) into out/predictions.jsonl. Predictions are
+ChartMimic's output format, JSONL rows {"file": <ground-truth path>, "response": <raw model
+text>} (our own datasets may use "id" instead of "file"). Each response goes through
+ChartMimic's post-processing (first ```python block, cut at the first plt.savefig(/plt.show(),
+the figure captured), is rendered once in the sandbox, and scored against the ground
+truth's trace (cached across runs). Writes:
 
     out/items.jsonl   per item: exec, precision/recall/F1 per metric, error, critique
+    out/renders/      each answer's rendering (PNG), what a judge looks at
     out/summary.json  n, exec_rate, text, layout, type, color, low_level (0-100), optional
-                      high_level/overall, per chart type, and counts of bad input
+                      high_level/overall (judge_model= or judge_responses=), per chart type,
+                      counts of bad input, and the generation settings
     out/summary.md    the same as a table laid out like the MSRL paper's
 
 The run resumes: items already in items.jsonl are not scored again.
@@ -42,8 +47,36 @@ class EvalOptions:
     data_dir: str = option(
         help="benchmark folder (chartmimic: *.py + images; reachqa: code/, plot_info.jsonl; jsonl: index.jsonl or a .jsonl file)"
     )
-    predictions: str = option(help='JSONL of {"file": ..., "response": ...} rows')
     out: str = option(help="output folder")
+    model: str = option(
+        "",
+        help="generate the answers with this model first: a checkpoint directory (e.g. RUN/stage2/final) or tiny; "
+        "writes OUT/predictions.jsonl, then scores it",
+    )
+    predictions: str = option("", help='score this JSONL of {"file": ..., "response": ...} rows instead of generating')
+    prompt: str = option(
+        "",
+        help="model=: a file holding the instruction to use instead of the benchmark's "
+        "({width} and {height} are filled with the original figure size in inches)",
+    )
+    batch_size: int = option(8, minimum=1, help="model= / judge_model=: charts per generate call")
+    shard: int = option(
+        -1,
+        help="model= with num_shards=K: answer only the charts of shard I (0..K-1) and stop; "
+        "run once more without shard= to merge the K shards' answers and score them",
+    )
+    num_shards: int = option(1, minimum=1, help="disjoint shards the charts are split into (by position in key order)")
+    seed: int = option(0, help="sampling seed (greedy decoding, the default, does not use it)")
+    overrides: list[str] = option(
+        [],
+        help="model.* and rollout.* keys as in `vlrl train --help`, written key=value: rollout.engine=vllm, "
+        "rollout.temperature (default 0: greedy), rollout.max_new_tokens (default 4096), model.max_pixels ...",
+    )
+    judge_model: str = option(
+        "",
+        help="a local VLM (checkpoint directory or tiny) that judges each rendered answer against the "
+        "reference with ChartMimic's rubric -> OUT/judge.jsonl, high_level, overall",
+    )
     judge_responses: str = option(
         "", help='optional JSONL of {"file", "response"} judge replies ending in "Score: N" -> high_level, overall'
     )
@@ -52,7 +85,27 @@ class EvalOptions:
     strict: bool = option(True, help="only a ```python block counts as code (ChartMimic's rule)")
     only_predicted: bool = option(False, help="score only items that have a prediction (default: missing ones score 0)")
     cache_dir: str = option("", help="reference trace cache (default ~/.cache/vlrl/reference_traces)")
-    name: str = option("", help="row label in summary.md (default: the predictions file name)")
+    name: str = option("", help="row label in summary.md (default: the model or predictions file name)")
+
+    def validate(self) -> None:
+        from vlrl.options import OptionError
+
+        if not self.model and not self.predictions and not (self.num_shards > 1 and self.shard < 0):
+            raise OptionError("give predictions=FILE to score, or model=PATH to generate the answers and score them")
+        if self.model and self.predictions:
+            raise OptionError("predictions= and model= exclude each other: score a file, or generate with a model")
+        if self.shard >= 0 and not self.model:
+            raise OptionError("shard= needs model=: a shard generates its charts' answers")
+        if self.shard >= self.num_shards:
+            raise OptionError(f"shard={self.shard} num_shards={self.num_shards}: need 0 <= shard < num_shards")
+        if self.judge_model and self.judge_responses:
+            raise OptionError("judge_model= and judge_responses= exclude each other")
+        for token in self.overrides:
+            key = token.partition("=")[0]
+            if not key.startswith(("model.", "rollout.")):
+                raise OptionError(f"{key}: only model.* and rollout.* keys of the run config apply to evaluation")
+        if self.overrides and not (self.model or self.judge_model):
+            raise OptionError(f"{self.overrides[0]}: model.* and rollout.* keys need model= or judge_model=")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -291,19 +344,136 @@ def summary_markdown(name: str, summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(opts: EvalOptions) -> int:
-    from renderers import RenderPool, RenderResult, prepare_code
-
+def run(opts: EvalOptions, *, engine: Any = None, judge_engine: Any = None) -> int:
+    """The command: generate the answers (model=) or read them (predictions=), then render,
+    score and summarise. `engine` and `judge_engine` stand in for the models (tests)."""
     data_dir = Path(opts.data_dir)
     if not data_dir.exists():
         raise UserError(f"no such benchmark folder or file: {data_dir}")
     items = LOADERS[opts.benchmark](data_dir)
+    generation = None
+    if opts.model or opts.num_shards > 1:
+        predictions, generation = produce_predictions(opts, items, engine)
+        if predictions is None:  # one shard's answers: scoring waits for the merge
+            return 0
+    else:
+        predictions = Path(opts.predictions)
+    return score(opts, items, predictions, generation, judge_engine)
+
+
+def reference_cache(opts: EvalOptions) -> ReferenceCache:
+    return ReferenceCache(
+        Path(opts.cache_dir) if opts.cache_dir else Path(os.path.expanduser("~/.cache/vlrl/reference_traces"))
+    )
+
+
+def generation_config(model: str, overrides: list[str]):
+    """The model and rollout sections for evaluation: the model's preset (image sizes), then
+    greedy decoding with the benchmark's 4,096-token limit, vLLM with the GPU to itself,
+    then the user's model.* / rollout.* keys."""
+    from vlrl.config import load_config
+    from vlrl.evaluation.generate import DEFAULT_MAX_NEW_TOKENS
+
+    return load_config(
+        [
+            f"model={model}",
+            "rollout.temperature=0",
+            "rollout.top_p=1.0",
+            f"rollout.max_new_tokens={DEFAULT_MAX_NEW_TOKENS}",
+            "rollout.vllm_gpu_memory_utilization=0.85",
+            "rollout.vllm_sleep=false",
+            *overrides,
+        ]
+    )
+
+
+def produce_predictions(opts: EvalOptions, items: list[BenchmarkItem], engine: Any) -> tuple[Path | None, dict | None]:
+    """OUT/predictions.jsonl, generated (resumably) or merged from complete shards; None
+    for a run that answers one shard."""
+    from renderers import RenderPool
+    from vlrl.evaluation import generate as gen
+    from vlrl.rollout.base import SamplingParams
+    from vlrl.rollout.build import build_rollout_engine
+
+    out = Path(opts.out)
+    if opts.num_shards > 1 and opts.shard < 0:
+        if not out.is_dir():
+            raise UserError(
+                f"{out}: no answers to merge; run shard=0..{opts.num_shards - 1} num_shards={opts.num_shards} "
+                f"out={out} first"
+            )
+        path = gen.merge_shards(out, items, opts.num_shards)
+        settings = out / "generation.json"
+        return path, (json.loads(settings.read_text(encoding="utf-8")) if settings.exists() else None)
+    cfg = generation_config(opts.model, opts.overrides)  # a bad key fails here, before anything is written
+    template = gen.load_template(opts.prompt) if opts.prompt else None
+    settings = {
+        "model": opts.model,
+        "engine": cfg.rollout.engine,
+        "prompt": opts.prompt or ("chartmimic_direct_mimic" if opts.benchmark == "chartmimic" else "msrl_chart2code"),
+        "temperature": cfg.rollout.temperature,
+        "top_p": cfg.rollout.top_p,
+        "max_new_tokens": cfg.rollout.max_new_tokens,
+        "min_pixels": cfg.model.min_pixels,
+        "max_pixels": cfg.model.max_pixels,
+        "seed": opts.seed,
+        "num_shards": opts.num_shards,
+    }
+    recorded = out / "generation.json"
+    if recorded.exists():
+        before = json.loads(recorded.read_text(encoding="utf-8"))
+        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if changed:
+            raise UserError(
+                f"{out} holds answers generated with other settings ("
+                + ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
+                + "); give another out= or the same settings"
+            )
+    if engine is None:
+        engine = build_rollout_engine(
+            cfg.model, cfg.rollout, seed=opts.seed, max_batch_requests=opts.batch_size, max_images_per_prompt=1
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(recorded, settings)
+    mine = gen.shard_items(items, max(0, opts.shard), opts.num_shards)
+    with RenderPool(workers=opts.workers, timeout=opts.timeout, compat="legacy") as pool:
+        refs = render_references(mine, pool, reference_cache(opts))  # figure sizes; images ReachQA lacks
+    params = SamplingParams(
+        n=1,
+        temperature=cfg.rollout.temperature,
+        top_p=cfg.rollout.top_p,
+        max_new_tokens=cfg.rollout.max_new_tokens,
+        seed=opts.seed,
+    )
+    path = out / f"predictions{gen.shard_suffix(max(0, opts.shard), opts.num_shards)}.jsonl"
+    report = gen.generate_predictions(
+        mine, refs, engine, params, path, benchmark=opts.benchmark, batch_size=opts.batch_size, template=template
+    )
+    print(f"generated {report.written} answers ({report.already} from an earlier run) -> {path}", file=sys.stderr)
+    if opts.num_shards > 1:
+        print(
+            f"shard {opts.shard} of {opts.num_shards} done; once every shard is, run again without shard= to merge and score",
+            file=sys.stderr,
+        )
+        return None, settings
+    return path, settings
+
+
+def score(
+    opts: EvalOptions,
+    items: list[BenchmarkItem],
+    predictions: Path,
+    generation: dict[str, Any] | None,
+    judge_engine: Any = None,
+) -> int:
+    from renderers import RenderPool, RenderResult, prepare_code
+
     by_key = {it.key: it for it in items}
-    preds = read_predictions(Path(opts.predictions), set(by_key))
+    preds = read_predictions(predictions, set(by_key))
     for problem in preds.bad_lines:
-        print(f"{opts.predictions}: {problem} (skipped)", file=sys.stderr)
+        print(f"{predictions}: {problem} (skipped)", file=sys.stderr)
     if preds.bad_line_count > len(preds.bad_lines):
-        print(f"{opts.predictions}: {preds.bad_line_count} malformed lines in all (skipped)", file=sys.stderr)
+        print(f"{predictions}: {preds.bad_line_count} malformed lines in all (skipped)", file=sys.stderr)
     judge = read_judge_scores(Path(opts.judge_responses)) if opts.judge_responses else None
 
     out = Path(opts.out)
@@ -312,9 +482,8 @@ def run(opts: EvalOptions) -> int:
     done = {r["key"]: r for r in read_jsonl(items_path, skip_torn_tail=True)} if items_path.exists() else {}
     scope = [it for it in items if not opts.only_predicted or it.key in preds.responses]
     todo = [it for it in scope if it.key not in done]
-    cache = ReferenceCache(
-        Path(opts.cache_dir) if opts.cache_dir else Path(os.path.expanduser("~/.cache/vlrl/reference_traces"))
-    )
+    cache = reference_cache(opts)
+    renders = out / "renders"  # each answer's PNG: what a judge (and a reader) looks at
 
     with (
         RenderPool(workers=opts.workers, timeout=opts.timeout, compat="legacy") as pool,
@@ -337,11 +506,18 @@ def run(opts: EvalOptions) -> int:
             jobs.append((it, response, fut, None))
         for it, response, fut, ready in tqdm(jobs, desc=f"eval {opts.benchmark}", unit="item", dynamic_ncols=True):
             result = ready if ready is not None else (fut.result() if fut is not None else None)
+            if result is not None and result.ok and result.png:
+                renders.mkdir(exist_ok=True)
+                (renders / f"{_safe_name(it.key)}.png").write_bytes(result.png)
             row = score_item(it, response, result, refs[it.key])
             writer.write(row)
             done[it.key] = row
+        rows = [done[it.key] for it in scope if it.key in done]
+        if opts.judge_model:
+            all_refs = render_references(scope, pool, cache)  # cached: the reference images ReachQA lacks
+    if opts.judge_model:
+        judge = run_judge(opts, rows, by_key, all_refs, renders, judge_engine)
 
-    rows = [done[it.key] for it in scope if it.key in done]
     if judge is not None:
         for r in rows:
             r["judge"] = judge.get(r["key"])
@@ -373,8 +549,10 @@ def run(opts: EvalOptions) -> int:
         for k in sorted({r.get("error_kind") for r in scored if r.get("error_kind")})
     }
     summary["options"] = asdict(opts)
+    if generation is not None:
+        summary["generation"] = generation
     write_json_atomic(out / "summary.json", summary)
-    name = opts.name or Path(opts.predictions).stem
+    name = opts.name or (Path(opts.model).name if opts.model else predictions.stem)
     (out / "summary.md").write_text(summary_markdown(name, summary), encoding="utf-8")
     print(
         f"{opts.benchmark}: n={summary.get('n', 0)} exec={summary.get('exec_rate', 0):.1f} "
@@ -391,6 +569,42 @@ def run(opts: EvalOptions) -> int:
             "input problems: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in problems.items()), file=sys.stderr
         )
     return 0
+
+
+def _safe_name(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[:MAX_NAME_CHARS]
+
+
+def run_judge(
+    opts: EvalOptions,
+    rows: list[dict[str, Any]],
+    by_key: dict[str, BenchmarkItem],
+    refs: dict[str, dict[str, Any]],
+    renders: Path,
+    engine: Any,
+) -> dict[str, float | None]:
+    """judge_model=: the local judge's score of every answer that rendered (OUT/judge.jsonl)."""
+    import gc
+
+    from vlrl.evaluation.judging import judge_renders
+    from vlrl.rollout.build import build_rollout_engine
+
+    pairs = []
+    for r in rows:
+        png = renders / f"{_safe_name(r['key'])}.png"
+        reference = by_key[r["key"]].image or refs.get(r["key"], {}).get("png_path")
+        if r["exec"] and png.exists() and reference:
+            pairs.append((r["key"], reference, str(png)))
+    gc.collect()  # the policy's engine, when it generated the answers, is gone before the judge loads
+    if engine is None:
+        cfg = generation_config(opts.judge_model, opts.overrides)
+        engine = build_rollout_engine(
+            cfg.model, cfg.rollout, seed=opts.seed, max_batch_requests=opts.batch_size, max_images_per_prompt=2
+        )
+    path = Path(opts.out) / "judge.jsonl"
+    asked = judge_renders(pairs, engine, path, batch_size=opts.batch_size, seed=opts.seed)
+    print(f"judged {asked} rendered answers ({len(pairs) - asked} from an earlier run) -> {path}", file=sys.stderr)
+    return read_judge_scores(path)
 
 
 def _save_missing_reference_images(items: list[BenchmarkItem], refs: dict[str, dict[str, Any]], out: Path) -> None:

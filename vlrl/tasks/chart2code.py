@@ -32,15 +32,14 @@ def ensure_default_corpus(cfg: Config, n: int = 200) -> None:
     """The embedded default trains on a synthetic corpus, generated on first use."""
     if cfg.data.train != DEFAULT_CORPUS or (Path(DEFAULT_CORPUS) / "index.jsonl").exists():
         return
-    if dist_utils.is_main():
+
+    def make() -> None:
         from vlrl.datasets.corpus import SynthOptions, run
 
         print(f"no corpus at {DEFAULT_CORPUS}: generating {n} synthetic charts (seed {cfg.seed})", file=sys.stderr)
         run(SynthOptions(n=n, out=DEFAULT_CORPUS, seed=cfg.seed))
-    if dist_utils.world_size() > 1:
-        import torch.distributed as dist
 
-        dist.barrier()
+    dist_utils.on_main_then_wait(make)
 
 
 class Chart2CodeTask:
@@ -208,13 +207,14 @@ class Chart2CodeTask:
     def _load_eval(self) -> list:
         """The first data.eval_size usable held-out charts, cut to a multiple of the ranks
         (every rank then runs the same generate calls, which ZeRO-3 needs)."""
-        from vlrl.datasets.charts import load_chart_examples
+        from vlrl.tasks.chart_benchmark_eval import benchmark_kind, load_eval_examples
 
         cfg = self.cfg
         if not cfg.data.eval:
             self.pool.close()
             raise UserError(f"trainer.eval_every={cfg.trainer.eval_every} needs held-out charts: set data.eval=PATH")
-        report = load_chart_examples(cfg.data.eval)
+        self.eval_kind = benchmark_kind(cfg.data.eval)
+        report = load_eval_examples(cfg.data.eval)
         usable, bad = self.scorer.usable(report.examples[: cfg.data.eval_size + 64])
         usable = usable[: cfg.data.eval_size]
         usable = usable[: len(usable) - len(usable) % self.world]
@@ -227,9 +227,12 @@ class Chart2CodeTask:
         return usable
 
     def evaluate(self, step: int, rollout: RolloutEngine, timer: PhaseTimer) -> dict[str, float]:
-        """One answer per held-out chart at rollout.eval_temperature, scored with the training
-        reward: eval/reward, each eval/<component>, eval/exec_rate and eval/n, over all ranks."""
+        """One answer per held-out chart at rollout.eval_temperature, asked with the
+        benchmark's prompt and rendered under its rules (vlrl.tasks.chart_benchmark_eval),
+        over all ranks: the training reward (eval/reward, each eval/<component>,
+        eval/exec_rate, eval/n) and the benchmark's own numbers (eval/<benchmark>/low_level ...)."""
         from vlrl.rollout.base import SamplingParams
+        from vlrl.tasks.chart_benchmark_eval import benchmark_metrics, benchmark_rows, eval_messages
 
         cfg = self.cfg
         mine = self.eval_examples[self.rank :: self.world]
@@ -240,12 +243,14 @@ class Chart2CodeTask:
             max_new_tokens=cfg.rollout.max_new_tokens,
             seed=cfg.seed * 7_919 + self.rank,
         )
-        messages = self.scorer.prompt_messages(mine)
+        messages = eval_messages(self.eval_kind, self.scorer, mine)
         texts: list[str] = []
         for c0 in range(0, len(messages), cfg.rollout.chunk_prompts):
             texts += [g[0].text for g in rollout.generate(messages[c0 : c0 + cfg.rollout.chunk_prompts], params)]
         rollout.sleep()
-        scored = self.scorer.score(mine, texts, self.scorer.start_renders(texts))
+        renders = [self.pool.submit_response(t, strict=True) for t in texts]  # ChartMimic's code rules
+        scored = self.scorer.score(mine, texts, renders)
+        rows = benchmark_rows(mine, texts, scored.renders, self.scorer.references(mine))
         sums: dict[str, float] = {
             "n": len(mine),
             "reward": sum(o.score for o in scored.outputs),
@@ -261,7 +266,12 @@ class Chart2CodeTask:
             for k, v in part.items():
                 totals[k] = totals.get(k, 0.0) + v
         n = totals.pop("n")
-        return {"eval/n": int(n), **{f"eval/{k}": v / n for k, v in sorted(totals.items())}}
+        every_row = [r for part in dist_utils.all_gather_objects(rows) for r in part]
+        return {
+            "eval/n": int(n),
+            **{f"eval/{k}": v / n for k, v in sorted(totals.items())},
+            **benchmark_metrics(self.eval_kind, every_row),
+        }
 
     def _any_rank_short(self, short: bool) -> bool:
         """Whether any rank still lacks informative groups. Every rank runs as many rollout
