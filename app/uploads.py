@@ -50,7 +50,8 @@ def load_image_upload(path: str, *, what: str = "chart") -> Any:
     try:
         image = ChartExample(id=name, code="", image_path=path).load_image()
     except ValueError as exc:
-        detail = str(exc)
+        # the server's temp path is the server's business: the user sees the file's own name
+        detail = str(exc).replace(str(path), name).replace(str(Path(path).parent), "")
         if "too large" in detail:
             raise BadUpload(
                 f"The {what} '{name}' is too large: more than {MAX_IMAGE_PIXELS // 1_000_000} "

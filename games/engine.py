@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -290,9 +290,12 @@ def _check(out: list[list[Completion]], requests: int, n: int) -> None:
         raise RuntimeError(f"rollout engine returned {got} completions for {requests} requests x {n}")
 
 
-def play_games(engine: Any, games: Sequence[Game], params: SamplingParams) -> list[Sampled]:
+def play_games(
+    engine: Any, games: Sequence[Game], params: SamplingParams, on_turn: Callable[[], None] | None = None
+) -> list[Sampled]:
     """Play the clue stage and the decision stage of every game; returns every sampled
-    prompt in the order it was sampled (clue turns, then decision prompts)."""
+    prompt in the order it was sampled (clue turns, then decision prompts). `on_turn` is
+    called after each turn's generate call (rounds x players clue turns, then the votes)."""
     if not games:
         return []
     settings = games[0].settings
@@ -305,6 +308,8 @@ def play_games(engine: Any, games: Sequence[Game], params: SamplingParams) -> li
             out = engine.generate([r for r, _ in built], _with(params, 1, settings.clue_max_new_tokens, call))
             call += 1
             _check(out, len(games), 1)
+            if on_turn is not None:
+                on_turn()
             for gi, (game, (request, text), group) in enumerate(zip(games, built, out)):
                 c = group[0]
                 clue: Clue = parse_clue(c.text, settings.answer_box)
@@ -328,6 +333,8 @@ def play_games(engine: Any, games: Sequence[Game], params: SamplingParams) -> li
     built = [vote_request(games[gi], voter) for gi, voter in slots]
     out = engine.generate([r for r, _ in built], _with(params, G, settings.vote_max_new_tokens, call))
     _check(out, len(slots), G)
+    if on_turn is not None:
+        on_turn()
     for (gi, voter), (request, text), group in zip(slots, built, out):
         game = games[gi]
         role = OBSERVER if voter == 0 else game.player(voter).role

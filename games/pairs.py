@@ -406,7 +406,7 @@ def run(opts: PairsOptions) -> int:
     )
     why = ", ".join(f"{k} {v}" for k, v in reasons.most_common())
     print(
-        f"made {made} {opts.kind[:-1]} pairs, kept {len(kept)}, skipped {skipped}"
+        f"made {made} new {opts.kind[:-1]} pairs ({len(kept)} were there already), skipped {skipped}"
         + (f" ({why})" if why else "")
         + f"; {in_index} of {opts.n} slots hold a pair in {out}"
     )

@@ -12,7 +12,7 @@ step t applies from step t + 1. Only the active phase's samples get gradient (th
 m * L_clue + (1 - m) * L_dec with m the phase).
 
 The released code instead alternates every step and trains on both phases' samples:
-schedule="released"; schedule="alternate" alternates but trains only the active phase.
+schedule="alternate_both"; schedule="alternate" alternates but trains only the active phase.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class PhaseScheduler:
 
     def trains(self, kind: str) -> bool:
         """Whether samples of this phase ("decision" / "clue") get gradient this step."""
-        return self.s.schedule == "released" or kind == self.phase
+        return self.s.schedule == "alternate_both" or kind == self.phase
 
     def update(self, step: int, accuracy: float, na_rate: float) -> list[str]:
         """Fold in one finished step's vote accuracy and N/A rate; returns the switch event, if any."""

@@ -62,6 +62,26 @@ class SelfPlayOptions(SpySettings):
     max_pixels: int = option(401408, help="largest image area after the processor's resize (pixels)")
     prompts: bool = option(True, help="write each turn's prompt text into the records (false: smaller files)")
 
+    @classmethod
+    def preset_values(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults for options the command line leaves out: with a tiny model, the spy task's
+        own tiny preset (short turns, few votes: what `vlrl train task=spy` plays) and the
+        tiny model's image sizes, so a first `vlrl selfplay model=tiny` takes about a minute."""
+        if not str(given.get("model", "tiny")).startswith("tiny"):
+            return {}
+        import yaml
+
+        from vlrl.config import preset_path
+        from vlrl.tasks.registry import get_task
+
+        values: dict[str, Any] = {}
+        model = yaml.safe_load(preset_path("tiny").read_text(encoding="utf-8")).get("model", {})
+        values.update({k: model[k] for k in ("min_pixels", "max_pixels") if k in model})
+        task_preset = get_task("spy").preset("tiny")
+        if task_preset is not None:
+            values.update(yaml.safe_load(task_preset.read_text(encoding="utf-8")).get("spy", {}))
+        return values
+
     def validate(self) -> None:
         super().validate()
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
@@ -253,10 +273,17 @@ def run(opts: SelfPlayOptions, *, engine: Any = None) -> int:
         print(f"pairs: {report.summary()}", file=sys.stderr)
 
     out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, opts, report.fingerprint())
     suffix = shard_suffix(opts.shard, opts.num_shards)
     games_path, summary_path = out / f"games{suffix}.jsonl", out / f"summary{suffix}.json"
+    # Everything that can be refused is checked before the first byte is written, so a
+    # failed start never leaves a folder that refuses the next, corrected, command.
+    if (out / "config.json").exists():
+        _check_config(out, opts, report.fingerprint())
+    done, _ = read_done(games_path)
+    if engine is None and any(g not in done for g in shard_ids(opts.games, opts.shard, opts.num_shards)):
+        engine = load_engine(opts)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, opts, report.fingerprint())
 
     with shard_lock(games_path):
         return _play_shard(opts, engine, settings, report, games_path, summary_path, suffix)
@@ -287,10 +314,14 @@ def _play_shard(
     skipped: list[str] = []
     written = 0
     try:
-        if todo and engine is None:
-            engine = load_engine(opts)
         bar = tqdm(
-            total=len(ids), initial=len(ids) - len(todo), desc=f"selfplay{suffix}", unit="game", dynamic_ncols=True
+            total=len(ids),
+            initial=len(ids) - len(todo),
+            desc=f"selfplay{suffix}",
+            unit="game",
+            dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {n:.1f}/{total} games [{elapsed}<{remaining}]",
+            mininterval=0,  # a turn is seconds of decoding: show every one
         )
         for start in range(0, len(todo), opts.batch_games):
             batch: list[Game] = []
@@ -307,13 +338,20 @@ def _play_shard(
                 top_p=opts.top_p,
                 seed=opts.seed * 1_000_003 + (batch[0].game_id if batch else 0),
             )
-            play_games(engine, batch, params)
+            # the bar moves each turn (a generate call over the batch), in fractions of a game
+            turns = settings.rounds * settings.players + 1
+            start_n = bar.n
+
+            def one_turn(size: int = len(batch)) -> None:
+                bar.update(size / turns)
+
+            play_games(engine, batch, params, on_turn=one_turn)
             for game in batch:
                 game.drop_images()
                 score_game(game)
                 writer.write(game_record(game, opts.seed, opts.prompts))
                 written += 1
-                bar.update(1)
+            bar.update(start_n + len(batch) - bar.n)  # whole games again, whatever the rounding
         bar.close()
     finally:
         writer.close()

@@ -1,7 +1,8 @@
 """Settings of the Who-is-the-Spy game and its training schedule (Vision-Zero, docs/reference.md §7.1 and §7.8).
 
-Defaults follow the paper (arXiv 2509.25541); where the released code differs, the released
-behaviour is one switch away and the help text says so. Plain field types only: the
+Defaults follow the paper (arXiv 2509.25541); where the released code differs, some of its
+choices are one switch away and the help text says so (docs/reference.md 7.8 lists what of
+the release is not reproduced). Plain field types only: the
 training config embeds this dataclass as its `spy` section and `vlrl selfplay` takes the
 same keys on its command line.
 """
@@ -61,11 +62,12 @@ class SpySettings:
     format_weight: float = option(0.1, help="size of the format shaping term when format_shaping=true")
 
     # Iterative-SPO
-    schedule: Literal["iterative", "alternate", "released"] = option(
+    schedule: Literal["iterative", "alternate", "alternate_both"] = option(
         "iterative",
         help="iterative = Iterative-SPO, switch phases on the accuracy / N/A EMAs, train only the active "
-        "phase (paper); alternate = switch every step, train only the active phase; released = "
-        "switch every step and train both phases' samples (released code)",
+        "phase (paper); alternate = switch every step, train only the active phase; alternate_both = "
+        "switch every step and train both phases' samples (the released code's schedule only: see "
+        "docs/reference.md 7.8 for what of the release is not reproduced)",
     )
     spo_rho: float = option(0.95, help="EMA decay of vote accuracy and N/A rate (paper 0.95)")
     acc_to_clue: float = option(0.9, help="decision -> clue when acc_ema >= this ...")

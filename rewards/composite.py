@@ -80,3 +80,9 @@ class CompositeReward:
                 errors += out.errors
             outputs.append(RewardOutput(total, components, " ".join(critiques), errors))
         return outputs
+
+    def unscorable(self, output: RewardOutput) -> bool:
+        """Every weighted reward failed on this item: its total measures nothing (a trainer
+        leaves it out of the baseline, as TRL does when every reward function returns None)."""
+        failed = {e.split("/")[1] for e in output.errors if e.count("/") >= 2}
+        return bool(self.weights) and failed >= set(self.weights)

@@ -493,3 +493,20 @@ def test_batch_scaling_takes_the_global_std_when_given():
     assert torch.allclose(whole, torch.tensor([-0.5, 0.5, -1.0, 1.0]) / (std + 1e-4))
     # without the global std a shard's own std gives other advantages
     assert not torch.allclose(group_advantages(full[:2], 2, "batch"), whole[:2])
+
+
+def test_unscorable_completions_are_left_out_and_get_zero_advantage():
+    """NaN = no reward could score the completion: TRL excludes it from its group's mean
+    and std and gives it advantage 0 (hand-computed on two groups of 4)."""
+    r = torch.tensor([1.0, float("nan"), 0.0, 0.5, float("nan")] + [float("nan")] * 3)
+    a = group_advantages(r, 4, "group")
+    # group 1 scored [1, 0, 0.5]: mean 0.5, unbiased std 0.5
+    expected = [0.5 / (0.5 + EPS), 0.0, -0.5 / (0.5 + EPS), 0.0]
+    assert a[:4].tolist() == pytest.approx(expected, rel=1e-6)
+    assert a[4:].tolist() == [0.0] * 4  # nothing scorable in group 2
+    assert group_advantages(r, 4, "none")[:4].tolist() == pytest.approx([0.5, 0.0, -0.5, 0.0])
+    # batch std over the three scored rewards (the same 0.5)
+    assert group_advantages(r, 4, "batch")[:4].tolist() == pytest.approx(expected, rel=1e-6)
+    assert zero_variance_groups(r, 4).tolist() == [False, True]
+    s = advantage_stats(a, r, 4)
+    assert s["reward/mean"] == pytest.approx(0.5) and s["reward/unscorable"] == 5.0

@@ -68,7 +68,7 @@ def test_bad_input_gets_one_clear_line(tmp_path):
     assert r.returncode == 2 and "unknown command" in r.stderr
 
 
-def test_render_command_writes_images_traces_and_results(tmp_path):
+def test_render_command_writes_images_traces_and_results(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
     for name in ("bar_1", "pie_1"):
@@ -84,9 +84,17 @@ def test_render_command_writes_images_traces_and_results(tmp_path):
     assert rows["latin1"]["error_kind"] == "syntax" and "not UTF-8" in rows["latin1"]["error"]
     assert (out / "bar_1.png").stat().st_size > 1000
     assert json.loads((out / "bar_1.json").read_text())["types"] == {"bar": 5}
-    # resuming renders nothing twice
+    # resuming renders nothing twice, and says so
+    capsys.readouterr()
     assert main(["render", str(src), f"out={out}"]) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == 4
+    assert "all 4 charts were already rendered" in capsys.readouterr().out
+
+    # a run in which nothing renders is a failure for whoever called it
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.py").write_text("raise SystemExit(3)\n")
+    assert main(["render", str(bad), f"out={tmp_path / 'bad_out'}", "workers=1"]) == 1
 
 
 def test_eval_chartmimic_end_to_end_with_bad_input(tmp_path):

@@ -43,6 +43,7 @@ def test_dict_options_and_types_from_the_command_line():
     [
         (["rollout.nn=3"], "unknown config key 'rollout.nn'; did you mean rollout.n"),
         (["rollout.lr=1"], "did you mean trainer.lr"),
+        (["stpes=4"], "unknown config key 'stpes'; did you mean trainer.steps"),
         (["stage=5"], "stage=5: the chart2code curriculum has stages 1, 2"),
         (["algo.loss_type=ppo"], "expected one of grpo, bnpo, dr_grpo, dapo"),
         (["trainer.steps=many"], "trainer.steps=many: expected int"),

@@ -114,6 +114,7 @@ def test_bad_uploads_get_a_message_and_the_app_keeps_serving(app, tmp_path):
     not_image.write_text("this is not an image")
     out = generate(app, not_image)
     assert "not an image this demo can read" in out[STATUS] and "notes.png" in out[STATUS]
+    assert "/tmp" not in out[STATUS] and "gradio" not in out[STATUS].lower()  # no server paths shown
 
     bomb = tmp_path / "bomb.png"  # 10000 x 10000 pixels, a few kB: refused from its header
     Image.new("1", (10_000, 10_000)).save(bomb)

@@ -199,7 +199,7 @@ def read_index(out):
 def test_cli_writes_scene_pairs_and_resumes_without_redoing(tmp_path, capsys):
     out = tmp_path / "scenes"
     assert main(["data", "pairs", "kind=scenes", "n=3", f"out={out}", "seed=5", "workers=1"]) == 0
-    assert "made 3 scene pairs" in capsys.readouterr().out
+    assert "made 3 new scene pairs" in capsys.readouterr().out
     rows = read_index(out)
     assert [r["base"] for r in rows] == ["scene-s5-000000", "scene-s5-000001", "scene-s5-000002"]
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("scene-*")}
@@ -211,7 +211,7 @@ def test_cli_writes_scene_pairs_and_resumes_without_redoing(tmp_path, capsys):
 
     (out / "scene-s5-000001_modified.png").unlink()  # an incomplete pair is redone
     assert main(["data", "pairs", "kind=scenes", "n=4", f"out={out}", "seed=5", "workers=1"]) == 0
-    assert "made 2 scene pairs, kept 2, skipped 0" in capsys.readouterr().out
+    assert "made 2 new scene pairs (2 were there already), skipped 0" in capsys.readouterr().out
     assert len(read_index(out)) == 4  # no duplicate rows
     for name in ("scene-s5-000000_original.png", "scene-s5-000002.json"):
         assert (out / name).stat().st_mtime_ns == stamps[name]
@@ -284,7 +284,7 @@ def test_cli_writes_chart_pairs_with_two_recorded_changes_and_resumes(tmp_path, 
             assert both.tobytes() == pair.load_images()[1].tobytes()
     capsys.readouterr()
     assert main(args) == 0  # nothing left to do: no render server started, nothing rewritten
-    assert f"made 0 chart pairs, kept {len(report)}" in capsys.readouterr().out
+    assert f"made 0 new chart pairs ({len(report)} were there already)" in capsys.readouterr().out
     assert main(["data", "pairs", "kind=charts", "n=2", f"out={out}", "families=bar,sankey"]) == 2
     assert "unknown chart family sankey" in capsys.readouterr().err
 

@@ -254,3 +254,13 @@ def test_a_training_step_goes_on_when_a_reward_raises_and_logs_the_count(tmp_pat
     assert rows[0]["reward/errors"] == 2 and rows[0]["reward/error_rate"] == 1.0
     assert rows[0]["reward_error/test_always_raises/KeyError"] == 2
     assert rows[0]["reward/test_always_raises"] == 0.0 and "reward/test_length" in rows[0]
+    assert rows[0]["reward/unscorable"] == 0.0  # the length reward still measured every sample
+
+    # Every reward fails: nothing was measured, so no completion is pushed either way (as
+    # TRL does when every reward function returns None), and the run says how many.
+    cfg.reward.weights = {"test_always_raises": 1.0}
+    cfg.out = str(tmp_path / "run2")
+    train(cfg)
+    (row,) = [json.loads(line) for line in (tmp_path / "run2" / "stage1" / "metrics.jsonl").read_text().splitlines()]
+    assert row["reward/unscorable"] == 2.0 and row["advantages/max"] == 0.0 and row["advantages/min"] == 0.0
+    assert row["reward/mean"] == 0.0 and row["grad_norm"] == 0.0

@@ -28,7 +28,13 @@ class FakeLLM:
 
     def __init__(self):
         self.calls, self.loaded, self.events = [], [], []
-        model = SimpleNamespace(load_weights=lambda w: self.loaded.extend(w))
+        self.load_calls = 0
+
+        def load_weights(weights):
+            self.load_calls += 1
+            self.loaded.extend(weights)
+
+        model = SimpleNamespace(load_weights=load_weights)
         runner = SimpleNamespace(model=model)
         self.llm_engine = SimpleNamespace(
             model_executor=SimpleNamespace(driver_worker=SimpleNamespace(worker=SimpleNamespace(model_runner=runner)))
@@ -119,19 +125,42 @@ def test_weight_sync_and_sleep_mode(processor):
     engine.sleep()
     engine.sync_weights(torch.nn.Linear(2, 2))
     assert [name for name, _ in llm.loaded] == ["weight", "bias"]
+    assert llm.load_calls == 2  # one tensor at a time, as TRL loads them: no second full copy
     assert llm.events == ["sleep", "wake", "reset"]
 
 
 def test_real_vllm_when_installed(tmp_path):
+    """The real engine, colocated as training builds it: an image request, then a weight
+    sync that must land in vLLM's own model (runs wherever vLLM and a GPU exist)."""
     pytest.importorskip("vllm")
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("vLLM needs a GPU")
-    from vlrl.models.tiny import save_tiny_model, tiny_processor
+    import torch.distributed as dist
+
+    from vlrl.distributed import setup_environment
+    from vlrl.models.tiny import build_tiny_model, save_tiny_model, tiny_processor
+    from vlrl.rollout.vllm_engine import _find_model
 
     path = save_tiny_model(tmp_path / "tiny")
-    engine = VLLMEngine.create(str(path), tiny_processor(), gpu_memory_utilization=0.2, max_model_len=512)
-    out = engine.generate(
-        [[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]], SamplingParams(n=2, max_new_tokens=4, seed=0)
+    setup_environment()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl")  # the trainer's process group, which external_launcher joins
+    engine = VLLMEngine.create(
+        str(path), tiny_processor(), gpu_memory_utilization=0.2, max_model_len=512, colocated=True, sleep_mode=True
     )
+    image = Image.new("RGB", (64, 48), (200, 30, 30))
+    request = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "hi"}]}]
+    out = engine.generate([request], SamplingParams(n=2, max_new_tokens=4, seed=0))
     assert len(out[0]) == 2 and all(len(c.token_ids) <= 4 for c in out[0])
+
+    model, _ = build_tiny_model(seed=1)  # other weights than the saved ones
+    engine.sleep()
+    engine.sync_weights(model.to("cuda"))
+    target = _find_model(engine.llm)
+    assert target is not None, "the colocated model must be reachable for weight sync"
+    name, tensor = next(iter(model.state_dict().items()))
+    theirs = dict(target.named_parameters())
+    matched = [k for k in theirs if k.endswith(name.split(".", 1)[-1])]
+    assert matched and torch.allclose(theirs[matched[0]].float().cpu(), tensor.float().cpu(), atol=1e-2)
+    assert len(engine.generate([request], SamplingParams(n=1, max_new_tokens=4, seed=0))[0]) == 1

@@ -215,3 +215,38 @@ def test_cli_plays_with_the_tiny_model(pairs_dir, tmp_path, capsys):
     assert main(["selfplay", "--help"]) == 0 and "num_shards=" in capsys.readouterr().out
     assert main(["selfplay", f"pairs={pairs_dir}", "games=2", f"out={out}", "civilans=2"]) == 2
     assert "did you mean civilians" in capsys.readouterr().err
+
+
+def test_the_tiny_model_plays_with_the_tiny_preset_and_moves_per_turn(pairs_dir, tmp_path, capsys):
+    """model=tiny takes the spy task's tiny preset (what `vlrl train task=spy` plays) for
+    every option the command line leaves out; a checkpoint keeps the paper's settings."""
+    tiny = parse_options(SelfPlayOptions, [f"pairs={pairs_dir}", "games=4", f"out={tmp_path}", "rounds=2"])
+    assert (tiny.civilians, tiny.rounds, tiny.decision_samples, tiny.clue_max_new_tokens) == (3, 2, 4, 24)
+    assert tiny.max_pixels == 12544  # the tiny model's image size
+    full = parse_options(SelfPlayOptions, [f"pairs={pairs_dir}", "games=4", f"out={tmp_path}", "model=/ckpt"])
+    assert (full.civilians, full.decision_samples, full.clue_max_new_tokens) == (4, 8, 512)
+
+    turns = []
+    engine = ScriptedEngine()
+    real = engine.generate
+
+    def counted(requests, params, **kw):
+        turns.append(len(requests))
+        return real(requests, params, **kw)
+
+    engine.generate = counted
+    assert run(options(pairs_dir, tmp_path / "o", games=2, civilians=2, rounds=1), engine=engine) == 0
+    err = capsys.readouterr().err
+    # 3 clue turns and the votes: the bar shows each, in fractions of the batch's 2 games
+    assert len(turns) == 4 and "0.5/2 games" in err and "1.0/2 games" in err and "1.5/2 games" in err
+
+
+def test_a_failed_start_leaves_nothing_behind(pairs_dir, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["selfplay", f"pairs={pairs_dir}", "games=2", f"out={out}", "clue_max_new_tokens=4"]
+    args += ["vote_max_new_tokens=4", "device=cpu"]
+    assert main([*args, "model=/no/such/model"]) == 2
+    err = capsys.readouterr().err
+    assert "model path '/no/such/model' does not exist" in err and "Traceback" not in err
+    assert not out.exists()  # so the corrected command is not refused
+    assert main([*args, "model=tiny"]) == 0

@@ -540,7 +540,7 @@ def test_spo_paper_defaults_switch_after_45_perfect_steps():
 
 
 def test_released_and_alternate_schedules():
-    for schedule, both in [("alternate", False), ("released", True)]:
+    for schedule, both in [("alternate", False), ("alternate_both", True)]:
         sched = PhaseScheduler(settings(schedule=schedule))
         phases = []
         for step in range(4):
@@ -631,7 +631,7 @@ def batch_is_consistent(batch, s, games):
         assert all(math.isfinite(a) for a in adv)
         assert (
             all(t == (batch.phase == ("clue" if kind == CLUE else "decision")) for t in train)
-            or s.schedule == "released"
+            or s.schedule == "alternate_both"
         )
     assert len(batch.transcripts) == games
 
@@ -691,7 +691,7 @@ def test_spy_task_switches_phase_and_reports_the_event():
 
 
 def test_released_schedule_trains_both_phases():
-    s = settings(schedule="released")
+    s = settings(schedule="alternate_both")
     task = SpyGames(local_pairs(), s, seed=0)
     batch = task.play_step(ScriptedEngine(), SamplingParams(), 0, games=2)
     assert all(all(t) for t in batch.trainable)

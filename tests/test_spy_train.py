@@ -78,7 +78,7 @@ def test_spy_training_steps_train_only_the_active_phase_and_resume(pairs, tmp_pa
 def test_released_schedule_trains_both_phases(pairs, tmp_path):
     from vlrl.trainer import train
 
-    train(spy(pairs, tmp_path, "trainer.steps=1", "spy.schedule=released", "spy.decision=observer"))
+    train(spy(pairs, tmp_path, "trainer.steps=1", "spy.schedule=alternate_both", "spy.decision=observer"))
     first = rows(tmp_path / "stage1" / "metrics.jsonl")[0]
     assert first["samples/kept"] == 2 * 4 + 2 * 1 * 4  # every clue and every observer vote
 

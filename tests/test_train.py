@@ -93,6 +93,7 @@ def test_stage2_starts_from_stage1_and_needs_it(corpus, run_dir, tmp_path, capsy
 
     cfg = tiny(corpus, run_dir, "stage=2", "trainer.steps=1", "algo.beta=0.01")
     assert initial_weights(cfg) == str(run_dir / "stage1" / "final")
+    assert f"stage 2 starts from stage 1's final weights in {run_dir / 'stage1' / 'final'}" in capsys.readouterr().err
     train(cfg)
     metrics = rows(run_dir / "stage2" / "metrics.jsonl")
     assert "reward/ssim" in metrics[0] and "kl" in metrics[0]  # the visual reward and the KL term are on
@@ -221,7 +222,7 @@ def test_vllm_engine_without_vllm_is_a_clear_error(corpus, tmp_path):
         train(tiny(corpus, tmp_path, "trainer.steps=1", "rollout.engine=vllm"))
 
 
-def test_plot_writes_every_panel(run_dir, tmp_path):
+def test_plot_writes_every_panel(run_dir, tmp_path, capsys):
     from PIL import Image
 
     from vlrl.cli import main
@@ -230,6 +231,7 @@ def test_plot_writes_every_panel(run_dir, tmp_path):
     assert main(["plot", str(run_dir / "stage1"), f"out={tmp_path}"]) == 0
     names = sorted(p.name for p in tmp_path.glob("*.png"))
     assert names == ["entropy.png", "lengths.png", "rewards.png", "throughput.png", "time.png"]
+    assert "no kl plot: the run logged no KL (algo.beta=0" in capsys.readouterr().out  # said, not silently left out
     assert Image.open(tmp_path / "rewards.png").size == (700, 400)
     assert (run_dir / "stage1" / "rewards.png").exists()  # written at the end of training
     assert main(["plot", str(tmp_path / "nothing")]) == 2
@@ -454,3 +456,44 @@ def test_a_batch_of_hostile_answers_trains_without_a_crash_or_a_hang(corpus, tmp
     assert [m["step"] for m in metrics] == [1, 2]
     assert all(m["reward/exec"] > 0 for m in metrics)  # the honest answers rendered
     assert all(m["reward/exec"] < 0.5 for m in metrics)  # the hostile ones did not
+
+
+def test_a_bad_start_writes_nothing_and_a_finished_stage_is_left_alone(corpus, tmp_path, capsys):
+    from vlrl.trainer import train
+
+    run = tmp_path / "run"
+    with pytest.raises(UserError, match="no chart data at"):
+        train(tiny(tmp_path / "missing", run))
+    assert not run.exists()  # no config.yaml left behind: the corrected command starts clean
+    cfg = tiny(corpus, run, "trainer.steps=1", PLUGIN, LENGTH, "trainer.tensorboard=false")
+    train(cfg)
+    weights = run / "stage1" / "final" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    capsys.readouterr()
+    train(cfg)  # again: nothing to do, and it says so instead of rewriting final/
+    assert "stage 1 already finished step 1 of 1; nothing to train" in capsys.readouterr().err
+    assert weights.stat().st_mtime_ns == stamp and len(rows(run / "stage1" / "metrics.jsonl")) == 1
+
+
+def test_a_run_starts_quietly_and_compiles_nothing(corpus, tmp_path):
+    """No accelerator warning, no CUDA_HOME notice, no DeepSpeed op built on first use."""
+    import os
+    import subprocess
+    import sys
+
+    extensions = tmp_path / "torch_extensions"  # empty: a build would have to happen here
+    done = subprocess.run(
+        [sys.executable, "-m", "vlrl.cli", "train", "trainer.steps=1", f"data.train={corpus}", f"out={tmp_path / 'r'}"]
+        + ["rollout.n=2", "data.prompts_per_step=2", "rollout.max_new_tokens=4", "trainer.save_final=false"],
+        capture_output=True,
+        text=True,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")},
+            "TORCH_EXTENSIONS_DIR": str(extensions),
+        },  # a fresh world of one: this process may hold a port from an earlier in-process run
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for noise in ("Setting accelerator", "CUDA_HOME", "built successfully", "[WARNING]"):
+        assert noise not in done.stderr + done.stdout
+    assert not extensions.exists() or not any(extensions.rglob("*.so"))

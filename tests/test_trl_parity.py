@@ -51,6 +51,22 @@ def test_advantages_match(fixed_batch, scale):
     assert (theirs - ours).abs().max().item() <= TOL
 
 
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_unscorable_completions_are_handled_as_trl_handles_them(fixed_batch, scale):
+    """A completion no reward scored (TRL: every reward function returned None; ours: NaN)
+    is left out of the baseline and gets advantage 0, on both sides."""
+    saved = fixed_batch.rewards.clone()
+    fixed_batch.rewards[[1, 4, 5, 6, 7]] = float("nan")  # one in the first group, all of the second
+    try:
+        theirs = harness.trl_advantages(fixed_batch, scale)
+        ours = harness.our_advantages(fixed_batch, scale)
+    finally:
+        fixed_batch.rewards.copy_(saved)
+    assert torch.isfinite(theirs).all() and torch.isfinite(ours).all()
+    assert (theirs - ours).abs().max().item() <= TOL
+    assert ours[1] == 0 and (ours[4:8] == 0).all() and (ours[[0, 2, 3]] != 0).any()
+
+
 @pytest.mark.parametrize("micro_batches", [1, 2])
 @pytest.mark.parametrize("beta", [0.0, 0.04])
 @pytest.mark.parametrize("loss_type", harness.LOSS_TYPES)

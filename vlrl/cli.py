@@ -118,8 +118,11 @@ def _plot_run(opts):
     for metrics in found:
         out = Path(opts.out) / metrics.parent.name if opts.out and len(found) > 1 else Path(opts.out or metrics.parent)
         out.mkdir(parents=True, exist_ok=True)
-        paths = plot_metrics(metrics, out)
+        notes: list[str] = []
+        paths = plot_metrics(metrics, out, notes=notes)
         print(f"{metrics.parent}: " + ", ".join(p.name for p in paths) + f" -> {out}")
+        for note in notes:
+            print(f"  {note}")
     return 0
 
 

@@ -222,10 +222,16 @@ def all_keys(cls: type = Config, prefix: str = "") -> dict[str, tuple[Any, datac
 
 
 def _unknown(key: str, where: str = "") -> OptionError:
-    valid = list(all_keys()) + sorted(SELECTORS)
+    valid = list(dict.fromkeys([*all_keys(), *sorted(SELECTORS)]))
     leaf = key.rsplit(".", 1)[-1]
-    # a right option in the wrong section (rollout.lr -> trainer.lr) is the likeliest slip
+    # a right option in the wrong section (rollout.lr -> trainer.lr) is the likeliest slip,
+    # then a typo of an option's own name (stpes -> trainer.steps), then of the whole key
     close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf]
+    leaves: dict[str, list[str]] = {}
+    for k in valid:
+        leaves.setdefault(k.rsplit(".", 1)[-1], []).append(k)
+    for name in difflib.get_close_matches(leaf, list(leaves), n=3, cutoff=0.7):
+        close += [k for k in leaves[name] if k not in close]
     close += [k for k in difflib.get_close_matches(key, valid, n=3, cutoff=0.6) if k not in close]
     close = close[:3]
     hint = f"; did you mean {' or '.join(close)}?" if close else ""

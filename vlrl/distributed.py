@@ -37,11 +37,26 @@ def setup_environment() -> None:
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "vlrl-torch-extensions"))
 
 
+def quiet_deepspeed() -> None:
+    """Import DeepSpeed without start-up noise or a compile: the accelerator is named before
+    the import (no "Setting accelerator" warning), torch's CUDA_HOME notice on a CPU machine
+    is hushed, and on the CPU DeepSpeed's shared-memory all-reduce kernel, a C++ op it would
+    compile on first use, is left out (gloo's all-reduce serves instead)."""
+    import logging
+
+    setup_environment()
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    import deepspeed.ops
+
+    if not use_cuda():
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def init_distributed() -> None:
+    quiet_deepspeed()
     import deepspeed
     import torch.distributed as dist
 
-    setup_environment()
     if use_cuda():
         import torch
 

@@ -103,7 +103,15 @@ def _reward_keys(rows: list[dict[str, Any]]) -> list[str]:
     keys = {k for r in rows for k in r if k.startswith("reward/") and k.count("/") == 1}
     # reward/errors is a count, on another scale than the rewards: it is not a line of this panel
     return ["reward/mean"] + sorted(
-        keys - {"reward/mean", "reward/std", "reward/group_std_mean", "reward/errors", "reward/error_rate"}
+        keys
+        - {
+            "reward/mean",
+            "reward/std",
+            "reward/group_std_mean",
+            "reward/errors",
+            "reward/error_rate",
+            "reward/unscorable",
+        }
     )
 
 
@@ -111,9 +119,16 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def plot_metrics(metrics_path: Path, out_dir: Path, panels: tuple[str, ...] | None = None) -> list[Path]:
+# why a panel can be missing: said to the user instead of leaving a silent gap
+WHY_MISSING = {"kl": "the run logged no KL (algo.beta=0 loads no reference model, so there is no KL term)"}
+
+
+def plot_metrics(
+    metrics_path: Path, out_dir: Path, panels: tuple[str, ...] | None = None, notes: list[str] | None = None
+) -> list[Path]:
     """One PNG per panel (rewards, KL, entropy, lengths, throughput, time split) from a
-    metrics.jsonl; a panel whose metrics the run never logged is skipped."""
+    metrics.jsonl; a panel whose metrics the run never logged is skipped, with a line in
+    `notes` saying why."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,6 +150,8 @@ def plot_metrics(metrics_path: Path, out_dir: Path, panels: tuple[str, ...] | No
             continue
         keys = _reward_keys(rows) if keys is None else [k for k in keys if any(k in r for r in rows)]
         if not keys:
+            if notes is not None:
+                notes.append(f"no {name} plot: {WHY_MISSING.get(name, 'the run logged none of its metrics')}")
             continue
         fig, ax = plt.subplots(figsize=(7, 4))
         for k in keys:

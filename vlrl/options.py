@@ -125,6 +125,9 @@ def parse_options(cls: type[T], args: Sequence[str], *, positional: str | None =
             hint = f"; did you mean {' or '.join(close)}?" if close else f"; valid options: {', '.join(fields)}"
             raise OptionError(f"unknown option '{key}'{hint}")
         values[key] = convert(raw, hints[key], key)
+    preset_values = getattr(cls, "preset_values", None)
+    if preset_values is not None:  # defaults that depend on other options (a model's preset)
+        values = {**{k: v for k, v in preset_values(values).items() if k in fields}, **values}
     if bare:
         if positional is None:
             raise OptionError(f"unexpected argument '{bare[0]}' (options are written key=value)")

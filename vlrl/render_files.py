@@ -127,9 +127,13 @@ def run(opts: RenderOptions) -> int:
                 counts["failed"] += 1
                 kinds[result.error_kind] = kinds.get(result.error_kind, 0) + 1
             writer.write({"name": name, "path": str(path), **result.summary()})
+    if not todo:
+        print(f"all {len(done)} charts were already rendered into {out}; nothing to do")
+        return 0
     detail = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
     print(
         f"rendered {counts['ok']} of {len(todo)} charts into {out}"
         + (f"; {counts['failed']} failed ({detail})" if counts["failed"] else "")
     )
-    return 0
+    # a run in which nothing rendered failed, whatever the reason: scripts calling it must see it
+    return 1 if counts["ok"] == 0 else 0

@@ -67,10 +67,7 @@ def sft(cfg: Config) -> Path:
     dist_utils.init_distributed()
     seed_everything(cfg.seed)
     out = Path(cfg.out) / "sft"
-    out.mkdir(parents=True, exist_ok=True)
-    if dist_utils.is_main():
-        save_config(cfg, out / "config.yaml")
-    data = sft_data(cfg)
+    data = sft_data(cfg)  # checked before anything is written in OUT
     examples = data.examples
     if data.skipped:
         print(f"skipped {len(data.skipped)} examples, e.g. {data.skipped[0]}", file=sys.stderr)
@@ -78,6 +75,9 @@ def sft(cfg: Config) -> Path:
     per_rank = max(1, cfg.sft.batch_size // world)
     steps = max(1, math.ceil(cfg.sft.epochs * len(examples) / (per_rank * world)))
     policy = setup_policy(cfg, cfg.init_from or cfg.model.path, lr=cfg.sft.lr, steps=steps)
+    out.mkdir(parents=True, exist_ok=True)
+    if dist_utils.is_main():
+        save_config(cfg, out / "config.yaml")
     sampler = PromptSampler(len(examples), cfg.seed, cfg.data.shuffle)
     timer = PhaseTimer()
     writer = JsonlWriter(out / "metrics.jsonl") if dist_utils.is_main() else None

@@ -60,7 +60,7 @@ def step_metrics(
 # How each metric combines across ranks. Counts and throughput add up; token means (from
 # loss_metrics, over the tokens each rank trained on) are weighted by those tokens; the
 # rest are means over equal-sized shards, so a mean of the ranks' means is exact.
-_SUMMED = ("samples/kept", "completion_tokens", "tokens_per_second", "train_tokens")
+_SUMMED = ("samples/kept", "completion_tokens", "tokens_per_second", "train_tokens", "reward/unscorable")
 _TOKEN_MEANS = ("clip/low", "clip/high", "clip/total", "ratio/mean", "kl", "entropy", "logprob_mismatch")
 
 

@@ -62,6 +62,7 @@ def initial_weights(cfg: Config) -> str:
                 f"{previous} has none: run `vlrl train stage={cfg.stage - 1} out={cfg.out}` first "
                 f"or give init_from=PATH"
             )
+        print(f"stage {cfg.stage} starts from stage {cfg.stage - 1}'s final weights in {previous}", file=sys.stderr)
         return str(previous)
     return cfg.model.path
 
@@ -95,6 +96,7 @@ def build_rollout(cfg: Config, policy: Policy, init: str, out: Path) -> RolloutE
         model=policy.engine.module,
         processor=policy.processor,
         generation_context=generation_context(policy.engine),
+        colocated=True,  # vLLM in this process, where the trained weights can be written into it
     )
 
 
@@ -142,17 +144,18 @@ class RLRecipe:
     def setup(self) -> None:
         cfg = self.cfg
         check_config(cfg)
+        init = initial_weights(cfg)  # stage 2 without stage 1's weights fails here, before anything
         dist_utils.init_distributed()
         seed_everything(cfg.seed)
+        self.task = build_task(cfg)  # loads and checks its data before any model
+        self.policy = setup_policy(cfg, init)
+        # a frozen reference only when the KL term exists
+        self.reference = load_reference(cfg, init) if cfg.algo.beta > 0 else None
+        # inputs checked and the model loaded: only now is anything written in OUT
         self.out.mkdir(parents=True, exist_ok=True)
         if dist_utils.is_main():
             save_config(cfg, Path(cfg.out) / "config.yaml")
             save_config(cfg, self.out / "config.yaml")
-        self.task = build_task(cfg)  # loads and checks its data before any model
-        init = initial_weights(cfg)
-        self.policy = setup_policy(cfg, init)
-        # a frozen reference only when the KL term exists
-        self.reference = load_reference(cfg, init) if cfg.algo.beta > 0 else None
         self.rollout = build_rollout(cfg, self.policy, init, self.out)
         self.timer = PhaseTimer(cuda_sync=cfg.trainer.profile)
         self.start_step = 0
@@ -160,7 +163,14 @@ class RLRecipe:
         if state is not None:
             self.start_step = int(state["step"])
             self.task.load_state_dict(state.get("task", {}))
-            print(f"resuming stage {cfg.stage} from step {self.start_step}", file=sys.stderr)
+            if self.start_step >= cfg.trainer.steps:
+                print(
+                    f"stage {cfg.stage} already finished step {self.start_step} of {cfg.trainer.steps}; nothing to "
+                    f"train (raise trainer.steps to go on, or trainer.resume=never to start over)",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"resuming stage {cfg.stage} from step {self.start_step}", file=sys.stderr)
         self.logger = None
         if dist_utils.is_main():
             from vlrl.config import to_dict
@@ -293,7 +303,8 @@ class RLRecipe:
 
     def finish(self) -> Path:
         cfg = self.cfg
-        if cfg.trainer.save_final:
+        trained = self.start_step < cfg.trainer.steps
+        if cfg.trainer.save_final and (trained or not (self.out / "final" / "config.json").exists()):
             save_hf(self.policy.engine, self.policy.processor, self.out / "final")
         if self.logger is not None:
             self.logger.close()

@@ -31,13 +31,15 @@ def build_rollout_engine(
     generation_context: Callable[[], Any] | None = None,
     max_batch_requests: int = 16,
     max_images_per_prompt: int = 4,
+    colocated: bool = False,
 ) -> RolloutEngine:
     """`rollout_cfg.engine` over the policy (`vlrl.config.ModelConfig`, `RolloutConfig`).
 
     hf samples from `model` itself when given (training: the module DeepSpeed trains, so
     there are no weights to copy), else loads `weights` (default model_cfg.path) as the
     model section says. vllm loads the checkpoint directory `weights` into its own engine
-    (the tiny in-memory models must be saved first); a missing vLLM is the user's to fix."""
+    (the tiny in-memory models must be saved first), in this process when `colocated`
+    (training: its weights are synced after every step); a missing vLLM is the user's to fix."""
     weights = weights or model_cfg.path
     if rollout_cfg.engine == "hf":
         from vlrl.rollout.hf_engine import HFEngine
@@ -78,6 +80,7 @@ def build_rollout_engine(
             max_images_per_prompt=max_images_per_prompt,
             dtype=model_cfg.dtype,
             seed=seed,
+            colocated=colocated,
         )
     except ImportError as exc:
         raise UserError(str(exc)) from None

@@ -1,9 +1,20 @@
-"""Rollouts with a colocated vLLM `LLM` (the `vllm` extra, GPU only).
+"""Rollouts with a vLLM `LLM` (the `vllm` extra, GPU only).
 
-The engine shares the GPU with training: it samples, then sleeps (frees its KV cache and
-weights) while the trainer steps, and wakes up with the new weights copied in. Requests are
-the same chat messages the HF engine takes; images travel as `multi_modal_data`. vLLM is
+Training colocates it the way TRL's GRPOTrainer does in `vllm_mode="colocate"` (TRL 1.16,
+`trl/generation/vllm_generation.py`): the `LLM` is built with
+`distributed_executor_backend="external_launcher"`, so vLLM's model lives in the trainer's
+own process (each rank holds its own copy, joined to the process group torchrun or the
+DeepSpeed launcher set up) instead of in an engine-core subprocess, where a direct weight
+load would find no model. After each optimizer step the trained weights are written into
+that model with its `load_weights` and the prefix cache is reset; with sleep mode the
+engine frees its memory during the step and wakes its weights before the load. Evaluation
+and self-play, which never update weights, use vLLM's default executor. Requests are the
+same chat messages the HF engine takes; images travel as `multi_modal_data`. vLLM is
 imported only here, and only when this engine is built.
+
+Run so far only against a stand-in `LLM` in the tests (no GPU or vLLM in CI);
+`tests/test_rollout_vllm.py` has the real-vLLM checks (images and a weight sync) that run
+wherever both exist.
 """
 
 from __future__ import annotations
@@ -65,6 +76,7 @@ class VLLMEngine:
         dtype: str = "auto",
         seed: int = 0,
         max_model_len: int | None = None,
+        colocated: bool = False,
     ) -> "VLLMEngine":
         try:
             from vllm import LLM
@@ -81,6 +93,8 @@ class VLLMEngine:
         )
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
+        if colocated:  # the model in this process, where sync_weights can reach it (module doc)
+            kwargs["distributed_executor_backend"] = "external_launcher"
         try:  # newer vLLM can return the log-probs of the distribution it sampled from
             llm = LLM(**kwargs, logprobs_mode="processed_logprobs")
         except TypeError:
@@ -124,14 +138,16 @@ class VLLMEngine:
         return [[_completion(out, o) for o in out.outputs] for out in outputs]
 
     def sync_weights(self, model: Any) -> None:
-        """Copy the trained weights into vLLM (gathered first under ZeRO-3 by the caller)."""
+        """Copy the trained weights into vLLM (gathered first under ZeRO-3 by the caller),
+        one tensor at a time as TRL does, so no second full copy is ever held."""
         self.wake_up()
-        self.load_weights(model.state_dict().items())
+        self.load_weights((name, tensor) for name, tensor in model.state_dict().items())
 
     def load_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
         target = _find_model(self.llm)
         if target is not None:
-            target.load_weights(weights)
+            for name, tensor in weights:
+                target.load_weights([(name, tensor)])
         elif hasattr(self.llm, "collective_rpc"):
             self.llm.collective_rpc("load_weights", args=(list(weights),))
         else:

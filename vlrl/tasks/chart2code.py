@@ -66,7 +66,10 @@ class Chart2CodeTask:
         self.scoring_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
         self.examples, bad = self.scorer.usable(report.examples)
         if bad:
-            print(f"skipped {len(bad)} examples whose reference code fails, e.g. {bad[0]}", file=sys.stderr)
+            print(
+                f"skipped {len(bad)} unusable examples (image unreadable or reference code fails), e.g. {bad[0]}",
+                file=sys.stderr,
+            )
         if not self.examples:
             self.pool.close()
             raise UserError(f"{cfg.data.train}: no usable training charts")
@@ -129,6 +132,9 @@ class Chart2CodeTask:
                 texts = [c.text for c in completions]
                 scored = self.scorer.score(per_sample, texts, self.scorer.start_renders(texts))
         rewards = torch.tensor([o.score for o in scored.outputs], dtype=torch.float32)
+        unscorable = getattr(self.scorer.reward, "unscorable", None)
+        if unscorable is not None:  # NaN: out of the group baseline, advantage 0 (vlrl.algo.group_advantages)
+            rewards[[i for i, o in enumerate(scored.outputs) if unscorable(o)]] = float("nan")
         if cfg.algo.overlong == "soft":
             lengths = torch.tensor([len(c.token_ids) for c in completions])
             rewards = rewards + soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens, cfg.algo.overlong_cache)
@@ -151,7 +157,7 @@ class Chart2CodeTask:
             keep_groups = torch.ones(len(flat) // n, dtype=torch.bool)
             if cfg.algo.dynamic_sampling:
                 keep_groups &= ~zero_variance_groups(r, n)
-            means = r.view(-1, n).mean(1)
+            means = torch.nanmean(r.view(-1, n), dim=1)  # an all-unscorable group: NaN, dropped below
             if cfg.algo.filter_low > 0 or cfg.algo.filter_high < 1:
                 keep_groups &= (means > cfg.algo.filter_low) & (means < cfg.algo.filter_high)
             requests += messages
@@ -287,6 +293,7 @@ class Chart2CodeTask:
         if self.world <= 1:
             return None
         r = rewards.double()
+        r = r[~torch.isnan(r)]  # unscorable completions are no part of the batch std
         count, total, squares = dist_utils.all_reduce(
             torch.stack([torch.tensor(float(r.numel()), dtype=torch.float64), r.sum(), (r * r).sum()])
         ).tolist()
