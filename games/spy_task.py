@@ -35,7 +35,11 @@ def ensure_default_pairs(cfg: Config, n: int = 64) -> None:
     def make() -> None:
         from games.pairs import PairsOptions, run
 
-        print(f"no image pairs at {DEFAULT_PAIRS}: drawing {n} scene pairs (seed {cfg.seed})", file=sys.stderr)
+        print(
+            f"no image pairs at {DEFAULT_PAIRS}: drawing {n} scene pairs there (seed {cfg.seed}), outside "
+            f"out={cfg.out} and shared by every run that keeps the default data.train; data.train=DIR uses yours",
+            file=sys.stderr,
+        )
         run(PairsOptions(kind="scenes", n=n, out=DEFAULT_PAIRS, seed=cfg.seed))
 
     dist_utils.on_main_then_wait(make)

@@ -36,7 +36,11 @@ def ensure_default_corpus(cfg: Config, n: int = 200) -> None:
     def make() -> None:
         from vlrl.datasets.corpus import SynthOptions, run
 
-        print(f"no corpus at {DEFAULT_CORPUS}: generating {n} synthetic charts (seed {cfg.seed})", file=sys.stderr)
+        print(
+            f"no corpus at {DEFAULT_CORPUS}: generating {n} synthetic charts there (seed {cfg.seed}), outside "
+            f"out={cfg.out} and shared by every run that keeps the default data.train; data.train=DIR uses yours",
+            file=sys.stderr,
+        )
         run(SynthOptions(n=n, out=DEFAULT_CORPUS, seed=cfg.seed))
 
     dist_utils.on_main_then_wait(make)
