@@ -34,6 +34,7 @@ from typing import Any, Literal
 from games.engine import CIVILIAN, CLUE, SPY, Game, game_plan, new_game, play_games
 from games.rewards import score_game
 from games.settings import SpySettings
+from vlrl.data_order import shard_suffix
 from vlrl.jsonl import JsonlWriter, iter_jsonl_lenient, write_json_atomic
 from vlrl.options import OptionError, UserError, option
 from vlrl.rollout.base import RolloutEngine, SamplingParams
@@ -69,18 +70,10 @@ class SelfPlayOptions(SpySettings):
         tiny model's image sizes, so a first `vlrl selfplay model=tiny` takes about a minute."""
         if not str(given.get("model", "tiny")).startswith("tiny"):
             return {}
-        import yaml
+        from vlrl.config import load_config
 
-        from vlrl.config import preset_path
-        from vlrl.tasks.registry import get_task
-
-        values: dict[str, Any] = {}
-        model = yaml.safe_load(preset_path("tiny").read_text(encoding="utf-8")).get("model", {})
-        values.update({k: model[k] for k in ("min_pixels", "max_pixels") if k in model})
-        task_preset = get_task("spy").preset("tiny")
-        if task_preset is not None:
-            values.update(yaml.safe_load(task_preset.read_text(encoding="utf-8")).get("spy", {}))
-        return values
+        cfg = load_config(["task=spy", "model=tiny"])  # the presets as `vlrl train task=spy` applies them
+        return {**dataclasses.asdict(cfg.spy), "min_pixels": cfg.model.min_pixels, "max_pixels": cfg.model.max_pixels}
 
     def validate(self) -> None:
         super().validate()
@@ -94,10 +87,6 @@ class SelfPlayOptions(SpySettings):
 # Options that do not change what a game is: a resumed or sibling job may differ in them.
 # num_shards is not free: files are named per K, so a second K would replay every id.
 _FREE = {"games", "out", "shard", "batch_games", "engine", "device", "dtype", "prompts", "games_per_step"}
-
-
-def shard_suffix(shard: int, num_shards: int) -> str:
-    return "" if num_shards == 1 else f"-{shard}-of-{num_shards}"
 
 
 def shard_ids(games: int, shard: int, num_shards: int) -> list[int]:

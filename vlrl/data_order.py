@@ -1,4 +1,4 @@
-"""Which examples a step takes: shared by the tasks and `vlrl sft`."""
+"""Which examples a step takes (the tasks and `vlrl sft`), and how sharded jobs name their files."""
 
 from __future__ import annotations
 
@@ -20,3 +20,8 @@ class PromptSampler:
                 random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
             out.append(order[pos])
         return out
+
+
+def shard_suffix(shard: int, num_shards: int) -> str:
+    """The file-name suffix of shard I of K (`-I-of-K`; none for an unsharded job)."""
+    return "" if num_shards == 1 else f"-{shard}-of-{num_shards}"

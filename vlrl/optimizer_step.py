@@ -48,12 +48,12 @@ def plan_micro_batches(
     return mbs, real
 
 
-def filler_row(rows_source: Sequence[Any], vision: Sequence[PromptVision], pad_id: int) -> Row:
+def filler_row(completions: Sequence[Any], vision: Sequence[PromptVision], pad_id: int) -> Row:
     """A zero-weight stand-in micro-batch row for a rank that kept no sample: one token of its
     first completion, with that completion's images (so the same modules, the vision tower
     too, run on every rank), or a text-only pair of pads when it has none at all."""
-    if rows_source:
-        c = rows_source[0]
+    if completions:
+        c = completions[0]
         return Row(c.prompt_ids, c.token_ids[:1] or [pad_id], vision[0], 0.0, (c.logprobs or [0.0])[:1])
     return Row([pad_id, pad_id], [pad_id], PromptVision(None, None))
 

@@ -45,11 +45,10 @@ def build_rows(processor, examples: list[SFTExample], max_answer_tokens: int):
 
 def task_sft_builder(cfg: Config) -> Callable[[Config], SFTData]:
     """The task's source of supervised pairs (TaskSpec.sft), found before anything is written."""
-    from vlrl.tasks import registry
+    from vlrl.trainer import task_spec
 
-    registry.load_task_plugins(cfg.task_plugins)
     try:
-        return registry.get_task(cfg.task).sft_builder()
+        return task_spec(cfg).sft_builder()
     except KeyError as exc:
         raise UserError(str(exc.args[0])) from None
 

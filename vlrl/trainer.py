@@ -36,6 +36,7 @@ from vlrl.profiling import PhaseTimer
 from vlrl.rollout.base import RolloutEngine
 from vlrl.step_metrics import MicroBatchStats, format_metrics, gather_metrics, step_metrics
 from vlrl.tasks.base import StepSamples, TrainingTask
+from vlrl.tasks.registry import TaskSpec
 
 # --------------------------------------------------------------------------- set-up pieces
 
@@ -67,17 +68,21 @@ def initial_weights(cfg: Config) -> str:
     return cfg.model.path
 
 
-def build_task(cfg: Config):
-    """The training task named by cfg.task (vlrl.tasks.registry); it loads and checks its
-    data before any model."""
+def task_spec(cfg: Config) -> TaskSpec:
+    """The registration of the task cfg.task names, its plugins imported first."""
     from vlrl.tasks import registry
 
     registry.load_task_plugins(cfg.task_plugins)
     try:
-        spec = registry.get_task(cfg.task)
+        return registry.get_task(cfg.task)
     except KeyError as exc:
         raise UserError(str(exc.args[0])) from None
-    return spec.builder()(cfg)
+
+
+def build_task(cfg: Config):
+    """The training task named by cfg.task (vlrl.tasks.registry); it loads and checks its
+    data before any model."""
+    return task_spec(cfg).builder()(cfg)
 
 
 def build_rollout(cfg: Config, policy: Policy, init: str, out: Path) -> RolloutEngine:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from vlrl.evaluation.benchmarks import LOADERS, BenchmarkItem, prediction_key
 from vlrl.jsonl import JsonlWriter, iter_jsonl_lenient, read_jsonl, write_json_atomic
-from vlrl.options import UserError, option
+from vlrl.options import OptionError, UserError, option
 
 TRACE_VERSION = "2-legacy"  # bump when the renderer's trace or compatibility layer changes (cached references)
 METRICS = ("text", "layout", "type", "color")
@@ -88,8 +88,6 @@ class EvalOptions:
     name: str = option("", help="row label in summary.md (default: the model or predictions file name)")
 
     def validate(self) -> None:
-        from vlrl.options import OptionError
-
         if not self.model and not self.predictions and not (self.num_shards > 1 and self.shard < 0):
             raise OptionError("give predictions=FILE to score, or model=PATH to generate the answers and score them")
         if self.model and self.predictions:
@@ -391,6 +389,7 @@ def produce_predictions(opts: EvalOptions, items: list[BenchmarkItem], engine: A
     """OUT/predictions.jsonl, generated (resumably) or merged from complete shards; None
     for a run that answers one shard."""
     from renderers import RenderPool
+    from vlrl.data_order import shard_suffix
     from vlrl.evaluation import generate as gen
     from vlrl.rollout.base import SamplingParams
     from vlrl.rollout.build import build_rollout_engine
@@ -445,7 +444,7 @@ def produce_predictions(opts: EvalOptions, items: list[BenchmarkItem], engine: A
         max_new_tokens=cfg.rollout.max_new_tokens,
         seed=opts.seed,
     )
-    path = out / f"predictions{gen.shard_suffix(max(0, opts.shard), opts.num_shards)}.jsonl"
+    path = out / f"predictions{shard_suffix(max(0, opts.shard), opts.num_shards)}.jsonl"
     report = gen.generate_predictions(
         mine, refs, engine, params, path, benchmark=opts.benchmark, batch_size=opts.batch_size, template=template
     )
@@ -489,7 +488,8 @@ def score(
         RenderPool(workers=opts.workers, timeout=opts.timeout, compat="legacy") as pool,
         JsonlWriter(items_path) as writer,
     ):
-        refs = render_references(todo, pool, cache)
+        # a judge also needs the reference images of items scored in an earlier run (cached)
+        refs = render_references(scope if opts.judge_model else todo, pool, cache)
         if opts.benchmark == "reachqa":
             _save_missing_reference_images(todo, refs, out)
         jobs = []
@@ -512,11 +512,9 @@ def score(
             row = score_item(it, response, result, refs[it.key])
             writer.write(row)
             done[it.key] = row
-        rows = [done[it.key] for it in scope if it.key in done]
-        if opts.judge_model:
-            all_refs = render_references(scope, pool, cache)  # cached: the reference images ReachQA lacks
+    rows = [done[it.key] for it in scope if it.key in done]
     if opts.judge_model:
-        judge = run_judge(opts, rows, by_key, all_refs, renders, judge_engine)
+        judge = run_judge(opts, rows, by_key, refs, renders, judge_engine)
 
     if judge is not None:
         for r in rows:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from vlrl.data_order import shard_suffix
 from vlrl.evaluation.benchmarks import BenchmarkItem
 from vlrl.jsonl import JsonlWriter, iter_jsonl_lenient, write_jsonl_atomic
 from vlrl.options import UserError
@@ -34,10 +35,6 @@ CHARTMIMIC_DIRECT_MIMIC = (
     "Now, please give me the matplotlib code that reproduces the picture below."
 )
 DEFAULT_MAX_NEW_TOKENS = 4096  # ChartMimic's generation limit, also MSRL's evaluation length
-
-
-def shard_suffix(shard: int, num_shards: int) -> str:
-    return "" if num_shards == 1 else f"-{shard}-of-{num_shards}"
 
 
 def shard_items(items: Sequence[BenchmarkItem], shard: int, num_shards: int) -> list[BenchmarkItem]:
@@ -94,11 +91,23 @@ class GenerationReport:
     no_image: list[str] = field(default_factory=list)  # charts without an image to show
 
 
-def read_answered(path: Path) -> set[str]:
-    """Keys already answered in a predictions file (a torn or corrupt line answers nothing)."""
-    if not path.exists():
-        return set()
-    return {str(row["file"]) for _, row, problem in iter_jsonl_lenient(path) if problem is None and "file" in row}
+def read_answers(path: Path) -> dict[str, dict[str, Any]]:
+    """The rows of an answers file by chart key, the first one winning (a torn or corrupt
+    line answers nothing); empty when the file does not exist yet."""
+    answers: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for _, row, problem in iter_jsonl_lenient(path):
+            if problem is None and "file" in row:
+                answers.setdefault(str(row["file"]), row)
+    return answers
+
+
+def open_rgb(path: str):
+    """An image file as RGB, decoded now (the file is closed on return)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert("RGB")
 
 
 def generate_predictions(
@@ -113,12 +122,11 @@ def generate_predictions(
     template: str | None = None,
 ) -> GenerationReport:
     """Answer every item not yet in `path`, batch by batch."""
-    from PIL import Image
     from tqdm import tqdm
 
     report = GenerationReport(path)
     writer = JsonlWriter(path)  # drops a torn last line first
-    answered = read_answered(path)
+    answered = read_answers(path)
     todo = []
     for it in items:
         if it.key in answered:
@@ -136,9 +144,8 @@ def generate_predictions(
             batch = todo[b0 : b0 + batch_size]
             requests = []
             for it, image in batch:
-                with Image.open(image) as img:
-                    picture = img.convert("RGB")
-                requests.append(benchmark_messages(benchmark, picture, figure_size(refs.get(it.key, {})), template))
+                size = figure_size(refs.get(it.key, {}))
+                requests.append(benchmark_messages(benchmark, open_rgb(image), size, template))
             groups = engine.generate(requests, params)
             for (it, _), group in zip(batch, groups):
                 writer.write({"file": it.key, "response": group[0].text})
@@ -164,11 +171,7 @@ def merge_shards(out: Path, items: Sequence[BenchmarkItem], num_shards: int) -> 
     for shard in range(num_shards):
         path = out / f"predictions{shard_suffix(shard, num_shards)}.jsonl"
         wanted = {it.key for it in shard_items(items, shard, num_shards)}
-        found = {}
-        if path.exists():
-            for _, row, problem in iter_jsonl_lenient(path):
-                if problem is None and "file" in row:
-                    found.setdefault(str(row["file"]), row)
+        found = read_answers(path)
         missing = wanted - set(found)
         if missing:
             incomplete.append(f"shard {shard} ({len(missing)} of {len(wanted)} charts unanswered)")

@@ -10,9 +10,9 @@ benchmark scores them 0).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from vlrl.evaluation.generate import read_answered
+from vlrl.evaluation.generate import open_rgb, read_answers
 from vlrl.jsonl import JsonlWriter
 from vlrl.rollout.base import RolloutEngine, SamplingParams
 
@@ -24,12 +24,11 @@ def judge_renders(
 ) -> int:
     """Ask the judge about each (key, reference image, rendered image) not yet in `path`;
     returns how many it answered in this run."""
-    from PIL import Image
     from tqdm import tqdm
 
     from rewards.judge import build_judge_messages
 
-    answered = read_answered(path)
+    answered = read_answers(path)
     todo = [p for p in pairs if p[0] not in answered]
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=JUDGE_MAX_NEW_TOKENS, seed=seed)
     written = 0
@@ -39,15 +38,10 @@ def judge_renders(
     ):
         for b0 in range(0, len(todo), batch_size):
             batch = todo[b0 : b0 + batch_size]
-            requests = [build_judge_messages(_rgb(Image, ref), _rgb(Image, gen)) for _, ref, gen in batch]
+            requests = [build_judge_messages(open_rgb(ref), open_rgb(gen)) for _, ref, gen in batch]
             for (key, _, _), group in zip(batch, engine.generate(requests, params)):
                 writer.write({"file": key, "response": group[0].text})
                 written += 1
             bar.update(len(batch))
     engine.sleep()
     return written
-
-
-def _rgb(image_module: Any, path: str):
-    with image_module.open(path) as img:
-        return img.convert("RGB")
