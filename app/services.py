@@ -104,7 +104,9 @@ def start_services(
         options["clip"] = {"model": clip_model, "checkpoint": clip_checkpoint}
     visual_reward = CompositeReward(visual, options)
     # the demo shows ChartMimic's own numbers (official semantics), as `vlrl eval` does
-    chart_reward = CompositeReward({"exec": 1.0, "chartmimic": 1.0}, {"chartmimic": {"visible_only": False}})
+    chart_reward = CompositeReward(
+        {"exec": 1.0, "chartmimic": 1.0}, {"exec": {"visible_only": False}, "chartmimic": {"visible_only": False}}
+    )
     pool = RenderPool(workers=render_workers, timeout=render_timeout)
     return DemoServices(
         engine=engine,

@@ -1,26 +1,28 @@
-"""Learning check: stage-1 RL raises the SFT'd tiny model's reward on held-out charts.
+"""Learning check: does stage-1 RL teach the tiny model more than the same compute of SFT?
 
-    python benchmarks/learning_check.py [--out runs/learning_check] [--threads 1] [--rl KEY=VALUE ...]
+    python benchmarks/learning_check.py [--out runs/learning_check] [--seeds 0,1,2] [--threads 1]
 
-The recipe, each step the `vlrl` command a user would type (README, "Learning check"):
+The recipe, each step a `vlrl` command a user would type (README, "Learning check"), on
+starter charts (`vlrl data synth style=starter`: one plotting call and a title, five chart
+types, ~40 tokens of the tiny tokenizer) with the learnable tiny model (`model=tiny-learn`,
+the default model of chart-to-code). Per seed S:
 
-    vlrl data synth n=600 out=OUT/train seed=1 families=bar,pie
-    vlrl data synth n=64 out=OUT/held_out seed=2 families=bar,pie
-    vlrl sft model=tiny-learn data.train=OUT/train out=OUT
-    vlrl train stage=1 model=tiny-learn data.train=OUT/train out=OUT
+    vlrl sft data.train=OUT/train out=OUT/seedS seed=S sft.epochs=4.5        # warm start
+    vlrl train stage=1 data.train=OUT/train out=OUT/seedS seed=S trainer.steps=12
+    vlrl sft data.train=OUT/train out=OUT/seedS/control seed=S \
+        init_from=OUT/seedS/sft/final sft.epochs=E                           # the control
 
-`model=tiny-learn` is a wider tiny Qwen2-VL with its preset (vlrl/configs/tiny-learn.yaml:
-SFT and RL settings sized for 2 CPU cores). Bar and pie charts are the two synthetic
-families whose scripts fit in ~220 tokens of the tiny tokenizer, so a few minutes of SFT
-teach the template and some completions execute: RL has signal from the first step.
+The control continues SFT from the same warm start for as many epochs as fit in the CPU
+seconds the RL run took (at the warm start's measured CPU seconds per epoch): the same
+compute, spent on the reference code instead of on rewards.
 
-Then the SFT weights (before) and the RL weights (after) each write code for the held-out
-charts (another seed, never trained on) with greedy decoding, scored by the stage-1 reward.
-The table gives every reward component and the exec rate before and after, and the per-chart
-paired difference with its standard error and a bootstrap 95% interval: the margin is
-"clear" when that interval excludes zero. Wall and CPU time (this process and all its
-children) are reported per phase, since on a shared machine wall time overstates the cost.
-The last line is machine-readable: `reward_gain=... ci_low=... total_cpu_s=... total_wall_s=...`.
+Each of the three models (warm start, RL, control) then answers the held-out charts (another
+corpus seed, never trained on) with greedy decoding, scored by the stage-1 reward. Reported:
+every reward component per model, pooled over seeds; the paired difference RL - control over
+(seed, chart) pairs with its standard error and a bootstrap 95% interval; the same difference
+per seed; and a per-family table of the chart-matching components (type, data, title, labels)
+and of what the answers draw, where a collapse to one chart type would show. Wall and CPU
+time (this process and its children) per phase. The last line is machine-readable.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,64 +47,84 @@ COMPONENTS = (
     "format",
     "exec",
     "msrl_text",
-    "msrl_text/data",
     "msrl_text/type",
-    "msrl_text/layout",
+    "msrl_text/data",
     "msrl_text/title",
     "msrl_text/labels",
+    "msrl_text/layout",
 )
+# what the answers must match in the chart, beyond running: the per-family table's columns
+MATCHING = ("msrl_text/type", "msrl_text/data", "msrl_text/title", "msrl_text/labels")
+ARMS = ("warm", "rl", "control")
 
 
 @dataclass
 class Recipe:
-    families: str = "bar,pie"
-    train_charts: int = 600
+    train_charts: int = 400
     train_seed: int = 1
-    held_out_charts: int = 64
+    held_out_charts: int = 100  # 20 per starter family
     held_out_seed: int = 2
-    model: str = "tiny-learn"
-    sft_overrides: list[str] = field(default_factory=list)
-    rl_overrides: list[str] = field(default_factory=list)
-    max_new_tokens: int = 320  # the eval's completion limit; the preset's rollout limit is the same
+    warm_epochs: float = 4.5  # 113 steps of 16 charts, as the default run's warm start
+    rl_steps: int = 12  # as the default run
+    max_new_tokens: int = 96  # the eval's completion limit, as the preset's rollout limit
 
-    def commands(self, out: Path) -> list[tuple[str, list[str]]]:
-        """(phase, argv after `vlrl`) in order: the recipe as a user would type it."""
+    def corpus_commands(self, out: Path) -> list[list[str]]:
         return [
-            (
-                "corpus",
-                [
-                    "data",
-                    "synth",
-                    f"n={self.train_charts}",
-                    f"out={out / 'train'}",
-                    f"seed={self.train_seed}",
-                    f"families={self.families}",
-                ],
-            ),
-            (
-                "corpus",
-                [
-                    "data",
-                    "synth",
-                    f"n={self.held_out_charts}",
-                    f"out={out / 'held_out'}",
-                    f"seed={self.held_out_seed}",
-                    f"families={self.families}",
-                ],
-            ),
-            ("sft", ["sft", f"model={self.model}", f"data.train={out / 'train'}", f"out={out}", *self.sft_overrides]),
-            (
-                "rl",
-                [
-                    "train",
-                    "stage=1",
-                    f"model={self.model}",
-                    f"data.train={out / 'train'}",
-                    f"out={out}",
-                    *self.rl_overrides,
-                ],
-            ),
+            [
+                "data",
+                "synth",
+                "style=starter",
+                f"n={self.train_charts}",
+                f"out={out / 'train'}",
+                f"seed={self.train_seed}",
+            ],
+            [
+                "data",
+                "synth",
+                "style=starter",
+                f"n={self.held_out_charts}",
+                f"out={out / 'held_out'}",
+                f"seed={self.held_out_seed}",
+            ],
         ]
+
+    def warm_command(self, out: Path, seed: int) -> list[str]:
+        return [
+            "sft",
+            f"data.train={out / 'train'}",
+            f"out={out / f'seed{seed}'}",
+            f"seed={seed}",
+            f"sft.epochs={self.warm_epochs}",
+        ]
+
+    def rl_command(self, out: Path, seed: int) -> list[str]:
+        return [
+            "train",
+            "stage=1",
+            f"data.train={out / 'train'}",
+            f"out={out / f'seed{seed}'}",
+            f"seed={seed}",
+            f"trainer.steps={self.rl_steps}",
+        ]
+
+    def control_command(self, out: Path, seed: int, epochs: float) -> list[str]:
+        run = out / f"seed{seed}"
+        return [
+            "sft",
+            f"data.train={out / 'train'}",
+            f"out={run / 'control'}",
+            f"seed={seed}",
+            f"init_from={run / 'sft' / 'final'}",
+            f"sft.epochs={epochs:.3f}",
+        ]
+
+    def weights(self, out: Path, seed: int) -> dict[str, Path]:
+        run = out / f"seed{seed}"
+        return {
+            "warm": run / "sft" / "final",
+            "rl": run / "stage1" / "final",
+            "control": run / "control" / "sft" / "final",
+        }
 
 
 # --------------------------------------------------------------------------- timing
@@ -154,19 +176,18 @@ def run_vlrl(argv: list[str], log: Path, env: dict[str, str]) -> None:
 # --------------------------------------------------------------------------- evaluation
 
 
-def evaluate(model_dir: Path, held_out: Path, max_new_tokens: int, *, batch: int = 16) -> list[dict[str, float]]:
+def evaluate(model_dir: Path, held_out: Path, max_new_tokens: int, *, batch: int = 20) -> list[dict[str, Any]]:
     """Per held-out chart: every stage-1 reward component of the model's greedy answer."""
-    import yaml
-
     from renderers import RenderPool
     from rewards import CompositeReward
+    from vlrl.config import load_config
     from vlrl.datasets.charts import load_chart_examples
     from vlrl.models.loading import load_model_and_processor
     from vlrl.rollout.base import SamplingParams
     from vlrl.rollout.hf_engine import HFEngine
     from vlrl.tasks.chart_scorer import ChartScorer
 
-    weights = yaml.safe_load((ROOT / "vlrl" / "configs" / "stage1.yaml").read_text())["reward"]["weights"]
+    weights = load_config(["stage=1"]).reward.weights
     model, processor = load_model_and_processor(str(model_dir))  # pixel bounds come saved with the processor
     examples = load_chart_examples(held_out).examples
     with RenderPool(timeout=20) as pool:
@@ -220,7 +241,7 @@ def paired_stats(before: list[float], after: list[float], *, resamples: int = 20
 
 
 def compare(before: list[dict[str, float]], after: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Row name -> paired statistics, charts matched by id."""
+    """Row name -> paired statistics, charts matched by id (ids carry the seed when pooled)."""
     by_id = {r["id"]: r for r in after}
     missing = [r["id"] for r in before if r["id"] not in by_id]
     if missing:
@@ -231,9 +252,14 @@ def compare(before: list[dict[str, float]], after: list[dict[str, float]]) -> di
     }
 
 
-def table(stats: dict[str, dict[str, float]], n: int) -> str:
+def pooled(per_seed: dict[int, dict[str, list[dict[str, Any]]]], arm: str) -> list[dict[str, Any]]:
+    """One arm's rows over every seed, ids prefixed by the seed so that pairs stay within one."""
+    return [{**r, "id": f"{seed}/{r['id']}"} for seed, arms in sorted(per_seed.items()) for r in arms[arm]]
+
+
+def table(stats: dict[str, dict[str, float]], n: int, before: str = "control (SFT)", after: str = "RL") -> str:
     lines = [
-        f"| held-out charts: {n} | before (SFT) | after (SFT + RL) | paired diff | std err | 95% CI |",
+        f"| {n} paired answers | {before} | {after} | paired diff | std err | 95% CI |",
         "|---|---|---|---|---|---|",
     ]
     for key, s in stats.items():
@@ -244,76 +270,41 @@ def table(stats: dict[str, dict[str, float]], n: int) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- the check
+def arms_table(rows: dict[str, list[dict[str, Any]]]) -> str:
+    """Mean of every component per model, with the warm start the two others began from."""
+    lines = ["| component | " + " | ".join(rows) + " |", "|---|" + "---|" * len(rows)]
+    for key in (*COMPONENTS, "exec_rate"):
+        lines.append(f"| {key} | " + " | ".join(f"{sum(r[key] for r in v) / len(v):.3f}" for v in rows.values()) + " |")
+    return "\n".join(lines)
 
 
-def run_check(out: Path, recipe: Recipe | None = None, *, threads: int | None = None, echo=print) -> dict[str, Any]:
-    """The whole recipe in `out`; returns (and writes to out/learning_check.json) the results."""
-    recipe = recipe or Recipe()
-    out = Path(out).resolve()  # the commands run from the repository root
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "commands.log"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    clocks: dict[str, Clock] = {}
-    for phase, argv in recipe.commands(out):
-        echo(f"[{phase}] vlrl {' '.join(argv)}")
-        clocks.setdefault(phase, Clock()).measure(run_vlrl, argv, log, env)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    rows = {}
-    for name, weights in (("before", out / "sft" / "final"), ("after", out / "stage1" / "final")):
-        echo(f"[eval] {name}: greedy answers of {weights} on {out / 'held_out'}")
-        rows[name] = clocks.setdefault("eval", Clock()).measure(
-            evaluate, weights, out / "held_out", recipe.max_new_tokens
-        )
-    stats = compare(rows["before"], rows["after"])
-    timing = {phase: {"wall_s": round(c.wall, 1), "cpu_s": round(c.cpu, 1)} for phase, c in clocks.items()}
-    timing["total"] = {
-        "wall_s": round(sum(c.wall for c in clocks.values()), 1),
-        "cpu_s": round(sum(c.cpu for c in clocks.values()), 1),
-    }
-    result = {
-        "recipe": asdict(recipe),
-        "stats": stats,
-        "timing": timing,
-        "per_chart": rows,
-        "commands": ["vlrl " + " ".join(argv) for _, argv in recipe.commands(out)],
-    }
-    (out / "learning_check.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return result
+# the plotting call an answer makes first, and the family it draws
+_CALLS = (("pie(", "pie"), ("barh(", "barh"), ("bar(", "bar"), ("plot(", "line"), ("scatter(", "scatter"))
 
 
 def drawn_kind(answer: str) -> str:
-    """What an answer draws: the first bar or pie call in its code (collapse shows up here)."""
-    calls = {kind: answer.find(f"{kind}(") for kind in ("pie", "barh", "bar")}
-    found = sorted((pos, kind) for kind, pos in calls.items() if pos >= 0)
+    """What an answer draws: its first plotting call (a collapse to one type shows up here)."""
+    found = sorted((answer.find(call), kind) for call, kind in _CALLS if answer.find(call) >= 0)
     return found[0][1] if found else "other"
 
 
-def family_table(per_chart: dict[str, list[dict[str, Any]]]) -> str:
-    """Per chart family: mean reward before and after, and what the answers draw."""
-    after = {r["id"]: r for r in per_chart["after"]}
-    families = sorted({r["family"] for r in per_chart["before"]})
+def family_table(rows: dict[str, list[dict[str, Any]]]) -> str:
+    """Per chart family and model: the chart-matching components and what the answers draw."""
+    families = sorted({r["family"] for r in next(iter(rows.values()))})
+    short = [k.split("/")[-1] for k in MATCHING]
     lines = [
-        "| family | charts | reward before | reward after | answers drawn before | answers drawn after |",
-        "|---|---|---|---|---|---|",
+        "| family | model | charts | " + " | ".join(short) + " | answers draw |",
+        "|---|---|---|" + "---|" * (len(MATCHING) + 1),
     ]
     for family in families:
-        rows = [(b, after[b["id"]]) for b in per_chart["before"] if b["family"] == family]
-
-        def drawn(side: int) -> str:
+        for arm, arm_rows in rows.items():
+            fam = [r for r in arm_rows if r["family"] == family]
             counts: dict[str, int] = {}
-            for pair in rows:
-                kind = drawn_kind(pair[side]["answer"])
-                counts[kind] = counts.get(kind, 0) + 1
-            return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-
-        mean = [sum(pair[side]["reward"] for pair in rows) / len(rows) for side in (0, 1)]
-        lines.append(f"| {family} | {len(rows)} | {mean[0]:.3f} | {mean[1]:.3f} | {drawn(0)} | {drawn(1)} |")
+            for r in fam:
+                counts[drawn_kind(r["answer"])] = counts.get(drawn_kind(r["answer"]), 0) + 1
+            means = " | ".join(f"{sum(r[k] for r in fam) / len(fam):.3f}" for k in MATCHING)
+            drawn = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+            lines.append(f"| {family} | {arm} | {len(fam)} | {means} | {drawn} |")
     return "\n".join(lines)
 
 
@@ -323,19 +314,121 @@ def timing_table(timing: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- the check
+
+
+def control_epochs(rl_cpu_s: float, warm_cpu_s: float, warm_epochs: float) -> float:
+    """SFT epochs that cost what the RL run cost, at the warm start's CPU seconds per epoch."""
+    if warm_cpu_s <= 0 or warm_epochs <= 0:
+        raise ValueError("the warm start's cost is needed to match the control's compute")
+    return rl_cpu_s * warm_epochs / warm_cpu_s
+
+
+def run_check(
+    out: Path,
+    recipe: Recipe | None = None,
+    *,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    threads: int | None = None,
+    echo=print,
+) -> dict[str, Any]:
+    """The whole recipe in `out`; returns (and writes to out/learning_check.json) the results."""
+    recipe = recipe or Recipe()
+    out = Path(out).resolve()  # the commands run from the repository root
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "commands.log"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        import torch
+
+        torch.set_num_threads(threads)
+    clocks: dict[str, Clock] = {}
+    commands: list[str] = []
+
+    def vlrl(phase: str, argv: list[str]) -> Clock:
+        echo(f"[{phase}] vlrl {' '.join(argv)}")
+        commands.append("vlrl " + " ".join(argv))
+        own = Clock()
+        own.measure(run_vlrl, argv, log, env)
+        total = clocks.setdefault(phase, Clock())
+        total.wall, total.cpu = total.wall + own.wall, total.cpu + own.cpu
+        return own
+
+    for argv in recipe.corpus_commands(out):
+        vlrl("corpus", argv)
+    per_seed: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    budget: dict[int, dict[str, float]] = {}
+    for seed in seeds:
+        warm = vlrl("warm start (SFT)", recipe.warm_command(out, seed))
+        rl = vlrl("RL", recipe.rl_command(out, seed))
+        epochs = control_epochs(rl.cpu, warm.cpu, recipe.warm_epochs)
+        control = vlrl("control (SFT)", recipe.control_command(out, seed, epochs))
+        budget[seed] = {
+            "rl_cpu_s": round(rl.cpu, 1),
+            "control_cpu_s": round(control.cpu, 1),
+            "control_epochs": round(epochs, 3),
+        }
+        per_seed[seed] = {}
+        for arm, weights in recipe.weights(out, seed).items():
+            echo(f"[eval] seed {seed} {arm}: greedy answers of {weights}")
+            per_seed[seed][arm] = clocks.setdefault("eval", Clock()).measure(
+                evaluate, weights, out / "held_out", recipe.max_new_tokens
+            )
+    rows = {arm: pooled(per_seed, arm) for arm in ARMS}
+    stats = compare(rows["control"], rows["rl"])
+    seed_stats = {seed: compare(arms["control"], arms["rl"]) for seed, arms in per_seed.items()}
+    timing = {phase: {"wall_s": round(c.wall, 1), "cpu_s": round(c.cpu, 1)} for phase, c in clocks.items()}
+    timing["total"] = {
+        "wall_s": round(sum(c.wall for c in clocks.values()), 1),
+        "cpu_s": round(sum(c.cpu for c in clocks.values()), 1),
+    }
+    result = {
+        "recipe": asdict(recipe),
+        "seeds": list(seeds),
+        "stats": stats,
+        "seed_stats": seed_stats,
+        "budget": budget,
+        "timing": timing,
+        "per_seed": per_seed,
+        "commands": commands,
+    }
+    (out / "learning_check.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    rows = {arm: pooled(result["per_seed"], arm) for arm in ARMS}
+    n = len(rows["rl"])
+    per_seed = ["| seed | " + " | ".join(MATCHING[:1] + ("reward",) + MATCHING[1:]) + " |", "|---|" + "---|" * 5]
+    for seed, stats in result["seed_stats"].items():
+        cells = [f"{stats[k]['diff']:+.3f} ± {stats[k]['stderr']:.3f}" for k in (MATCHING[0], "reward", *MATCHING[1:])]
+        per_seed.append(f"| {seed} | " + " | ".join(cells) + " |")
+    budget = ["| seed | RL CPU (s) | control CPU (s) | control epochs |", "|---|---|---|---|"]
+    budget += [
+        f"| {s} | {b['rl_cpu_s']:.0f} | {b['control_cpu_s']:.0f} | {b['control_epochs']:.2f} |"
+        for s, b in result["budget"].items()
+    ]
+    return "\n\n".join(
+        [
+            arms_table(rows),
+            table(result["stats"], n),
+            "RL - control per seed (paired diff ± std err):\n" + "\n".join(per_seed),
+            family_table(rows),
+            "\n".join(budget),
+            timing_table(result["timing"]),
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/learning_check", help="working directory (rebuilt from scratch)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     # One torch thread by default: the figures are then reproducible bit for bit (thread
     # count changes float summation order), and the render pool has the second core.
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
-    parser.add_argument(
-        "--rl",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra `vlrl train` option for the RL phase, e.g. --rl algo.beta=0.04 (repeatable)",
-    )
+    parser.add_argument("--rl-steps", type=int, default=Recipe.rl_steps, help="RL steps per seed")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
@@ -349,17 +442,13 @@ def main(argv: list[str] | None = None) -> int:
         import shutil
 
         shutil.rmtree(out)
-    result = run_check(out, Recipe(rl_overrides=args.rl), threads=args.threads or None)
-    n = len(result["per_chart"]["before"])
-    print(table(result["stats"], n))
-    print()
-    print(family_table(result["per_chart"]))
-    print()
-    print(timing_table(result["timing"]))
-    s = result["stats"]["reward"]
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    result = run_check(out, Recipe(rl_steps=args.rl_steps), seeds=seeds, threads=args.threads or None)
+    print(report(result))
+    s = result["stats"]
     print(
-        f"reward_gain={s['diff']:.4f} ci_low={s['ci_low']:.4f} total_cpu_s={result['timing']['total']['cpu_s']} "
-        f"total_wall_s={result['timing']['total']['wall_s']}"
+        " ".join(f"{k.split('/')[-1]}_gain={s[k]['diff']:.4f}" for k in ("reward", *MATCHING))
+        + f" total_cpu_s={result['timing']['total']['cpu_s']} total_wall_s={result['timing']['total']['wall_s']}"
     )
     return 0
 

@@ -50,26 +50,58 @@ class FormatReward:
 
 @register("exec")
 class ExecReward:
-    """1 when the code ran and produced a figure, else 0 (MSRL's execution reward)."""
+    """1 when the code ran and its figure shows something, else 0 (MSRL's execution reward).
+
+    visible_only (default, for training): a figure that draws nothing visible (no bars,
+    lines, markers, wedges...) earns 0 unless the reference draws nothing either. An empty
+    figure is the cheapest script that runs, and with exec paying for it RL learned to
+    answer every chart with `plt.title(...)` alone (docs/rewards.md). False: ChartMimic's
+    sense, the code ran and made a figure (the demo's "ran" column).
+    """
+
+    def __init__(self, visible_only: bool = True) -> None:
+        self.visible_only = bool(visible_only)
 
     def __call__(self, batch: Sequence[RewardInput]) -> list[RewardOutput]:
         outs = []
         for item in batch:
             r = item.render
-            ok = bool(r is not None and r.ok)
-            critique = (
-                ""
-                if ok
-                else (f"The code failed ({r.error_kind}: {r.error})." if r is not None else "No code was rendered.")
-            )
-            outs.append(RewardOutput(float(ok), {}, critique))
+            ran = bool(r is not None and r.ok)
+            shows = ran and (not self.visible_only or _draws(r.trace) or not _reference_draws(item))
+            if shows:
+                critique = ""
+            elif ran:
+                critique = "The code ran, but its figure shows nothing (no visible bars, lines, markers or wedges)."
+            elif r is not None:
+                critique = f"The code failed ({r.error_kind}: {r.error})."
+            else:
+                critique = "No code was rendered."
+            outs.append(RewardOutput(float(shows), {"ran": float(ran)}, critique))
         return outs
+
+
+def _draws(trace: dict) -> bool:
+    """Whether the image shows any plotted element (its visible plotting calls)."""
+    if not isinstance(trace, dict):  # fail closed: the composite scores this reward 0 and names it
+        raise TypeError("the exec reward needs the render's trace to see what the figure shows (tracing off?)")
+    return bool(visible_view(trace).get("types"))
+
+
+def _reference_draws(item: RewardInput) -> bool:
+    """Whether the reference shows a plotted element; True when no reference is given (a
+    chart is what every task asks for)."""
+    trace = _reference_trace(item)
+    return True if trace is None else _draws(trace)
+
+
+def _reference_trace(item: RewardInput) -> dict | None:
+    ref = item.reference_render
+    return item.meta.get("reference_trace") if ref is None else (ref.trace if ref.ok else None)
 
 
 def _ref_trace(item: RewardInput, reward: str) -> dict:
     """The reference chart's trace, which every trace-based reward needs."""
-    ref = item.reference_render
-    trace = item.meta.get("reference_trace") if ref is None else (ref.trace if ref.ok else None)
+    trace = _reference_trace(item)
     if trace is None:
         raise ValueError(
             f"the {reward} reward needs the reference's render (reference_render or meta['reference_trace'])"
@@ -269,12 +301,21 @@ class MSRLTextReward:
     def components(self, gen: dict, ref: dict) -> dict[str, float]:
         labels_g, labels_r = _labels(gen), _labels(ref)
         fields = [k for k in labels_r if labels_r[k] or labels_g[k]]
+        # A figure that draws nothing agrees with a one-axes reference on its grid and on
+        # having no axis labels, without showing anything: RL found that a title-only answer
+        # earned 0.53 of stage 1's 1.0, more than honest attempts that sometimes crash. Such
+        # vacuous agreement earns nothing; texts it does show (title, labels) still count.
+        draws = bool(gen.get("types")) or not ref.get("types")
         return {
             "data": data_score(gen, ref, self.rel_tol),
             "type": float(set(gen.get("types", {})) == set(ref.get("types", {})) and bool(ref.get("types"))),
-            "layout": float(sorted(map(tuple, gen.get("layout", []))) == sorted(map(tuple, ref.get("layout", [])))),
+            "layout": float(
+                draws and sorted(map(tuple, gen.get("layout", []))) == sorted(map(tuple, ref.get("layout", [])))
+            ),
             "title": edit_similarity(_titles(gen), _titles(ref)),
-            "labels": float(np.mean([edit_similarity(labels_g[k], labels_r[k]) for k in fields])) if fields else 1.0,
+            "labels": float(np.mean([edit_similarity(labels_g[k], labels_r[k]) for k in fields]))
+            if fields
+            else float(draws),
         }
 
     def __call__(self, batch: Sequence[RewardInput]) -> list[RewardOutput]:
@@ -299,12 +340,15 @@ class MSRLTextReward:
     @staticmethod
     def _critique(comps: dict[str, float], gen: dict, ref: dict) -> str:
         notes = []
-        if comps["type"] < 1:
-            notes.append(type_diagnosis(gen.get("types", {}), ref.get("types", {})) or "chart type differs")
-        if comps["layout"] < 1:
-            notes.append(layout_diagnosis(gen.get("layout", []), ref.get("layout", [])) or "layout differs")
-        if comps["data"] < 0.999:
-            notes.append(f"data: {comps['data']:.0%} of the values match within 5%")
+        if ref.get("types") and not gen.get("types"):
+            notes.append("the chart draws nothing that shows (no visible bars, lines, markers or wedges)")
+        else:
+            if comps["type"] < 1:
+                notes.append(type_diagnosis(gen.get("types", {}), ref.get("types", {})) or "chart type differs")
+            if comps["layout"] < 1:
+                notes.append(layout_diagnosis(gen.get("layout", []), ref.get("layout", [])) or "layout differs")
+            if comps["data"] < 0.999:
+                notes.append(f"data: {comps['data']:.0%} of the values match within 5%")
         if comps["title"] < 1:
             want = _titles(ref).replace("\n", " / ") or "none"
             notes.append(f"title should read '{want[:60]}'")

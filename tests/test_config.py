@@ -27,9 +27,16 @@ def test_model_path_and_deepspeed_selectors():
     assert cfg.rollout.n == 8 and cfg.trainer.lr == 1e-6  # full-scale defaults for a real model
 
 
-def test_the_default_model_is_tiny_with_its_preset():
-    cfg = load_config([])
-    assert cfg.model.path == "tiny" and cfg.rollout.max_new_tokens == 64 and cfg.trainer.deepspeed == "zero0"
+def test_each_task_names_its_default_model_and_presets():
+    cfg = load_config([])  # chart-to-code: the learnable tiny model, starter charts, a warm start
+    assert cfg.model.path == "tiny-learn" and cfg.rollout.max_new_tokens == 96 and cfg.trainer.deepspeed == "zero0"
+    assert cfg.data.train == "runs/starter" and cfg.sft.warm_start and cfg.trainer.steps == 12
+    plumbing = load_config(["model=tiny"])  # the plumbing model keeps the realistic corpus, no warm start
+    assert (
+        plumbing.rollout.max_new_tokens == 64 and plumbing.data.train == "runs/corpus" and not plumbing.sft.warm_start
+    )
+    spy = load_config(["task=spy"])
+    assert spy.model.path == "tiny" and not spy.sft.warm_start
 
 
 def test_dict_options_and_types_from_the_command_line():

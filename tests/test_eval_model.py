@@ -226,7 +226,8 @@ def test_training_evaluates_on_the_benchmark_with_its_own_numbers(chartmimic, tm
     from vlrl.cli import main
 
     assert main(["data", "synth", "n=2", f"out={synth}", "seed=0", "families=bar", "workers=2"]) == 0
-    common = [f"data.train={synth}", f"data.eval={chartmimic}", "trainer.eval_every=1", f"out={tmp_path / 'run'}"]
+    common = ["model=tiny", f"data.train={synth}", f"data.eval={chartmimic}", "trainer.eval_every=1"]
+    common += [f"out={tmp_path / 'run'}"]
     common += ["rollout.n=2", "data.prompts_per_step=2", "rollout.max_new_tokens=8", "trainer.steps=1"]
     cfg = load_config([*common, "trainer.tensorboard=false"])
     task = build_task(cfg)

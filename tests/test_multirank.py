@@ -52,6 +52,7 @@ def weights(path):
 @pytest.mark.parametrize("zero, extra", [("zero2", ["algo.beta=0.04", "algo.advantage=batch"]), ("zero3", [])])
 def test_two_ranks_match_one_process(corpus, tmp_path, zero, extra):
     common = [
+        "model=tiny",
         f"data.train={corpus}",
         "rollout.n=2",
         "data.prompts_per_step=4",
@@ -103,6 +104,7 @@ def test_ranks_run_the_same_rollout_rounds_and_a_rank_that_keeps_nothing_still_t
     rewards are flat (it never fills its groups), rank 1's vary. Both ranks must run the same
     number of rounds, and rank 0 (nothing kept) must still join every forward and backward."""
     args = [
+        "model=tiny",
         f"data.train={corpus}",
         "rollout.n=2",
         "data.prompts_per_step=4",

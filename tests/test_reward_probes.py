@@ -297,6 +297,72 @@ def test_unlabelled_flat_line_is_data_and_matplotlib_helpers_are_not(renders):
     assert data_series(err) == [[4, 5, 7]]
 
 
+# A one-axes chart, and answers that draw nothing of it: each would agree with it on the grid
+# (one axes) and on having no axis labels without showing anything. Found by RL on starter
+# charts: the policy learned to write only `plt.title(...)`.
+STARTER_REF = HEAD + 'plt.bar(["A", "B", "C"], [3, 7, 5], color="red")\nplt.title("Sales")\n'
+DRAWS_NOTHING = {
+    "title only": 'plt.title("Sales")',
+    "empty bar call": 'plt.bar([], [])\nplt.title("Sales")',
+    "transparent bars": 'plt.bar(["A", "B", "C"], [3, 7, 5], color="red", alpha=0)\nplt.title("Sales")',
+    "zero-height bars": 'plt.bar(["A", "B", "C"], [0, 0, 0], color="red")\nplt.title("Sales")',
+    "empty line": 'plt.plot([])\nplt.title("Sales")',
+    "text only": 'plt.text(0.5, 0.5, "A B C")\nplt.title("Sales")',
+    "axis off": 'plt.axis("off")\nplt.title("Sales")',
+    "tick labels only": 'plt.xticks([0, 1, 2], ["A", "B", "C"])\nplt.title("Sales")',
+    "bars off the axes": 'plt.bar(["A", "B", "C"], [3, 7, 5], color="red")\nplt.ylim(100, 200)\nplt.title("Sales")',
+    "bare figure": "plt.figure()",
+}
+# an honest attempt with the wrong chart type: it must pay more than drawing nothing
+WRONG_TYPE = HEAD + 'plt.plot(["A", "B", "C"], [3, 7, 5], color="red")\nplt.title("Sales")\n'
+
+
+@pytest.fixture(scope="module")
+def empty_renders(pool):
+    codes = [STARTER_REF, WRONG_TYPE, *(HEAD + c for c in DRAWS_NOTHING.values())]
+    return dict(zip(["ref", "wrong type", *DRAWS_NOTHING], pool.render_many(codes)))
+
+
+def _stage1(renders, name):
+    weights = {"format": 0.1, "exec": 0.2, "msrl_text": 0.7}
+    code = STARTER_REF if name == "ref" else WRONG_TYPE if name == "wrong type" else HEAD + DRAWS_NOTHING[name]
+    return sum(w * _score(build_reward(r), renders[name], renders["ref"], code).score for r, w in weights.items())
+
+
+@pytest.mark.parametrize("name", list(DRAWS_NOTHING))
+def test_a_chart_that_draws_nothing_earns_only_the_texts_it_shows(empty_renders, name):
+    r = empty_renders[name]
+    assert r.ok, r.error
+    out = _score(build_reward("msrl_text"), r, empty_renders["ref"], HEAD + DRAWS_NOTHING[name])
+    c = out.components
+    assert c["data"] == 0 and c["type"] == 0 and c["layout"] == 0 and c["labels"] == 0, (name, c)
+    assert out.score <= 0.2 + 1e-9  # the title's weight, at most
+    assert "draws nothing" in out.critique
+    # it ran, but exec pays only a figure that shows something; ChartMimic's sense still says it ran
+    ex = _score(build_reward("exec"), r, empty_renders["ref"])
+    assert ex.score == 0 and ex.components == {"ran": 1.0} and "shows nothing" in ex.critique
+    assert _score(build_reward("exec", visible_only=False), r, empty_renders["ref"]).score == 1
+    # drawing something, even of the wrong type, always pays more under stage 1's reward
+    assert _stage1(empty_renders, "wrong type") > _stage1(empty_renders, name) + 0.1
+
+
+def test_an_honest_chart_keeps_its_vacuous_agreements(empty_renders):
+    # no axis labels on either side, one axes each: still full marks when something is drawn
+    c = _score(build_reward("msrl_text"), empty_renders["wrong type"], empty_renders["ref"], WRONG_TYPE).components
+    assert c["layout"] == 1 and c["labels"] == 1 and c["title"] == 1 and c["type"] == 0
+    assert _stage1(empty_renders, "ref") == pytest.approx(1.0)
+    assert _score(build_reward("exec"), empty_renders["wrong type"], empty_renders["ref"]).score == 1
+
+
+def test_exec_without_a_reference_asks_for_a_visible_chart(empty_renders):
+    exec_reward = build_reward("exec")
+    plain = [RewardInput("", render=empty_renders[name]) for name in ("wrong type", "title only")]
+    assert [o.score for o in exec_reward(plain)] == [1.0, 0.0]
+    # a reference that itself draws nothing asks for nothing more than running
+    blank = empty_renders["title only"]
+    assert exec_reward([RewardInput("", render=blank, reference_render=blank)])[0].score == 1.0
+
+
 def test_reference_scores_full_marks_against_itself(renders):
     for name, code in (("ref", REF), ("pie", PIE), ("errorbar", ERRORBAR)):
         r = renders[name]

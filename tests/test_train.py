@@ -483,7 +483,8 @@ def test_a_run_starts_quietly_and_compiles_nothing(corpus, tmp_path):
 
     extensions = tmp_path / "torch_extensions"  # empty: a build would have to happen here
     done = subprocess.run(
-        [sys.executable, "-m", "vlrl.cli", "train", "trainer.steps=1", f"data.train={corpus}", f"out={tmp_path / 'r'}"]
+        [sys.executable, "-m", "vlrl.cli", "train", "model=tiny", "trainer.steps=1", f"data.train={corpus}"]
+        + [f"out={tmp_path / 'r'}"]
         + ["rollout.n=2", "data.prompts_per_step=2", "rollout.max_new_tokens=4", "trainer.save_final=false"],
         capture_output=True,
         text=True,

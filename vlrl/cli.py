@@ -130,7 +130,7 @@ COMMANDS = {
     "sft": Command(
         "sft",
         "supervised fine-tuning on chart/code pairs: the warm start RL begins from (sft.* options)",
-        "vlrl sft [model=tiny|PATH] [data.train=DIR] [out=DIR] [section.key=value ...]",
+        "vlrl sft [model=tiny-learn|tiny|PATH] [data.train=DIR] [out=DIR] [section.key=value ...]",
         None,
         _sft_run,
         run_config=True,
@@ -138,7 +138,7 @@ COMMANDS = {
     "train": Command(
         "train",
         "GRPO-family RL with DeepSpeed: chart-to-code (stage=1, then stage=2 from stage 1's weights) or the spy game (task=spy)",
-        "vlrl train [task=chart2code|spy] stage=1|2 [model=tiny|PATH] [deepspeed=zero2|zero3] [--profile] [section.key=value ...]",
+        "vlrl train [task=chart2code|spy] stage=1|2 [model=tiny-learn|tiny|PATH] [deepspeed=zero2|zero3] [--profile] [section.key=value ...]",
         None,
         _train_run,
         run_config=True,

@@ -4,7 +4,8 @@
 
 Resolution order: dataclass defaults -> the task's preset (`task=chart2code|spy`) -> the
 task's stage preset (`stage=1|2`) -> model preset (`model=tiny`, then the task's own
-settings for that model, or `model=PATH` meaning `model.path=PATH`) ->
+settings for that model, or `model=PATH` meaning `model.path=PATH`; without model= the
+task's default tiny model: `tiny-learn` for chart-to-code, `tiny` for the others) ->
 DeepSpeed preset (`deepspeed=zero2|zero3`) -> a user file (`config=FILE.yaml`) -> dotted
 overrides, left to right. Every key is checked: an unknown one is an error naming the
 closest valid keys. The resolved config is saved in every run directory.
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
-from vlrl.options import OptionError, _unwrap_optional, check_options, convert, option
+from vlrl.options import OptionError, UserError, _unwrap_optional, check_options, convert, option
 from vlrl.tasks import registry
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
@@ -31,7 +32,7 @@ PRESET_DIR = Path(__file__).resolve().parent / "configs"
 class ModelConfig:
     path: str = option(
         "tiny",
-        help="local HF model directory, or 'tiny' / 'tiny-qwen2_5_vl' for the built-in random tiny VLMs (the default, with the tiny preset), or 'tiny-learn' (~2M parameters, with its preset; the learning check)",
+        help="local HF model directory, or a built-in random tiny VLM with its preset: 'tiny' / 'tiny-qwen2_5_vl' (~0.5M parameters, for plumbing; the spy task's default) or 'tiny-learn' (~2M parameters, learns starter charts on a CPU; chart-to-code's default)",
     )
     dtype: Literal["auto", "float32", "bfloat16"] = option("auto", help="auto = bfloat16 on GPU, float32 on CPU")
     freeze_vision: bool = option(False, help="keep the vision tower fixed (train the language model only)")
@@ -147,6 +148,11 @@ class SFTConfig:
     batch_size: int = option(8, help="examples per optimizer step")
     lr: float = option(1e-5, help="peak learning rate of supervised fine-tuning")
     max_code_tokens: int = option(2048, help="longer answers are truncated (and counted)")
+    warm_start: bool = option(
+        False,
+        help="vlrl train stage=1 with neither init_from nor OUT/sft/final: run `vlrl sft` with these settings "
+        "first, and start from its weights (the default tiny-learn run does)",
+    )
 
 
 @dataclass(kw_only=True)
@@ -353,10 +359,10 @@ def load_config(args: list[str]) -> Config:
         if spec.preset(f"stage{stage}") is not None:
             apply_yaml(cfg, spec.preset(f"stage{stage}"))
         set_key(cfg, "stage", stage)
-    # The default model is the built-in tiny one, and it comes with its preset (and the
-    # task's own settings for it), so a bare `vlrl train` is a quick end-to-end run;
+    # The default model is a built-in tiny one the task names, and it comes with its preset
+    # (and the task's own settings for it), so a bare `vlrl train` is a quick end-to-end run;
     # model=PATH keeps the full-scale defaults.
-    model = selectors.get("model", "tiny")
+    model = selectors.get("model", spec.default_model)
     if preset_path(model).exists():
         apply_yaml(cfg, preset_path(model))
         if spec.preset(model) is not None:
@@ -377,6 +383,15 @@ def load_config(args: list[str]) -> Config:
         cfg.out = f"runs/{cfg.task}"
     check_config(cfg)
     return cfg
+
+
+def task_spec(cfg: Config) -> registry.TaskSpec:
+    """The registration of the task cfg.task names, its plugins imported first."""
+    registry.load_task_plugins(cfg.task_plugins)
+    try:
+        return registry.get_task(cfg.task)
+    except KeyError as exc:
+        raise UserError(str(exc.args[0])) from None
 
 
 def check_config(cfg: Config) -> None:
@@ -412,9 +427,11 @@ def describe_config() -> str:
     defaults = Config()
     lines = [
         "  presets: " + "  ".join(f"{p}.yaml" for p in available_presets()),
-        "  selectors: task=NAME stage=N model=tiny|PATH deepspeed=zero2|zero3|PATH config=FILE.yaml",
-        "  The defaults below are the full-scale ones (model=PATH); without model=PATH the tiny",
-        "  model and its preset (tiny.yaml) apply, for a quick run on a CPU.",
+        "  selectors: task=NAME stage=N model=tiny|tiny-learn|PATH deepspeed=zero2|zero3|PATH config=FILE.yaml",
+        "  The defaults below are the full-scale ones (model=PATH); without model=PATH the task's",
+        "  tiny model and its presets apply, for a quick run on a CPU: chart-to-code takes",
+        "  tiny-learn (tiny-learn.yaml: starter charts, a warm start, a rising reward in minutes),",
+        "  the spy game tiny (tiny.yaml).",
     ]
     section = None
     for key, (tp, f) in all_keys().items():

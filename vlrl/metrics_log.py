@@ -179,3 +179,38 @@ def plot_metrics(
 def plot_rewards(metrics_path: Path, out_dir: Path) -> Path:
     """rewards.png in out_dir (written at the end of every run)."""
     return plot_metrics(metrics_path, out_dir, panels=("rewards",))[0]
+
+
+def reward_trend(metrics_path: Path, *, flat: float = 0.02) -> str:
+    """One line on what a run shows: mean reward (and exec rate, when logged) over its first
+    and last few steps, and whether it rose, fell or stayed flat (within `flat`)."""
+    from vlrl.jsonl import read_jsonl
+
+    rows = [
+        r
+        for r in read_jsonl(metrics_path, skip_torn_tail=True)
+        if isinstance(r, dict) and _number(r.get("step")) and _number(r.get("reward/mean"))
+    ]
+    if len(rows) < 2:
+        return f"what this run shows: {len(rows)} logged step(s), too few to see a trend"
+    k = max(1, min(5, len(rows) // 3))
+    head, tail = rows[:k], rows[-k:]
+
+    def mean(part: list[dict[str, Any]], key: str) -> float:
+        return sum(r[key] for r in part) / len(part)
+
+    def span(part: list[dict[str, Any]]) -> str:
+        first, last = part[0]["step"], part[-1]["step"]
+        return f"step {first}" if first == last else f"steps {first}-{last}"
+
+    before, after = mean(head, "reward/mean"), mean(tail, "reward/mean")
+    verdict = "rose" if after > before + flat else "fell" if after < before - flat else "stayed flat"
+    line = f"what this run shows: the mean reward {verdict}, {before:.3f} ({span(head)}) -> {after:.3f} ({span(tail)})"
+    if all(_number(r.get("exec_rate")) for r in head + tail):
+        line += f"; exec rate {mean(head, 'exec_rate'):.0%} -> {mean(tail, 'exec_rate'):.0%}"
+    if verdict == "stayed flat" and after < flat:
+        line += (
+            " (a model that never earns a reward gets no gradient: start from weights that can, e.g. "
+            "the default model=tiny-learn with its warm start, or `vlrl sft` first)"
+        )
+    return line + f"; curve: {metrics_path.parent / 'rewards.png'}"

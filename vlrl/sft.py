@@ -45,7 +45,7 @@ def build_rows(processor, examples: list[SFTExample], max_answer_tokens: int):
 
 def task_sft_builder(cfg: Config) -> Callable[[Config], SFTData]:
     """The task's source of supervised pairs (TaskSpec.sft), found before anything is written."""
-    from vlrl.trainer import task_spec
+    from vlrl.config import task_spec
 
     try:
         return task_spec(cfg).sft_builder()

@@ -27,8 +27,9 @@ import torch
 
 from vlrl import distributed as dist_utils
 from vlrl.checkpoints import resume_state, save_checkpoint, save_hf
-from vlrl.config import Config, check_config, save_config
+from vlrl.config import Config, check_config, save_config, task_spec
 from vlrl.jsonl import write_json_atomic
+from vlrl.metrics_log import reward_trend
 from vlrl.optimizer_step import OptimiseResult, filler_row, optimise, plan_micro_batches
 from vlrl.options import UserError
 from vlrl.policy import Policy, generation_context, load_reference, seed_everything, setup_policy
@@ -36,7 +37,6 @@ from vlrl.profiling import PhaseTimer
 from vlrl.rollout.base import RolloutEngine
 from vlrl.step_metrics import MicroBatchStats, format_metrics, gather_metrics, step_metrics
 from vlrl.tasks.base import StepSamples, TrainingTask
-from vlrl.tasks.registry import TaskSpec
 
 # --------------------------------------------------------------------------- set-up pieces
 
@@ -66,17 +66,6 @@ def initial_weights(cfg: Config) -> str:
         print(f"stage {cfg.stage} starts from stage {cfg.stage - 1}'s final weights in {previous}", file=sys.stderr)
         return str(previous)
     return cfg.model.path
-
-
-def task_spec(cfg: Config) -> TaskSpec:
-    """The registration of the task cfg.task names, its plugins imported first."""
-    from vlrl.tasks import registry
-
-    registry.load_task_plugins(cfg.task_plugins)
-    try:
-        return registry.get_task(cfg.task)
-    except KeyError as exc:
-        raise UserError(str(exc.args[0])) from None
 
 
 def build_task(cfg: Config):
@@ -316,12 +305,31 @@ class RLRecipe:
             from vlrl.metrics_log import plot_rewards
 
             plot_rewards(self.out / "metrics.jsonl", self.out)
+            print(reward_trend(self.out / "metrics.jsonl"), flush=True)
             if cfg.trainer.profile:
                 print(f"time split over {cfg.trainer.steps - self.start_step} steps:\n{self.timer.table()}", flush=True)
                 write_json_atomic(self.out / "profile.json", dict(self.timer.totals))
         return self.out / "final"
 
 
+def needs_warm_start(cfg: Config) -> bool:
+    """sft.warm_start asks for SFT before stage 1 when nothing else gives its weights (a
+    stage that resumes from a checkpoint has them)."""
+    if not cfg.sft.warm_start or cfg.stage != 1 or cfg.init_from:
+        return False
+    resumable = cfg.trainer.resume == "auto" and any((stage_dir(cfg) / "checkpoints").glob("step-*"))
+    return not (Path(cfg.out) / "sft" / "final" / "config.json").exists() and not resumable
+
+
 def train(cfg: Config) -> Path:
     """One stage of `vlrl train`; returns where its final weights are."""
+    if needs_warm_start(cfg):
+        from vlrl.sft import sft
+
+        print(
+            f"warm start: stage 1 has no weights to start from (no init_from, nothing in {cfg.out}/sft/final), "
+            f"so SFT on {cfg.data.train} runs first (sft.warm_start=false skips it)",
+            file=sys.stderr,
+        )
+        sft(cfg)
     return RLRecipe(cfg).run()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from tqdm import tqdm
 
@@ -29,26 +30,33 @@ class SynthOptions:
     out: str = option(help="output folder")
     seed: int = option(0, help="corpus seed; the same (n, seed) always gives the same charts")
     families: list[str] = option([], help="comma-separated subset of chart families (default: all)")
+    style: Literal["full", "starter"] = option(
+        "full",
+        help="full: the 17 realistic families; starter: ~40-token scripts (bar, barh, line, scatter, pie; one "
+        "call and a title) that a tiny model learns in a minute, the default run's corpus",
+    )
     workers: int = option(0, help="concurrent renders (0 = CPU cores)")
     dpi: float = option(100.0, help="resolution of the images")
     timeout: float = option(20.0, help="seconds per chart before it is killed")
 
 
-def chart_id(seed: int, index: int) -> str:
-    return f"synth-s{seed}-{index:06d}"
+def chart_id(seed: int, index: int, style: str = "full") -> str:
+    return f"{'synth' if style == 'full' else style}-s{seed}-{index:06d}"
 
 
 def run(opts: SynthOptions) -> int:
     from renderers import RenderPool, strip_output_calls
+    from vlrl.datasets.starter import STARTER_FAMILIES, starter_charts
     from vlrl.datasets.synth import FAMILIES, generate_specs
 
     if opts.n <= 0:
         raise OptionError(f"n={opts.n}: the corpus needs at least one chart")
-    unknown = [f for f in opts.families if f not in FAMILIES]
+    known = STARTER_FAMILIES if opts.style == "starter" else FAMILIES
+    unknown = [f for f in opts.families if f not in known]
     if unknown:
         raise OptionError(
             f"unknown chart famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
-            f"known: {', '.join(FAMILIES)}"
+            f"known{' with style=starter' if opts.style == 'starter' else ''}: {', '.join(known)}"
         )
     out = Path(opts.out)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -58,12 +66,12 @@ def run(opts: SynthOptions) -> int:
         {r["id"] for r in read_jsonl(failures_path, skip_torn_tail=True)} if failures_path.exists() else set()
     )
 
-    specs = generate_specs(opts.n, opts.seed, opts.families or None)
-    todo = [
-        (chart_id(opts.seed, i), s)
-        for i, s in enumerate(specs)
-        if chart_id(opts.seed, i) not in done and chart_id(opts.seed, i) not in failed_before
-    ]
+    if opts.style == "starter":
+        specs = starter_charts(opts.n, opts.seed, opts.families or None)
+    else:
+        specs = generate_specs(opts.n, opts.seed, opts.families or None)
+    ids = [chart_id(opts.seed, i, opts.style) for i in range(len(specs))]
+    todo = [(cid, s) for cid, s in zip(ids, specs) if cid not in done and cid not in failed_before]
     if done or failed_before:
         print(f"resuming: {len(done)} charts already written, {len(todo)} to go", file=sys.stderr)
 

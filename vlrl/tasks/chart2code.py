@@ -25,23 +25,27 @@ from vlrl.profiling import PhaseTimer
 from vlrl.rollout.base import RolloutEngine
 from vlrl.tasks.base import StepSamples
 
-DEFAULT_CORPUS = "runs/corpus"
+# The default data.train folders, drawn on first use: the realistic synthetic families for
+# the plumbing model, starter charts for the learnable one (vlrl.datasets.starter).
+DEFAULT_CORPORA = {"runs/corpus": "full", "runs/starter": "starter"}
 
 
 def ensure_default_corpus(cfg: Config, n: int = 200) -> None:
-    """The embedded default trains on a synthetic corpus, generated on first use."""
-    if cfg.data.train != DEFAULT_CORPUS or (Path(DEFAULT_CORPUS) / "index.jsonl").exists():
+    """A default data.train folder is generated on first use."""
+    style = DEFAULT_CORPORA.get(cfg.data.train)
+    if style is None or (Path(cfg.data.train) / "index.jsonl").exists():
         return
 
     def make() -> None:
         from vlrl.datasets.corpus import SynthOptions, run
 
         print(
-            f"no corpus at {DEFAULT_CORPUS}: generating {n} synthetic charts there (seed {cfg.seed}), outside "
-            f"out={cfg.out} and shared by every run that keeps the default data.train; data.train=DIR uses yours",
+            f"no corpus at {cfg.data.train}: generating {n} {'starter' if style == 'starter' else 'synthetic'} "
+            f"charts there (seed {cfg.seed}), outside out={cfg.out} and shared by every run that keeps this "
+            f"data.train; data.train=DIR uses yours",
             file=sys.stderr,
         )
-        run(SynthOptions(n=n, out=DEFAULT_CORPUS, seed=cfg.seed))
+        run(SynthOptions(n=n, out=cfg.data.train, seed=cfg.seed, style=style))
 
     dist_utils.on_main_then_wait(make)
 

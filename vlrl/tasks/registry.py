@@ -41,6 +41,9 @@ class TaskSpec:
     presets: str | Path | None = None
     # "module:function" giving (cfg) -> SFTData: the supervised pairs `vlrl sft` trains on
     sft: str | Callable[[Any], Any] | None = None
+    # the model a run without model= uses: a built-in tiny one, whose presets (the engine's,
+    # then the task's own <model>.yaml) make the bare command a quick end-to-end run
+    default_model: str = "tiny"
 
     def builder(self) -> Callable[[Any], Any]:
         return _resolve(self.build)
