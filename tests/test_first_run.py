@@ -113,7 +113,7 @@ def test_a_bare_train_in_a_fresh_folder_shows_a_rising_reward(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "vlrl.cli", "train"],
         cwd=tmp_path,  # the default folders (runs/starter, runs/chart2code) are relative
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},  # as the README's figures
         capture_output=True,
         text=True,
         timeout=1800,
