@@ -88,14 +88,11 @@ class Recipe:
             ],
         ]
 
+    def sft_command(self, out: Path, run: Path, seed: int, epochs: float | str, *extra: str) -> list[str]:
+        return ["sft", f"data.train={out / 'train'}", f"out={run}", f"seed={seed}", *extra, f"sft.epochs={epochs}"]
+
     def warm_command(self, out: Path, seed: int) -> list[str]:
-        return [
-            "sft",
-            f"data.train={out / 'train'}",
-            f"out={out / f'seed{seed}'}",
-            f"seed={seed}",
-            f"sft.epochs={self.warm_epochs}",
-        ]
+        return self.sft_command(out, out / f"seed{seed}", seed, self.warm_epochs)
 
     def rl_command(self, out: Path, seed: int) -> list[str]:
         return [
@@ -109,14 +106,7 @@ class Recipe:
 
     def control_command(self, out: Path, seed: int, epochs: float) -> list[str]:
         run = out / f"seed{seed}"
-        return [
-            "sft",
-            f"data.train={out / 'train'}",
-            f"out={run / 'control'}",
-            f"seed={seed}",
-            f"init_from={run / 'sft' / 'final'}",
-            f"sft.epochs={epochs:.3f}",
-        ]
+        return self.sft_command(out, run / "control", seed, f"{epochs:.3f}", f"init_from={run / 'sft' / 'final'}")
 
     def weights(self, out: Path, seed: int) -> dict[str, Path]:
         run = out / f"seed{seed}"

@@ -67,7 +67,7 @@ class ExecReward:
         for item in batch:
             r = item.render
             ran = bool(r is not None and r.ok)
-            shows = ran and (not self.visible_only or _draws(r.trace) or not _reference_draws(item))
+            shows = ran and (not self.visible_only or not _shows_nothing(_view(r.trace), _reference_view(item)))
             if shows:
                 critique = ""
             elif ran:
@@ -80,18 +80,22 @@ class ExecReward:
         return outs
 
 
-def _draws(trace: dict) -> bool:
-    """Whether the image shows any plotted element (its visible plotting calls)."""
+def _shows_nothing(gen: dict, ref: dict | None) -> bool:
+    """The answer shows no plotted element while the reference shows one (a missing
+    reference counts as showing one: a chart is what every task asks for). Both traces are
+    seen the same way, both visible views or both as the scripts call."""
+    return (ref is None or bool(ref.get("types"))) and not gen.get("types")
+
+
+def _view(trace: dict) -> dict:
     if not isinstance(trace, dict):  # fail closed: the composite scores this reward 0 and names it
         raise TypeError("the exec reward needs the render's trace to see what the figure shows (tracing off?)")
-    return bool(visible_view(trace).get("types"))
+    return visible_view(trace)
 
 
-def _reference_draws(item: RewardInput) -> bool:
-    """Whether the reference shows a plotted element; True when no reference is given (a
-    chart is what every task asks for)."""
+def _reference_view(item: RewardInput) -> dict | None:
     trace = _reference_trace(item)
-    return True if trace is None else _draws(trace)
+    return None if trace is None else _view(trace)
 
 
 def _reference_trace(item: RewardInput) -> dict | None:
@@ -305,7 +309,7 @@ class MSRLTextReward:
         # having no axis labels, without showing anything: RL found that a title-only answer
         # earned 0.53 of stage 1's 1.0, more than honest attempts that sometimes crash. Such
         # vacuous agreement earns nothing; texts it does show (title, labels) still count.
-        draws = bool(gen.get("types")) or not ref.get("types")
+        draws = not _shows_nothing(gen, ref)
         return {
             "data": data_score(gen, ref, self.rel_tol),
             "type": float(set(gen.get("types", {})) == set(ref.get("types", {})) and bool(ref.get("types"))),
@@ -340,7 +344,7 @@ class MSRLTextReward:
     @staticmethod
     def _critique(comps: dict[str, float], gen: dict, ref: dict) -> str:
         notes = []
-        if ref.get("types") and not gen.get("types"):
+        if _shows_nothing(gen, ref):
             notes.append("the chart draws nothing that shows (no visible bars, lines, markers or wedges)")
         else:
             if comps["type"] < 1:

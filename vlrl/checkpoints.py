@@ -85,11 +85,15 @@ def save_checkpoint(engine, path: Path, state: dict[str, Any], keep: int) -> Non
         dist.barrier()
 
 
+def has_checkpoint(checkpoints: Path) -> bool:
+    """Whether a finished checkpoint is there to resume from (a save torn mid-way is not)."""
+    return (checkpoints / "latest.json").exists()
+
+
 def resume_state(engine, checkpoints: Path) -> dict[str, Any] | None:
-    latest = checkpoints / "latest.json"
-    if not latest.exists():
+    if not has_checkpoint(checkpoints):
         return None
-    tag = json.loads(latest.read_text())["tag"]
+    tag = json.loads((checkpoints / "latest.json").read_text())["tag"]
     _, client_state = engine.load_checkpoint(str(checkpoints), tag=tag)
     if client_state and "rng" in client_state:
         restore_rng(client_state["rng"])

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from vlrl import distributed as dist_utils
-from vlrl.checkpoints import resume_state, save_checkpoint, save_hf
+from vlrl.checkpoints import has_checkpoint, resume_state, save_checkpoint, save_hf
 from vlrl.config import Config, check_config, save_config, task_spec
 from vlrl.jsonl import write_json_atomic
 from vlrl.metrics_log import reward_trend
@@ -317,7 +317,7 @@ def needs_warm_start(cfg: Config) -> bool:
     stage that resumes from a checkpoint has them)."""
     if not cfg.sft.warm_start or cfg.stage != 1 or cfg.init_from:
         return False
-    resumable = cfg.trainer.resume == "auto" and any((stage_dir(cfg) / "checkpoints").glob("step-*"))
+    resumable = cfg.trainer.resume == "auto" and has_checkpoint(stage_dir(cfg) / "checkpoints")
     return not (Path(cfg.out) / "sft" / "final" / "config.json").exists() and not resumable
 
 
