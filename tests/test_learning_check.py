@@ -130,9 +130,62 @@ def test_recipe_commands_resolve_to_the_starter_setting(tmp_path):
     assert control.init_from == str(tmp_path / "seed1" / "sft" / "final") and control.sft.epochs == 7.5
     assert rl.stage == 1 and rl.reward.weights == {"format": 0.1, "exec": 0.2, "msrl_text": 0.7}
     assert rl.trainer.steps == recipe.rl_steps and warm.sft.epochs == recipe.warm_epochs
+    assert rl.trainer.lr == 3e-4  # the preset's: the short setting sets none
     weights = recipe.weights(tmp_path, 1)
     assert weights["rl"] == tmp_path / "seed1" / "stage1" / "final"
     assert weights["control"] == tmp_path / "seed1" / "control" / "sft" / "final"
+
+
+def test_the_plateau_setting_trains_sft_longer_and_rl_gentler(tmp_path):
+    from vlrl.config import load_config
+
+    recipe = lc.SETTINGS["plateau"]
+    warm = load_config(recipe.warm_command(tmp_path, 0)[1:])
+    rl = load_config(recipe.rl_command(tmp_path, 0)[1:])
+    assert warm.sft.epochs == 30 and rl.trainer.lr == 5e-5 and rl.trainer.steps == 12
+    assert rl.reward.weights == {"format": 0.1, "exec": 0.2, "msrl_text": 0.7}  # the same reward
+
+
+def _fake_seed(seed, rewards):
+    def rows(values):
+        return [
+            {
+                "id": f"c{i}",
+                "family": "bar",
+                "answer": "plt.bar(x, y)",
+                "exec_rate": 1.0,
+                **dict.fromkeys(lc.COMPONENTS, v),
+            }
+            for i, v in enumerate(values)
+        ]
+
+    return {
+        "seed": seed,
+        "arms": {arm: rows(rewards[arm]) for arm in lc.ARMS},
+        "budget": {"rl_cpu_s": 10.0, "control_cpu_s": 9.0, "control_epochs": 1.5},
+        "clocks": {"RL": {"wall_s": 5.0, "cpu_s": 10.0}, "eval": {"wall_s": 2.0, "cpu_s": 3.0}},
+        "commands": [f"vlrl train seed={seed}"],
+    }
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_seeds_merge_the_same_whether_run_in_turn_or_side_by_side(tmp_path, monkeypatch, jobs):
+    fakes = {
+        0: _fake_seed(0, {"warm": [0.1, 0.2], "rl": [0.5, 0.6], "control": [0.3, 0.4]}),
+        1: _fake_seed(1, {"warm": [0.1, 0.2], "rl": [0.2, 0.2], "control": [0.3, 0.3]}),
+    }
+    monkeypatch.setattr(lc, "run_vlrl", lambda argv, log, env: None)
+    monkeypatch.setattr(lc, "run_seed", lambda out, recipe, seed, **kw: fakes[seed])
+    monkeypatch.setattr(
+        lc, "_seeds_in_processes", lambda out, recipe, seeds, threads, jobs, echo: [fakes[s] for s in seeds]
+    )
+    result = lc.run_check(tmp_path, seeds=(0, 1), jobs=jobs, echo=lambda *_: None)
+    assert result["stats"]["reward"]["diff"] == pytest.approx((0.2 + 0.2 - 0.1 - 0.1) / 4)
+    assert result["seed_stats"][0]["reward"]["diff"] == pytest.approx(0.2)
+    assert result["timing"]["RL"] == {"wall_s": 10.0, "cpu_s": 20.0}  # summed over seeds
+    assert result["timing"]["total"]["cpu_s"] == pytest.approx(26.0, abs=0.5)  # + the (no-op) corpus
+    assert result["budget"] == {0: fakes[0]["budget"], 1: fakes[1]["budget"]}
+    assert "vlrl train seed=1" in result["commands"]
 
 
 def test_tiny_learn_is_a_wider_tiny_model():
@@ -161,6 +214,19 @@ def test_rl_against_a_compute_matched_sft_control(tmp_path):
         assert 0.7 < budget["control_cpu_s"] / budget["rl_cpu_s"] < 1.3, budget
     # the budget: at most 30 CPU-minutes per seed (measured: 13)
     assert result["timing"]["total"]["cpu_s"] < 3 * 1800, result["timing"]["total"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(5400)  # measured: 42 minutes on 2 cores with jobs=3
+def test_at_the_sft_plateau_rl_and_more_sft_tie(tmp_path):
+    result = lc.run_check(tmp_path / "check", lc.SETTINGS["plateau"], threads=1, jobs=3)
+    print(lc.report(result))
+    stats = result["stats"]
+    # what the README reports: no difference either way on reward or type, and no collapse
+    for key in ("reward", "msrl_text/type"):
+        assert stats[key]["ci_low"] < 0 < stats[key]["ci_high"], (key, stats[key])
+    drawn = {lc.drawn_kind(r["answer"]) for r in lc.pooled(result["per_seed"], "rl")}
+    assert {"bar", "barh", "pie"} <= drawn, drawn
 
 
 def test_the_check_removes_only_a_folder_it_made(tmp_path):
