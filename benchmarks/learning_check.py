@@ -324,6 +324,28 @@ def _phase_clocks(clocks: dict[str, Clock]) -> dict[str, dict[str, float]]:
     return {phase: {"wall_s": c.wall, "cpu_s": c.cpu} for phase, c in clocks.items()}
 
 
+@dataclass
+class PhaseRunner:
+    """Runs `vlrl` commands into one log, echoing them, keeping their text and their time per phase."""
+
+    log: Path
+    env: dict[str, str]
+    echo: Any = print
+
+    def __post_init__(self) -> None:
+        self.clocks: dict[str, Clock] = {}
+        self.commands: list[str] = []
+
+    def __call__(self, phase: str, argv: list[str]) -> Clock:
+        self.echo(f"[{phase}] vlrl {' '.join(argv)}")
+        self.commands.append("vlrl " + " ".join(argv))
+        own = Clock()
+        own.measure(run_vlrl, argv, self.log, self.env)
+        total = self.clocks.setdefault(phase, Clock())
+        total.wall, total.cpu = total.wall + own.wall, total.cpu + own.cpu
+        return own
+
+
 def _child_env(threads: int | None) -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
     if threads:
@@ -340,23 +362,11 @@ def run_seed(out: Path, recipe: Recipe, seed: int, *, threads: int | None = None
     out = Path(out).resolve()
     run = out / f"seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
-    log = run / "commands.log"
-    env = _child_env(threads)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    clocks: dict[str, Clock] = {}
-    commands: list[str] = []
-
-    def vlrl(phase: str, argv: list[str]) -> Clock:
-        echo(f"[{phase}] vlrl {' '.join(argv)}")
-        commands.append("vlrl " + " ".join(argv))
-        own = Clock()
-        own.measure(run_vlrl, argv, log, env)
-        total = clocks.setdefault(phase, Clock())
-        total.wall, total.cpu = total.wall + own.wall, total.cpu + own.cpu
-        return own
+    vlrl = PhaseRunner(run / "commands.log", _child_env(threads), echo)
 
     warm = vlrl("warm start (SFT)", recipe.warm_command(out, seed))
     rl = vlrl("RL", recipe.rl_command(out, seed))
@@ -365,7 +375,7 @@ def run_seed(out: Path, recipe: Recipe, seed: int, *, threads: int | None = None
     arms: dict[str, list[dict[str, Any]]] = {}
     for arm, weights in recipe.weights(out, seed).items():
         echo(f"[eval] seed {seed} {arm}: greedy answers of {weights}")
-        arms[arm] = clocks.setdefault("eval", Clock()).measure(
+        arms[arm] = vlrl.clocks.setdefault("eval", Clock()).measure(
             evaluate, weights, out / "held_out", recipe.max_new_tokens
         )
     result = {
@@ -376,8 +386,8 @@ def run_seed(out: Path, recipe: Recipe, seed: int, *, threads: int | None = None
             "control_cpu_s": round(control.cpu, 1),
             "control_epochs": round(epochs, 3),
         },
-        "clocks": _phase_clocks(clocks),
-        "commands": commands,
+        "clocks": _phase_clocks(vlrl.clocks),
+        "commands": vlrl.commands,
     }
     (run / "result.json").write_text(json.dumps(result), encoding="utf-8")
     return result
@@ -390,14 +400,15 @@ def _seeds_in_processes(out: Path, recipe: Recipe, seeds: tuple[int, ...], threa
     def one(seed: int) -> dict[str, Any]:
         argv = [sys.executable, __file__, "--only-seed", str(seed), "--out", str(out)]
         argv += ["--threads", str(threads or 0), "--recipe", json.dumps(asdict(recipe))]
-        echo(f"[seed {seed}] started in its own process (log: {out / f'seed{seed}' / 'progress.log'})")
-        (out / f"seed{seed}").mkdir(parents=True, exist_ok=True)
-        with (out / f"seed{seed}" / "progress.log").open("w", encoding="utf-8") as fh:
+        run = out / f"seed{seed}"
+        echo(f"[seed {seed}] started in its own process (log: {run / 'progress.log'})")
+        run.mkdir(parents=True, exist_ok=True)
+        with (run / "progress.log").open("w", encoding="utf-8") as fh:
             done = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env=_child_env(threads), check=False)
         if done.returncode:
-            raise RuntimeError(f"seed {seed} failed (exit status {done.returncode}); see {out / f'seed{seed}'}")
+            raise RuntimeError(f"seed {seed} failed (exit status {done.returncode}); see {run}")
         echo(f"[seed {seed}] done")
-        return json.loads((out / f"seed{seed}" / "result.json").read_text(encoding="utf-8"))
+        return json.loads((run / "result.json").read_text(encoding="utf-8"))
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(one, seeds))
@@ -420,12 +431,11 @@ def run_check(
     recipe = recipe or Recipe()
     out = Path(out).resolve()  # the commands run from the repository root
     out.mkdir(parents=True, exist_ok=True)
-    corpus = Clock()
-    commands: list[str] = []
+    vlrl = PhaseRunner(out / "commands.log", _child_env(threads), echo)
     for argv in recipe.corpus_commands(out):
-        echo(f"[corpus] vlrl {' '.join(argv)}")
-        commands.append("vlrl " + " ".join(argv))
-        corpus.measure(run_vlrl, argv, out / "commands.log", _child_env(threads))
+        vlrl("corpus", argv)
+    corpus = vlrl.clocks["corpus"]
+    commands = vlrl.commands
     if jobs > 1 and len(seeds) > 1:
         t0 = time.perf_counter()
         results = _seeds_in_processes(out, recipe, seeds, threads, jobs, echo)
@@ -434,7 +444,7 @@ def run_check(
         results = [run_seed(out, recipe, seed, threads=threads, echo=echo) for seed in seeds]
         wall = None
     per_seed = {r["seed"]: r["arms"] for r in results}
-    timing: dict[str, dict[str, float]] = {"corpus": {"wall_s": corpus.wall, "cpu_s": corpus.cpu}}
+    timing = _phase_clocks(vlrl.clocks)
     for r in results:
         commands += r["commands"]
         for phase, t in r["clocks"].items():
